@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# A thin wrapper around CMake. The README's two commands are `make run` and
+# `make test`; everything else here is for developers (docs/development.md).
+
+JOBS ?= $(shell nproc)
+BUILD ?= build
+CMAKE_FLAGS ?=
+PYTEST_ARGS ?=
+FUZZ_SECONDS ?= 15
+
+.PHONY: all run test deps release debug asan fuzz unit fuzz-smoke integration tidy format clean
+
+all: release
+
+deps:
+	@./packaging/install-deps.sh
+
+# Configure-and-build helpers: $(1) = build dir, $(2) = cmake flags.
+define cmake_build
+	@mkdir -p $(1)
+	@cmake -S . -B $(1) -Wno-dev $(2) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(1) -j $(JOBS) -- --no-print-directory
+endef
+
+release: deps
+	$(call cmake_build,$(BUILD)/release,-DCMAKE_BUILD_TYPE=Release)
+
+debug: deps
+	$(call cmake_build,$(BUILD)/debug,-DCMAKE_BUILD_TYPE=Debug)
+
+asan: deps
+	$(call cmake_build,$(BUILD)/asan,-DCMAKE_BUILD_TYPE=Debug -DVS_SANITIZE=ON)
+
+fuzz: deps
+	$(call cmake_build,$(BUILD)/fuzz,-DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+		-DVS_FUZZ=ON -DVS_FUZZ_SECONDS=$(FUZZ_SECONDS))
+
+# The main job. Until the local cluster exists it shows the command overview.
+run: release
+	$(BUILD)/release/vstor/vstor --help
+
+unit: asan
+	cd $(BUILD)/asan && ctest --output-on-failure -j $(JOBS) -L unit
+
+fuzz-smoke: fuzz
+	cd $(BUILD)/fuzz && ctest --output-on-failure -L fuzz
+
+integration: asan
+	VSTOR_BIN=$(CURDIR)/$(BUILD)/asan/vstor/vstor /usr/bin/python3 -m pytest -q integration $(PYTEST_ARGS)
+
+# Every test: unit tests and corpus replays under ASan+UBSan, a short run of
+# every fuzzer, then the multi-process integration tests.
+test: unit fuzz-smoke integration
+
+tidy:
+	/usr/bin/python3 tools/tidy.py .
+
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "vs_ring.h"
+
+#include "vs_assert.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct vs_ring {
+    struct io_uring uring;
+    int event_fd;
+    unsigned capacity;    /* max ops in flight; the CQ is twice this */
+    unsigned inflight;    /* SQEs handed out and not yet completed */
+    unsigned unsubmitted; /* SQEs handed out since the last submit */
+};
+
+int vs_ring_create(unsigned entries, struct vs_ring **out, char *errmsg, unsigned long errmsg_size)
+{
+    struct vs_ring *r = calloc(1, sizeof(*r));
+    if (!r) {
+        snprintf(errmsg, errmsg_size, "io_uring: out of memory");
+        return -ENOMEM;
+    }
+    unsigned cap = 1;
+    while (cap < entries)
+        cap <<= 1;
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = cap * 2;
+    int rc = io_uring_queue_init_params(cap, &r->uring, &p);
+    if (rc < 0) {
+        snprintf(errmsg, errmsg_size, "io_uring_queue_init(%u): %s", cap, strerror(-rc));
+        goto err_after_alloc;
+    }
+    r->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (r->event_fd < 0) {
+        rc = -errno;
+        snprintf(errmsg, errmsg_size, "eventfd: %s", strerror(errno));
+        goto err_after_queue;
+    }
+    rc = io_uring_register_eventfd(&r->uring, r->event_fd);
+    if (rc < 0) {
+        snprintf(errmsg, errmsg_size, "io_uring_register_eventfd: %s", strerror(-rc));
+        goto err_after_eventfd;
+    }
+    r->capacity = cap;
+    *out = r;
+    return 0;
+
+err_after_eventfd:
+    close(r->event_fd);
+err_after_queue:
+    io_uring_queue_exit(&r->uring);
+err_after_alloc:
+    free(r);
+    VS_ASSERT(rc < 0);
+    return rc;
+}
+
+void vs_ring_destroy(struct vs_ring *r)
+{
+    if (!r)
+        return;
+    VS_ASSERTF(r->inflight == 0, "inflight=%u", r->inflight);
+    io_uring_unregister_eventfd(&r->uring);
+    close(r->event_fd);
+    io_uring_queue_exit(&r->uring);
+    free(r);
+}
+
+struct io_uring_sqe *vs_ring_sqe(struct vs_ring *r, struct vs_ring_op *op)
+{
+    VS_ASSERT(op != NULL && op->cb != NULL);
+    if (r->inflight >= r->capacity)
+        return NULL;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+    if (!sqe) {
+        /* SQ ring full of unsubmitted entries: flush them and try again. */
+        if (vs_ring_submit(r) < 0)
+            return NULL;
+        sqe = io_uring_get_sqe(&r->uring);
+        if (!sqe)
+            return NULL;
+    }
+    io_uring_sqe_set_data(sqe, op);
+    r->inflight++;
+    r->unsubmitted++;
+    return sqe;
+}
+
+int vs_ring_submit(struct vs_ring *r)
+{
+    if (r->unsubmitted == 0)
+        return 0;
+    int rc;
+    do {
+        rc = io_uring_submit(&r->uring);
+    } while (rc == -EINTR);
+    if (rc >= 0) {
+        r->unsubmitted -= VS_MIN((unsigned)rc, r->unsubmitted);
+    }
+    return rc;
+}
+
+bool vs_ring_has_unsubmitted(const struct vs_ring *r)
+{
+    return r->unsubmitted > 0;
+}
+
+int vs_ring_event_fd(const struct vs_ring *r)
+{
+    return r->event_fd;
+}
+
+int vs_ring_process(struct vs_ring *r)
+{
+    uint64_t counter;
+    /* Clear the eventfd first: a completion posted after this read re-arms it,
+     * so no completion can be left behind unsignalled. */
+    ssize_t n = read(r->event_fd, &counter, sizeof(counter));
+    (void)n;
+    int done = 0;
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&r->uring, &cqe) == 0) {
+        struct vs_ring_op *op = io_uring_cqe_get_data(cqe);
+        int res = cqe->res;
+        io_uring_cqe_seen(&r->uring, cqe);
+        VS_ASSERT(op != NULL);
+        VS_ASSERT(r->inflight > 0);
+        r->inflight--;
+        op->cb(op, res);
+        done++;
+    }
+    return done;
+}
+
+int vs_ring_run_once(struct vs_ring *r)
+{
+    int rc = vs_ring_submit(r);
+    if (rc < 0)
+        return rc;
+    if (r->inflight == 0)
+        return 0;
+    struct io_uring_cqe *cqe;
+    do {
+        rc = io_uring_wait_cqe(&r->uring, &cqe);
+    } while (rc == -EINTR);
+    if (rc < 0)
+        return rc;
+    return vs_ring_process(r);
+}
+
+unsigned vs_ring_inflight(const struct vs_ring *r)
+{
+    return r->inflight;
+}
+
+unsigned vs_ring_capacity(const struct vs_ring *r)
+{
+    return r->capacity;
+}
+
+struct io_uring *vs_ring_uring(struct vs_ring *r)
+{
+    return &r->uring;
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * vs_ring.h -- one io_uring per process, with completions signalled on an
+ * eventfd so any event loop can poll them (the loop/io_uring bridge).
+ *
+ * Contract:
+ *  - Single-threaded: every call happens on the thread that owns the loop.
+ *  - Requests are caller-embedded (struct vs_ring_op, no allocation). A caller
+ *    gets an SQE with vs_ring_sqe(), fills it with io_uring_prep_*(), and the
+ *    op's cb runs exactly once, from vs_ring_process(), with the CQE result
+ *    (bytes or -errno). It never runs before vs_ring_sqe()'s caller returns to
+ *    the loop.
+ *  - Batching: SQEs accumulate until vs_ring_submit(), which the loop glue
+ *    calls once per loop turn just before it blocks (a "prepare" hook), so one
+ *    turn costs one io_uring_enter no matter how many ops it queued.
+ *  - Backpressure: vs_ring_sqe() returns NULL when the ring already holds
+ *    `entries` ops in flight (so the completion queue can never overflow);
+ *    the caller queues the op and retries from a completion callback.
+ *
+ * Errors: vs_ring_create() returns -errno (for example -ENOMEM, -EPERM when
+ * io_uring is disabled) and fills errmsg.
+ */
+#ifndef VS_RING_H
+#define VS_RING_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vs_ring;
+
+struct vs_ring_op {
+    /* Called once with cqe->res. The op may be reused or freed inside cb. */
+    void (*cb)(struct vs_ring_op *op, int res);
+};
+
+/* Creates a ring with room for `entries` ops in flight (rounded up to a power
+ * of two). On error returns -errno and writes a message to errmsg. */
+int vs_ring_create(unsigned entries, struct vs_ring **out, char *errmsg, unsigned long errmsg_size);
+/* Destroys the ring. Precondition: no ops in flight (vs_ring_inflight() == 0). */
+void vs_ring_destroy(struct vs_ring *r);
+
+/* Returns an SQE bound to op (user_data), or NULL if the ring is full. */
+struct io_uring_sqe *vs_ring_sqe(struct vs_ring *r, struct vs_ring_op *op);
+/* Submits every queued SQE; returns the number submitted or -errno. */
+int vs_ring_submit(struct vs_ring *r);
+/* True when SQEs wait for vs_ring_submit(). */
+bool vs_ring_has_unsubmitted(const struct vs_ring *r);
+
+/* The eventfd that becomes readable when completions are ready. */
+int vs_ring_event_fd(const struct vs_ring *r);
+/* Reaps every ready completion and runs its callback; returns the count. */
+int vs_ring_process(struct vs_ring *r);
+/* Submits and blocks until at least one completion has been processed or
+ * nothing is in flight; for tools and tests that run without a loop. */
+int vs_ring_run_once(struct vs_ring *r);
+
+unsigned vs_ring_inflight(const struct vs_ring *r);
+unsigned vs_ring_capacity(const struct vs_ring *r);
+/* The underlying io_uring, for buffer or file registration only. */
+struct io_uring *vs_ring_uring(struct vs_ring *r);
+
+#endif /* VS_RING_H */

@@ -1,0 +1,240 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""pytest fixtures for multi-process vstor tests (loaded by conftest.py).
+
+Fixtures:
+  vstor_bin   path of the vstor binary under test ($VSTOR_BIN or the newest build)
+  vstor       run a vstor command to completion: vstor("config", "--json") -> CompletedProcess
+  procs       start long-running processes in the test's temp dir; every one of them
+              is stopped (SIGTERM, then SIGKILL) when the test ends, pass or fail
+  netns       make_hosts(n): n network namespaces joined by a bridge, each with a
+              real address; removed when the test ends, pass or fail
+
+All names that touch the host (namespaces, interfaces) carry this process's id,
+so parallel sessions on one machine never collide.
+"""
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def find_vstor_bin():
+    env = os.environ.get("VSTOR_BIN")
+    if env:
+        return env
+    for flavour in ("asan", "debug", "release"):
+        p = os.path.join(ROOT, "build", flavour, "vstor", "vstor")
+        if os.path.exists(p):
+            return p
+    raise RuntimeError("no vstor binary: build one (make asan) or set VSTOR_BIN")
+
+
+@pytest.fixture(scope="session")
+def vstor_bin():
+    return find_vstor_bin()
+
+
+def sanitizer_env():
+    env = dict(os.environ)
+    # Leaks in a process killed by a signal are not findings; crashes are.
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    env["VSTOR_CONFIG"] = os.devnull + ".absent"  # never read the host's /etc/vstor
+    return env
+
+
+@pytest.fixture
+def vstor(vstor_bin):
+    def run(*args, timeout=60, check=False, input=None, prefix=()):
+        cmd = list(prefix) + [vstor_bin] + [str(a) for a in args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              check=check, input=input, env=sanitizer_env())
+    return run
+
+
+class Proc:
+    """A started process whose output goes to a log file in the test dir."""
+
+    def __init__(self, name, popen, log_path):
+        self.name, self.popen, self.log_path = name, popen, log_path
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.popen.pid, sig)
+
+    def wait(self, timeout):
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL after timeout. Returns the exit status."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=timeout)
+        return self.popen.returncode
+
+
+class ProcSet:
+    def __init__(self, workdir, vstor_bin):
+        self.workdir, self.vstor_bin, self.procs = workdir, vstor_bin, []
+        self.counter = itertools.count()
+
+    def start(self, *args, name=None, prefix=(), vstor=True, env=None):
+        """Starts `vstor ARGS...` (or ARGS as a plain command with vstor=False),
+        optionally under a prefix such as ("ip", "netns", "exec", "ns1")."""
+        name = name or f"proc{next(self.counter)}"
+        log_path = os.path.join(self.workdir, f"{name}.log")
+        cmd = list(prefix) + ([self.vstor_bin] if vstor else []) + [str(a) for a in args]
+        full_env = sanitizer_env()
+        full_env.update(env or {})
+        log = open(log_path, "w")
+        popen = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                 env=full_env, start_new_session=True)
+        log.close()
+        p = Proc(name, popen, log_path)
+        self.procs.append(p)
+        return p
+
+    def cleanup(self):
+        for p in reversed(self.procs):
+            try:
+                p.stop(timeout=5)
+            except Exception:  # never let one stuck process keep the others alive
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+@pytest.fixture
+def procs(tmp_path, vstor_bin):
+    ps = ProcSet(str(tmp_path), vstor_bin)
+    yield ps
+    ps.cleanup()
+
+
+def wait_for(predicate, timeout, interval=0.05, what="condition"):
+    """Polls predicate until it returns a truthy value; fails the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def sh(*cmd, check=True, **kw):
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=check,
+                          **kw)
+
+
+class Host:
+    """One network namespace: a host with eth0 at `addr` on the shared bridge."""
+
+    def __init__(self, ns, addr, switch_port, switch_ns):
+        self.ns, self.addr, self.switch_port, self.switch_ns = ns, addr, switch_port, switch_ns
+
+    def prefix(self):
+        return ("ip", "netns", "exec", self.ns)
+
+    def run(self, *cmd, check=True, timeout=30):
+        return sh(*self.prefix(), *cmd, check=check, timeout=timeout)
+
+    def link_down(self):
+        """Cuts this host off the bridge (its cable unplugged)."""
+        sh("ip", "-n", self.switch_ns, "link", "set", self.switch_port, "down")
+
+    def link_up(self):
+        sh("ip", "-n", self.switch_ns, "link", "set", self.switch_port, "up")
+
+
+class NetnsSet:
+    SUBNET = "10.{a}.{b}"
+
+    def __init__(self):
+        self.tag = f"vs{os.getpid() % 100000}"
+        self.hosts, self.created = [], []
+        self.counter = itertools.count()
+
+    def make_hosts(self, n):
+        """Creates n hosts on one new bridge; returns [Host]."""
+        k = next(self.counter)
+        switch = f"{self.tag}s{k}"
+        sh("ip", "netns", "add", switch)
+        self.created.append(switch)
+        sh("ip", "-n", switch, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", switch, "link", "set", "br0", "up")
+        # One /24 per set, from the pid, inside 10.64.0.0/10.
+        a = 64 + (os.getpid() % 64)
+        b = (os.getpid() // 64 + k) % 250
+        hosts = []
+        for i in range(n):
+            ns = f"{self.tag}s{k}h{i}"
+            sh("ip", "netns", "add", ns)
+            self.created.append(ns)
+            port = f"p{i}"
+            sh("ip", "-n", switch, "link", "add", port, "type", "veth", "peer", "name", "eth0",
+               "netns", ns)
+            sh("ip", "-n", switch, "link", "set", port, "master", "br0")
+            sh("ip", "-n", switch, "link", "set", port, "up")
+            addr = f"10.{a}.{b}.{i + 1}"
+            sh("ip", "-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            hosts.append(Host(ns, addr, port, switch))
+        self.hosts += hosts
+        return hosts
+
+    def cleanup(self):
+        for ns in reversed(self.created):
+            # Kill anything still running inside, then delete the namespace.
+            pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            sh("ip", "netns", "del", ns, check=False)
+        self.created = []
+
+
+def netns_available():
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+@pytest.fixture
+def netns():
+    if not netns_available():
+        pytest.skip("network namespaces need root and iproute2")
+    ns = NetnsSet()
+    try:
+        yield ns
+    finally:
+        ns.cleanup()
+
+
+def list_netns():
+    out = sh("ip", "netns", "list", check=False).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}

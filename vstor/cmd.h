@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * cmd.h -- the run functions of every command in cmd_table.c. Each command
+ * family lives in its own file (cmd_basic.c, and later osd/, mon/, cli/ ...).
+ */
+#ifndef VSTOR_CMD_H
+#define VSTOR_CMD_H
+
+#include "cli.h"
+
+#include <stdlib.h>
+
+int vs_cmd_version(struct vs_cmd_ctx *ctx);
+int vs_cmd_config(struct vs_cmd_ctx *ctx);
+
+#endif /* VSTOR_CMD_H */
