@@ -16,6 +16,11 @@ struct vs_ring {
     unsigned capacity;    /* max ops in flight; the CQ is twice this */
     unsigned inflight;    /* SQEs handed out and not yet completed */
     unsigned unsubmitted; /* SQEs handed out since the last submit */
+    unsigned hook_count;
+    struct {
+        vs_ring_submit_hook_fn fn;
+        void *ctx;
+    } hooks[VS_RING_HOOKS_MAX];
 };
 
 int vs_ring_create(unsigned entries, struct vs_ring **out, char *errmsg, unsigned long errmsg_size)
@@ -93,10 +98,34 @@ struct io_uring_sqe *vs_ring_sqe(struct vs_ring *r, struct vs_ring_op *op)
     return sqe;
 }
 
+int vs_ring_add_submit_hook(struct vs_ring *r, vs_ring_submit_hook_fn fn, void *ctx)
+{
+    VS_ASSERT(fn != NULL);
+    if (r->hook_count >= VS_RING_HOOKS_MAX)
+        return -ENOSPC;
+    r->hooks[r->hook_count].fn = fn;
+    r->hooks[r->hook_count].ctx = ctx;
+    r->hook_count++;
+    return 0;
+}
+
+void vs_ring_remove_submit_hook(struct vs_ring *r, vs_ring_submit_hook_fn fn, void *ctx)
+{
+    for (unsigned i = 0; i < r->hook_count; i++) {
+        if (r->hooks[i].fn == fn && r->hooks[i].ctx == ctx) {
+            memmove(&r->hooks[i], &r->hooks[i + 1], (r->hook_count - i - 1) * sizeof(r->hooks[0]));
+            r->hook_count--;
+            return;
+        }
+    }
+}
+
 int vs_ring_submit(struct vs_ring *r)
 {
     if (r->unsubmitted == 0)
         return 0;
+    for (unsigned i = 0; i < r->hook_count; i++)
+        r->hooks[i].fn(r->hooks[i].ctx);
     int rc;
     do {
         rc = io_uring_submit(&r->uring);

@@ -13,6 +13,10 @@
  *  - Batching: SQEs accumulate until vs_ring_submit(), which the loop glue
  *    calls once per loop turn just before it blocks (a "prepare" hook), so one
  *    turn costs one io_uring_enter no matter how many ops it queued.
+ *  - Submit hooks: a module may register a function that runs at the start of
+ *    every vs_ring_submit() that has SQEs to submit, to append work that must
+ *    ride in the same batch -- the store appends one fsync (IOSQE_IO_DRAIN)
+ *    after a turn's writes, which is how group commit costs one syscall.
  *  - Backpressure: vs_ring_sqe() returns NULL when the ring already holds
  *    `entries` ops in flight (so the completion queue can never overflow);
  *    the caller queues the op and retries from a completion callback.
@@ -42,6 +46,15 @@ void vs_ring_destroy(struct vs_ring *r);
 
 /* Returns an SQE bound to op (user_data), or NULL if the ring is full. */
 struct io_uring_sqe *vs_ring_sqe(struct vs_ring *r, struct vs_ring_op *op);
+/* Registers fn to run inside vs_ring_submit() before the SQEs go to the
+ * kernel, whenever there are SQEs to submit. At most VS_RING_HOOKS_MAX hooks;
+ * returns 0 or -ENOSPC. The hook may call vs_ring_sqe() to add SQEs. */
+#define VS_RING_HOOKS_MAX 8
+typedef void (*vs_ring_submit_hook_fn)(void *ctx);
+int vs_ring_add_submit_hook(struct vs_ring *r, vs_ring_submit_hook_fn fn, void *ctx);
+/* Removes a hook registered with the same fn and ctx; no-op when absent. */
+void vs_ring_remove_submit_hook(struct vs_ring *r, vs_ring_submit_hook_fn fn, void *ctx);
+
 /* Submits every queued SQE; returns the number submitted or -errno. */
 int vs_ring_submit(struct vs_ring *r);
 /* True when SQEs wait for vs_ring_submit(). */

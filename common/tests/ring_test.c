@@ -117,11 +117,58 @@ static void test_backpressure(void **state)
     vs_ring_destroy(r);
 }
 
+struct hook_probe {
+    struct vs_ring *ring;
+    struct test_op fsync_op;
+    int runs;
+};
+
+/* Appends a drained fsync to each batch, the way the store group-commits. */
+static void append_fsync_hook(void *ctx)
+{
+    struct hook_probe *h = ctx;
+    h->runs++;
+    struct io_uring_sqe *sqe = vs_ring_sqe(h->ring, &h->fsync_op.op);
+    assert_non_null(sqe);
+    io_uring_prep_nop(sqe);
+    sqe->flags |= IOSQE_IO_DRAIN;
+}
+
+static void test_submit_hook(void **state)
+{
+    (void)state;
+    char err[256];
+    struct vs_ring *r;
+    assert_int_equal(vs_ring_create(8, &r, err, sizeof(err)), 0);
+    struct hook_probe h = {.ring = r, .fsync_op.op.cb = test_op_cb};
+    assert_int_equal(vs_ring_add_submit_hook(r, append_fsync_hook, &h), 0);
+    assert_int_equal(vs_ring_submit(r), 0); /* nothing queued: the hook does not run */
+    assert_int_equal(h.runs, 0);
+    struct test_op ops[3];
+    for (int i = 0; i < 3; i++) {
+        ops[i] = (struct test_op){.op.cb = test_op_cb};
+        io_uring_prep_nop(vs_ring_sqe(r, &ops[i].op));
+    }
+    assert_int_equal(vs_ring_submit(r), 4); /* three ops and the hook's fsync */
+    assert_int_equal(h.runs, 1);
+    while (vs_ring_inflight(r) > 0)
+        assert_true(vs_ring_run_once(r) >= 0);
+    assert_int_equal(h.fsync_op.calls, 1);
+    vs_ring_remove_submit_hook(r, append_fsync_hook, &h);
+    io_uring_prep_nop(vs_ring_sqe(r, &ops[0].op));
+    assert_int_equal(vs_ring_submit(r), 1);
+    assert_int_equal(h.runs, 1);
+    while (vs_ring_inflight(r) > 0)
+        assert_true(vs_ring_run_once(r) >= 0);
+    vs_ring_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_direct_write_fsync_read),
         cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_submit_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
