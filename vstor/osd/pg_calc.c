@@ -197,9 +197,11 @@ static uint32_t live_state(const struct calc *c, const struct pair *pairs, size_
     }
     if (l->ec)
         copies = (uint32_t)__builtin_popcountll(roles);
-    for (uint32_t s = 0; s < l->pg_size; s++)
-        if (l->cur_set[s] && !slot_has_target(pairs, npairs, l->cur_set[s], l->ec ? (uint16_t)s : 0))
+    for (uint32_t s = 0; s < l->pg_size; s++) {
+        uint16_t role = l->ec ? (uint16_t)s : 0;
+        if (l->cur_set[s] && !slot_has_target(pairs, npairs, l->cur_set[s], role))
             missing = true;
+    }
     if (l->ec && copies < l->pg_data_size)
         return VS_OBJ_INCOMPLETE;
     if (copies < c->cursize)
