@@ -15,10 +15,13 @@
 #include "vs_err.h"
 #include "vs_log.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #define DEFAULT_CONFIG_PATH "/etc/vstor/vstor.conf"
 
@@ -287,8 +290,18 @@ static int run_command(const struct vs_cmd *c, int argc, char **argv)
     return rc;
 }
 
+/* A child of `vstor serve` dies with its supervisor, so a killed supervisor
+ * never leaves OSDs running that a restarted one would start twice. */
+static void follow_supervisor(void)
+{
+    const char *pid = getenv("VSTOR_SUPERVISOR_PID");
+    if (pid && strtol(pid, NULL, 10) == (long)getppid())
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
 int vs_cli_main(int argc, char **argv)
 {
+    follow_supervisor();
     if (argc < 2) {
         print_main_usage(stderr);
         return VS_EXIT_USAGE;
