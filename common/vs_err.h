@@ -36,7 +36,9 @@
     X(VS_ENOIMAGE, -4017, "image not found")                                             \
     X(VS_ENOPOOL, -4018, "pool not found")                                               \
     X(VS_EVERSIONCONFLICT, -4019, "object version conflict")                             \
-    X(VS_ESHUTDOWN, -4020, "shutting down")
+    X(VS_ESHUTDOWN, -4020, "shutting down")                                              \
+    X(VS_EUNAVAILABLE, -4021, "metadata service unavailable (no leader reachable)")      \
+    X(VS_EINDOUBT, -4022, "write outcome unknown: connection lost after sending")
 
 enum vs_err {
 #define VS_ERR_ENUM(name, value, msg) name = (value),
