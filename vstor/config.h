@@ -53,7 +53,18 @@ enum vs_cfg_type {
     X(data_dir, VS_CFG_STR, "/var/lib/vstor", 0, 0, VS_SCOPE_MON | VS_SCOPE_SERVE,       \
       "directory for mon databases and node state")                                      \
     X(enable_debug, VS_CFG_BOOL, "false", 0, 0, VS_SCOPE_GLOBAL,                         \
-      "allow debug hooks (fault injection commands); never in production")
+      "allow debug hooks (fault injection commands); never in production")               \
+    X(net_payload_max, VS_CFG_SIZE, "64m", 1ull << 20, 1ull << 30,                       \
+      VS_SCOPE_CLIENT | VS_SCOPE_OSD,                                                    \
+      "largest data or metadata payload of one network frame; bigger frames are refused") \
+    X(net_ping_interval, VS_CFG_MS, "5s", 10, 3600000, VS_SCOPE_CLIENT | VS_SCOPE_OSD,   \
+      "silence on a connection before a keepalive ping is sent")                         \
+    X(net_ping_timeout, VS_CFG_MS, "5s", 10, 3600000, VS_SCOPE_CLIENT | VS_SCOPE_OSD,    \
+      "a peer that sends nothing this long after a keepalive ping is declared dead")     \
+    X(net_connect_timeout, VS_CFG_MS, "5s", 10, 3600000, VS_SCOPE_CLIENT | VS_SCOPE_OSD, \
+      "deadline for a TCP connect plus the protocol handshake")                          \
+    X(net_reconnect_max, VS_CFG_MS, "5s", 10, 3600000, VS_SCOPE_CLIENT | VS_SCOPE_OSD,   \
+      "longest delay between reconnection attempts (starts at 100 ms, doubles)")
 
 enum vs_cfg_source { VS_CFG_SRC_DEFAULT, VS_CFG_SRC_FILE, VS_CFG_SRC_FLAG };
 
