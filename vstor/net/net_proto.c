@@ -84,6 +84,11 @@ enum {
     LIST_START_STRIPE = 64,
     LIST_FLAGS = 72,
 
+    LOCK_POOL = 32,
+    LOCK_PG_NUM = 36,
+    LOCK_FLAGS = 40,
+    LOCK_MAP_REVISION = 48,
+
     SYNC_FLAGS = 32,
 };
 /* Reply body. */
@@ -103,7 +108,16 @@ VS_STATIC_ASSERT(LIST_FLAGS + 4 <= 112, "list request fits the op area");
 VS_STATIC_ASSERT(OFF_CRC + 4 == VS_NET_HDR_SIZE, "the CRC closes the header");
 
 /* How each opcode's request body is laid out. */
-enum body_kind { BODY_NONE, BODY_HELLO, BODY_RW, BODY_SEC, BODY_BATCH, BODY_LIST, BODY_SYNC };
+enum body_kind {
+    BODY_NONE,
+    BODY_HELLO,
+    BODY_RW,
+    BODY_SEC,
+    BODY_BATCH,
+    BODY_LIST,
+    BODY_LOCK,
+    BODY_SYNC,
+};
 
 struct op_info {
     const char *name;
@@ -127,6 +141,7 @@ static const struct op_info op_table[VS_NET_OP_LIMIT] = {
     [VS_NET_OP_SEC_DELETE] = {"SEC_DELETE", BODY_SEC, false},
     [VS_NET_OP_SEC_LIST] = {"SEC_LIST", BODY_LIST, false},
     [VS_NET_OP_SEC_READ_BITMAP] = {"SEC_READ_BITMAP", BODY_BATCH, true},
+    [VS_NET_OP_SEC_LOCK] = {"SEC_LOCK", BODY_LOCK, false},
 };
 
 const char *vs_net_op_name(unsigned opcode)
@@ -311,6 +326,16 @@ static int check_list(const struct vs_net_hdr *h, const struct vs_net_limits *li
     return check_no_payload(h, err, n);
 }
 
+static int check_lock(const struct vs_net_hdr *h, char *err, size_t n)
+{
+    const struct vs_net_lock *l = &h->req.lock;
+    if (l->flags != VS_NET_LOCKF_LOCK && l->flags != VS_NET_LOCKF_UNLOCK)
+        return fail(err, n, "SEC_LOCK: flags 0x%x are not exactly LOCK or UNLOCK", l->flags);
+    if (l->pool > VS_NET_POOL_MAX)
+        return fail(err, n, "SEC_LOCK: pool %u out of range", l->pool);
+    return check_no_payload(h, err, n);
+}
+
 static int check_req(const struct vs_net_hdr *h, const struct vs_net_limits *lim, char *err,
                      size_t n)
 {
@@ -334,6 +359,8 @@ static int check_req(const struct vs_net_hdr *h, const struct vs_net_limits *lim
         return check_batch(h, lim, err, n);
     case BODY_LIST:
         return check_list(h, lim, err, n);
+    case BODY_LOCK:
+        return check_lock(h, err, n);
     }
     return fail(err, n, "opcode %u: no body rules", h->opcode);
 }
@@ -373,6 +400,7 @@ static int check_rep_success(const struct vs_net_hdr *h, const struct vs_net_lim
     case VS_NET_OP_SEC_SYNC:
     case VS_NET_OP_SEC_STABILIZE:
     case VS_NET_OP_SEC_ROLLBACK:
+    case VS_NET_OP_SEC_LOCK:
         if (r->version)
             return fail(err, n, "%s reply: version must be 0", name);
         return check_no_payload(h, err, n);
@@ -488,6 +516,12 @@ static void put_req_body(uint8_t *p, const struct vs_net_hdr *h)
         vs_put_u64(p + LIST_START_STRIPE, h->req.list.start_stripe);
         vs_put_u32(p + LIST_FLAGS, h->req.list.flags);
         break;
+    case BODY_LOCK:
+        vs_put_u32(p + LOCK_POOL, h->req.lock.pool);
+        vs_put_u32(p + LOCK_PG_NUM, h->req.lock.pg_num);
+        vs_put_u32(p + LOCK_FLAGS, h->req.lock.flags);
+        vs_put_u64(p + LOCK_MAP_REVISION, h->req.lock.map_revision);
+        break;
     case BODY_SYNC:
         vs_put_u32(p + SYNC_FLAGS, h->req.sync.flags);
         break;
@@ -533,6 +567,12 @@ static void get_req_body(const uint8_t *p, struct vs_net_hdr *h)
         h->req.list.start_inode = vs_get_u64(p + LIST_START_INODE);
         h->req.list.start_stripe = vs_get_u64(p + LIST_START_STRIPE);
         h->req.list.flags = vs_get_u32(p + LIST_FLAGS);
+        break;
+    case BODY_LOCK:
+        h->req.lock.pool = vs_get_u32(p + LOCK_POOL);
+        h->req.lock.pg_num = vs_get_u32(p + LOCK_PG_NUM);
+        h->req.lock.flags = vs_get_u32(p + LOCK_FLAGS);
+        h->req.lock.map_revision = vs_get_u64(p + LOCK_MAP_REVISION);
         break;
     case BODY_SYNC:
         h->req.sync.flags = vs_get_u32(p + SYNC_FLAGS);
@@ -720,7 +760,7 @@ void vs_net_objver_get(const uint8_t *p, struct vs_net_objver *v)
 
 void vs_net_listent_put(uint8_t *p, const struct vs_net_listent *e)
 {
-    VS_ASSERT((e->flags & ~VS_NET_LISTENT_STABLE) == 0);
+    VS_ASSERT((e->flags & ~VS_NET_LISTENT_MASK) == 0);
     vs_put_u64(p, e->inode);
     vs_put_u64(p + 8, e->stripe);
     vs_put_u64(p + 16, e->version);
@@ -733,5 +773,5 @@ int vs_net_listent_get(const uint8_t *p, struct vs_net_listent *e)
     e->stripe = vs_get_u64(p + 8);
     e->version = vs_get_u64(p + 16);
     e->flags = vs_get_u8(p + 24);
-    return (e->flags & ~VS_NET_LISTENT_STABLE) ? VS_EPROTO : 0;
+    return (e->flags & ~VS_NET_LISTENT_MASK) ? VS_EPROTO : 0;
 }

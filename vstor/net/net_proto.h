@@ -67,6 +67,7 @@ enum vs_net_opcode {
     VS_NET_OP_SEC_DELETE = 38,
     VS_NET_OP_SEC_LIST = 39,
     VS_NET_OP_SEC_READ_BITMAP = 40,
+    VS_NET_OP_SEC_LOCK = 41, /* PG lock #2 (docs/data-path.md section 3) */
 };
 /* Opcodes are < VS_NET_OP_LIMIT (the size of handler tables). */
 #define VS_NET_OP_LIMIT 64
@@ -89,13 +90,17 @@ enum vs_net_sel {
 /* Op flags (request `flags` fields). Unknown bits are a protocol violation. */
 #define VS_NET_SECF_RECOVERY 0x1u /* SEC_*: issued by recovery, not by a client */
 #define VS_NET_SECF_MASK 0x1u
+#define VS_NET_LOCKF_LOCK 0x1u   /* SEC_LOCK: take the PG lock */
+#define VS_NET_LOCKF_UNLOCK 0x2u /* SEC_LOCK: release it */
 /* Reply flags. */
 #define VS_NET_RF_LIST_MORE 0x1u /* SEC_LIST: more entries after next_{inode,stripe} */
 
 /* Payload items. */
 #define VS_NET_OBJVER_SIZE 24  /* inode u64, stripe u64, version u64 */
 #define VS_NET_LISTENT_SIZE 25 /* inode u64, stripe u64, version u64, flags u8 */
-#define VS_NET_LISTENT_STABLE 0x1u
+#define VS_NET_LISTENT_STABLE 0x1u  /* the version is stable on the lister */
+#define VS_NET_LISTENT_DELETED 0x2u /* the version is a delete tombstone */
+#define VS_NET_LISTENT_MASK 0x3u
 
 /* ---- Decoded header ----------------------------------------------------- */
 
@@ -147,6 +152,14 @@ struct vs_net_list {
     uint32_t flags;       /* none defined: 0 */
 };
 
+/* SEC_LOCK: lock or unlock one PG on a secondary. */
+struct vs_net_lock {
+    uint32_t pool;          /* <= VS_NET_POOL_MAX */
+    uint32_t pg_num;        /* 0-based */
+    uint32_t flags;         /* exactly one of VS_NET_LOCKF_LOCK, VS_NET_LOCKF_UNLOCK */
+    uint64_t map_revision;  /* revision of the PG map the primary acts on */
+};
+
 /* SYNC, SEC_SYNC. */
 struct vs_net_sync {
     uint32_t flags; /* none defined: 0 */
@@ -156,7 +169,8 @@ struct vs_net_sync {
 struct vs_net_reply {
     int32_t retval;   /* 0 or a negative errno / vstor code (common/vs_err.h) */
     uint32_t flags;   /* VS_NET_RF_* */
-    uint64_t version; /* object version written or read */
+    uint64_t version; /* object version written or read; on a SEC_LOCK
+                       * refusal, the OSD holding the lock */
     uint32_t count;   /* items in meta (SEC_LIST, SEC_READ_BITMAP) */
     uint64_t next_inode, next_stripe; /* SEC_LIST with VS_NET_RF_LIST_MORE */
     struct vs_net_hello hello;        /* HELLO: the replier's identity */
@@ -174,6 +188,7 @@ struct vs_net_hdr {
         struct vs_net_sec sec;
         struct vs_net_batch batch;
         struct vs_net_list list;
+        struct vs_net_lock lock;
         struct vs_net_sync sync;
     } req;                  /* requests */
     struct vs_net_reply rep; /* replies */

@@ -20,7 +20,7 @@ REPLY = 1
 OPS = {"HELLO": 1, "PING": 2, "READ": 16, "WRITE": 17, "SYNC": 18, "DELETE": 19,
        "SEC_READ": 32, "SEC_WRITE": 33, "SEC_WRITE_STABLE": 34, "SEC_SYNC": 35,
        "SEC_STABILIZE": 36, "SEC_ROLLBACK": 37, "SEC_DELETE": 38, "SEC_LIST": 39,
-       "SEC_READ_BITMAP": 40}
+       "SEC_READ_BITMAP": 40, "SEC_LOCK": 41}
 CLUSTER = bytes(range(0xC0, 0xD0))
 
 
@@ -88,7 +88,7 @@ def requests():
            reply("SEC_ROLLBACK", 12, retval=-5))
     yield ("sec_delete", header("SEC_DELETE", 13, body=sec(0x20001, 0, 0)),
            reply("SEC_DELETE", 13, version=0x20001))
-    entries = b"".join(struct.pack("<QQQB", (2 << 48) | i, i << 22, 9, i & 1) for i in range(4))
+    entries = b"".join(struct.pack("<QQQB", (2 << 48) | i, i << 22, 9, i & 3) for i in range(4))
     yield ("sec_list", header("SEC_LIST", 14, body=struct.pack("<IIIIQQQI", 2, 1, 8, 64, 1 << 22,
                                                                2 << 48, 0, 0)),
            reply("SEC_LIST", 14, rflags=1, count=4, meta=entries,
@@ -97,6 +97,8 @@ def requests():
     yield ("sec_read_bitmap", header("SEC_READ_BITMAP", 15, meta_len=48,
                                      body=struct.pack("<IIIB", 2, 0, 4, 1)) + objvers(2),
            reply("SEC_READ_BITMAP", 15, count=2, meta=bmp))
+    yield ("sec_lock", header("SEC_LOCK", 16, body=struct.pack("<IIIIQ", 2, 7, 1, 0, 99)),
+           reply("SEC_LOCK", 16, retval=-4010, version=3))
 
 
 def main(out):

@@ -92,6 +92,10 @@ static void make_req(uint16_t opcode, struct vs_net_hdr *h)
                                            .max_entries = 1000, .pg_stripe_size = 1 << 22,
                                            .start_inode = 2ull << 48, .start_stripe = 0};
         break;
+    case VS_NET_OP_SEC_LOCK:
+        h->req.lock = (struct vs_net_lock){.pool = 3, .pg_num = 17, .flags = VS_NET_LOCKF_LOCK,
+                                           .map_revision = 123456};
+        break;
     default: /* PING, SYNC, SEC_SYNC: no fields */
         break;
     }
@@ -148,6 +152,7 @@ static const uint16_t all_ops[] = {
     VS_NET_OP_SEC_READ,       VS_NET_OP_SEC_WRITE,     VS_NET_OP_SEC_WRITE_STABLE,
     VS_NET_OP_SEC_SYNC,       VS_NET_OP_SEC_STABILIZE, VS_NET_OP_SEC_ROLLBACK,
     VS_NET_OP_SEC_DELETE,     VS_NET_OP_SEC_LIST,      VS_NET_OP_SEC_READ_BITMAP,
+    VS_NET_OP_SEC_LOCK,
 };
 #define NOPS (sizeof(all_ops) / sizeof(all_ops[0]))
 
@@ -242,6 +247,14 @@ static void test_byte_layout(void **state)
     assert_int_equal(b[76], VS_NET_ROLE_OSD);
     assert_true(vs_get_u64(b + 80) == 7);
     assert_int_equal(vs_get_u32(b + 96), 131072);
+
+    make_req(VS_NET_OP_SEC_LOCK, &h);
+    assert_int_equal(vs_net_hdr_encode(&h, &lim, b, NULL, 0), 0);
+    assert_int_equal(vs_get_u16(b + 6), 41);
+    assert_int_equal(vs_get_u32(b + 32), 3);
+    assert_int_equal(vs_get_u32(b + 36), 17);
+    assert_int_equal(vs_get_u32(b + 40), VS_NET_LOCKF_LOCK);
+    assert_true(vs_get_u64(b + 48) == 123456);
 
     make_req(VS_NET_OP_SEC_LIST, &h);
     assert_int_equal(vs_net_hdr_encode(&h, &lim, b, NULL, 0), 0);
@@ -356,6 +369,11 @@ static const struct bad_case bad_cases[] = {
     {VS_NET_OP_SEC_LIST, false, 44, 4, 63, "max_entries 63 out of range"},
     {VS_NET_OP_SEC_LIST, false, 56, 8, 3ull << 48, "is not in pool 2"},
     {VS_NET_OP_SEC_LIST, false, 72, 4, 1, "SEC_LIST: unknown flags"},
+    {VS_NET_OP_SEC_LOCK, false, 40, 4, 3, "not exactly LOCK or UNLOCK"},
+    {VS_NET_OP_SEC_LOCK, false, 40, 4, 0, "not exactly LOCK or UNLOCK"},
+    {VS_NET_OP_SEC_LOCK, false, 32, 4, 0x10000, "SEC_LOCK: pool 65536 out of range"},
+    {VS_NET_OP_SEC_LOCK, false, 44, 1, 1, "offset 44"},
+    {VS_NET_OP_SEC_LOCK, true, 40, 8, 1, "SEC_LOCK reply: version must be 0"},
     {VS_NET_OP_PING, true, 32, 4, 1, "positive retval 1"},
     {VS_NET_OP_PING, true, 40, 8, 1, "PING reply: version must be 0"},
     {VS_NET_OP_SYNC, true, 48, 4, 1, "SYNC reply: count must be 0"},
@@ -517,7 +535,11 @@ static void test_payload_items(void **state)
     assert_int_equal(b[24], 1);
     assert_int_equal(vs_net_listent_get(b, &e2), 0);
     assert_true(e2.inode == 5 && e2.stripe == 6 && e2.version == 7 && e2.flags == 1);
-    b[24] = 2;
+    e.flags = VS_NET_LISTENT_DELETED;
+    vs_net_listent_put(b, &e);
+    assert_int_equal(vs_net_listent_get(b, &e2), 0);
+    assert_int_equal(e2.flags, VS_NET_LISTENT_DELETED);
+    b[24] = 4;
     assert_int_equal(vs_net_listent_get(b, &e2), VS_EPROTO);
     assert_int_equal(vs_net_inode_pool(0xabcd000000000001ull), 0xabcd);
 }
