@@ -12,5 +12,6 @@
 
 int vs_cmd_version(struct vs_cmd_ctx *ctx);
 int vs_cmd_config(struct vs_cmd_ctx *ctx);
+int vs_cmd_placement_simulate(struct vs_cmd_ctx *ctx);
 
 #endif /* VSTOR_CMD_H */

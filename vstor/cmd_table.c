@@ -11,11 +11,28 @@ static const struct vs_cmd_opt config_opts[] = {
     {NULL, NULL, NULL, false},
 };
 
+static const struct vs_cmd_opt placement_simulate_opts[] = {
+    {"tree", "FILE", "the placement tree (JSON, docs/placement.md)", true},
+    {"pools", "FILE", "the pools, as in config/pools (JSON)", true},
+    {"prev", "FILE", "the current PG map, as in config/pgs (JSON); movement is minimised", false},
+    {"seed", "N", "seed of fresh layouts (default 0)", false},
+    {"out", "FILE", "also write the new PG map to FILE", false},
+    {"json", NULL, "print the map and the report as one JSON object", false},
+    {"summary", NULL, "print the report only, not every PG", false},
+    {NULL, NULL, NULL, false},
+};
+
 const struct vs_cmd vs_commands[] = {
     {"config", NULL, "show the effective configuration and where each value came from",
      "Reads the config file and flags exactly as every other command does, and prints the\n"
      "result. Useful to check a config file before starting a daemon.",
      ~0u, config_opts, 0, 0, vs_cmd_config},
+    {"placement simulate", NULL, "compute a PG map from files and report load and movement",
+     "Runs the placement solver on a tree, pools and optionally the current map, and prints\n"
+     "the new map with a report: each OSD's load against its weight share and its best\n"
+     "feasible share, primaries, moved PG members and the solve time. Nothing is written to\n"
+     "the cluster. Exit status 1 when a pool cannot be placed (the others still are).",
+     VS_SCOPE_GLOBAL, placement_simulate_opts, 0, 0, vs_cmd_placement_simulate},
     {"version", NULL, "print the version of vstor and its libraries", NULL, VS_SCOPE_GLOBAL,
      NULL, 0, 0, vs_cmd_version},
 };
