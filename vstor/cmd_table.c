@@ -22,11 +22,26 @@ static const struct vs_cmd_opt placement_simulate_opts[] = {
     {NULL, NULL, NULL, false},
 };
 
+static const struct vs_cmd_opt net_bench_opts[] = {
+    {"seconds", "N", "measured seconds per case (default 2)", false},
+    {"quick", NULL, "200 ms per case: a smoke run, not a measurement", false},
+    {"listen", "IP:PORT", "only serve, until SIGTERM (for a client on another host)", false},
+    {"connect", "IP:PORT", "only run the client, against a `net bench --listen` server", false},
+    {NULL, NULL, NULL, false},
+};
+
 const struct vs_cmd vs_commands[] = {
     {"config", NULL, "show the effective configuration and where each value came from",
      "Reads the config file and flags exactly as every other command does, and prints the\n"
      "result. Useful to check a config file before starting a daemon.",
      ~0u, config_opts, 0, 0, vs_cmd_config},
+    {"net bench", NULL, "measure the messenger: round-trip latency, throughput, CPU per op",
+     "Runs WRITE and READ round trips of 4 KiB and 4 MiB at queue depth 1 and 128\n"
+     "over loopback, each case against a fresh server process, and prints ops/s,\n"
+     "MB/s, latency (average, p50, p99) and the CPU time client and server spent\n"
+     "per op. The first row is a plain blocking socket ping-pong with the same\n"
+     "bytes: the floor to compare with. See docs/performance.md.",
+     VS_SCOPE_CLIENT | VS_SCOPE_OSD, net_bench_opts, 0, 0, vs_cmd_net_bench},
     {"placement simulate", NULL, "compute a PG map from files and report load and movement",
      "Runs the placement solver on a tree, pools and optionally the current map, and prints\n"
      "the new map with a report: each OSD's load against its weight share and its best\n"

@@ -256,7 +256,7 @@ static void log_down(struct vs_net_conn *conn, bool was_up)
     else if (was_up && conn->outgoing)
         VS_WARN(name, "connection to %s lost: %s", conn->addr_str, conn->errmsg);
     else if (was_up)
-        VS_INFO(name, "connection from %s ended: %s", conn->addr_str, conn->errmsg);
+        VS_DEBUG_LOG(name, "connection from %s ended: %s", conn->addr_str, conn->errmsg);
     else
         VS_DEBUG_LOG(name, "connection %s %s failed: %s", dir, conn->addr_str, conn->errmsg);
 }
