@@ -83,7 +83,7 @@ static void cmp_encode(struct raft_buf *b, const struct vs_meta_compare *c)
     raft__buf_u64(b, c->number);
 }
 
-static void op_encode(struct raft_buf *b, const struct vs_meta_op *o)
+void raft__op_encode(struct raft_buf *b, const struct vs_meta_op *o)
 {
     raft__buf_u8(b, o->type);
     raft__buf_u8(b, o->flags);
@@ -102,9 +102,9 @@ void raft__txn_encode(struct raft_buf *b, const struct vs_meta_txn *txn)
     for (unsigned i = 0; i < txn->n_cmp; i++)
         cmp_encode(b, &txn->cmp[i]);
     for (unsigned i = 0; i < txn->n_success; i++)
-        op_encode(b, &txn->success[i]);
+        raft__op_encode(b, &txn->success[i]);
     for (unsigned i = 0; i < txn->n_failure; i++)
-        op_encode(b, &txn->failure[i]);
+        raft__op_encode(b, &txn->failure[i]);
 }
 
 /* Reads a blob: returns a pointer into the buffer, or NULL (cursor !ok). */
@@ -333,4 +333,174 @@ int raft__events_decode(const uint8_t *p, size_t len, struct vs_meta_event **out
     *out = ev;
     *n = count;
     return 0;
+}
+
+/* ---- client requests ---------------------------------------------------------- */
+
+void raft__req_header(struct raft_buf *b, uint64_t id, uint8_t op, uint8_t flags)
+{
+    raft__buf_u64(b, id);
+    raft__buf_u8(b, op);
+    raft__buf_u8(b, flags);
+    raft__buf_u16(b, 0);
+}
+
+static int req_body(struct vs_cursor *c, const struct raft_limits *lim, struct raft_req *r)
+{
+    switch (r->op) {
+    case RO_RANGE:
+        return op_decode(c, lim, &r->range) == 0 && r->range.type == VS_META_OP_RANGE ? 0
+                                                                                      : -EINVAL;
+    case RO_TXN:
+        r->body = c->p;
+        r->body_len = vs_cursor_left(c);
+        c->p = c->end;
+        return raft__txn_decode(r->body, r->body_len, lim, &r->txn);
+    case RO_LEASE_GRANT:
+        r->lease_id = vs_rd_u64(c);
+        r->ttl_ms = vs_rd_u64(c);
+        return r->ttl_ms >= VS_META_LEASE_TTL_MIN_MS && r->ttl_ms <= VS_META_LEASE_TTL_MAX_MS
+                   ? 0
+                   : -EINVAL;
+    case RO_LEASE_REVOKE:
+    case RO_LEASE_KEEPALIVE:
+    case RO_LEASE_TTL:
+        r->lease_id = vs_rd_u64(c);
+        return r->lease_id != 0 ? 0 : -EINVAL;
+    case RO_COMPACT:
+        r->rev = vs_rd_u64(c);
+        return r->rev != 0 ? 0 : -EINVAL;
+    case RO_WATCH:
+        r->watch_id = vs_rd_u64(c);
+        r->rev = vs_rd_u64(c);
+        r->key = rd_blob(c, &r->key_len);
+        r->end = rd_blob(c, &r->end_len);
+        return key_ok(r->key_len) && r->end_len <= VS_META_KEY_MAX ? 0 : -EINVAL;
+    case RO_WATCH_CANCEL:
+        r->watch_id = vs_rd_u64(c);
+        return 0;
+    case RO_STATUS:
+        return 0;
+    case RO_MEMBER_ADD:
+        r->member_id = vs_rd_u64(c);
+        r->key = rd_blob(c, &r->key_len);
+        return r->member_id != 0 && r->key_len >= 3 && r->key_len <= VS_RAFT_ADDRESS_MAX &&
+                       !memchr(r->key, 0, r->key_len)
+                   ? 0
+                   : -EINVAL;
+    case RO_MEMBER_REMOVE:
+        r->member_id = vs_rd_u64(c);
+        return r->member_id != 0 ? 0 : -EINVAL;
+    case RO_VOLATILE_PUT:
+        r->key = rd_blob(c, &r->key_len);
+        r->value = rd_blob(c, &r->value_len);
+        return key_ok(r->key_len) && r->value_len <= lim->value_max ? 0 : -EINVAL;
+    default:
+        return -EOPNOTSUPP;
+    }
+}
+
+int raft__req_decode(const uint8_t *p, size_t len, const struct raft_limits *lim,
+                     struct raft_req *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct vs_cursor c = vs_cursor_make((void *)p, len);
+    out->id = vs_rd_u64(&c);
+    out->op = vs_rd_u8(&c);
+    out->flags = vs_rd_u8(&c);
+    vs_rd_u16(&c);
+    if (!c.ok)
+        return -EINVAL;
+    out->header_ok = true;
+    int rc = req_body(&c, lim, out);
+    if (rc == 0 && (!c.ok || vs_cursor_left(&c) != 0))
+        rc = -EINVAL;
+    if (rc < 0)
+        raft__txn_free(&out->txn);
+    return rc;
+}
+
+void raft__req_free(struct raft_req *r)
+{
+    raft__txn_free(&r->txn);
+}
+
+/* ---- replies and status ------------------------------------------------------------ */
+
+int raft__resp_decode(const uint8_t *p, size_t len, struct raft_resp *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct vs_cursor c = vs_cursor_make((void *)p, len);
+    out->id = vs_rd_u64(&c);
+    out->status = (int32_t)vs_rd_u32(&c);
+    out->leader_id = vs_rd_u64(&c);
+    out->leader = rd_blob(&c, &out->leader_len);
+    if (!c.ok || out->leader_len > VS_RAFT_ADDRESS_MAX || out->status > 0)
+        return -EINVAL;
+    out->body = c.p;
+    out->body_len = vs_cursor_left(&c);
+    return 0;
+}
+
+void raft__status_encode(struct raft_buf *b, const struct vs_raft_status *st)
+{
+    raft__buf_u64(b, st->id);
+    raft__buf_u64(b, st->cluster_id);
+    raft__buf_u64(b, st->term);
+    raft__buf_u64(b, st->leader_id);
+    raft__buf_blob(b, st->leader_address, (uint32_t)strlen(st->leader_address));
+    raft__buf_u8(b, (uint8_t)st->state);
+    const uint64_t nums[] = {st->commit_index, st->applied_index, st->last_log_index,
+                             st->snapshot_index, st->revision, st->compact_revision,
+                             st->db_size_bytes, st->log_entries_written, st->log_bytes_written,
+                             st->fsyncs, st->snapshots_taken, st->snapshots_installed};
+    for (unsigned i = 0; i < VS_ARRAY_SIZE(nums); i++)
+        raft__buf_u64(b, nums[i]);
+    raft__buf_u32(b, st->n_members);
+    for (unsigned i = 0; i < st->n_members; i++) {
+        raft__buf_u64(b, st->members[i].id);
+        raft__buf_u8(b, (uint8_t)st->members[i].role);
+        raft__buf_blob(b, st->members[i].address, (uint32_t)strlen(st->members[i].address));
+    }
+}
+
+static bool rd_string(struct vs_cursor *c, char *out, size_t size)
+{
+    uint32_t len;
+    const uint8_t *p = rd_blob(c, &len);
+    if (!c->ok || len >= size || (len && memchr(p, 0, len)))
+        return false;
+    if (len)
+        memcpy(out, p, len);
+    out[len] = 0;
+    return true;
+}
+
+int raft__status_decode(const uint8_t *p, size_t len, struct vs_raft_status *st)
+{
+    memset(st, 0, sizeof(*st));
+    struct vs_cursor c = vs_cursor_make((void *)p, len);
+    st->id = vs_rd_u64(&c);
+    st->cluster_id = vs_rd_u64(&c);
+    st->term = vs_rd_u64(&c);
+    st->leader_id = vs_rd_u64(&c);
+    if (!rd_string(&c, st->leader_address, sizeof(st->leader_address)))
+        return -EINVAL;
+    st->state = vs_rd_u8(&c);
+    uint64_t *nums[] = {&st->commit_index, &st->applied_index, &st->last_log_index,
+                        &st->snapshot_index, &st->revision, &st->compact_revision,
+                        &st->db_size_bytes, &st->log_entries_written, &st->log_bytes_written,
+                        &st->fsyncs, &st->snapshots_taken, &st->snapshots_installed};
+    for (unsigned i = 0; i < VS_ARRAY_SIZE(nums); i++)
+        *nums[i] = vs_rd_u64(&c);
+    st->n_members = vs_rd_u32(&c);
+    if (!c.ok || st->n_members > VS_RAFT_MEMBERS_MAX)
+        return -EINVAL;
+    for (unsigned i = 0; i < st->n_members; i++) {
+        st->members[i].id = vs_rd_u64(&c);
+        st->members[i].role = vs_rd_u8(&c);
+        if (!rd_string(&c, st->members[i].address, sizeof(st->members[i].address)))
+            return -EINVAL;
+    }
+    return c.ok && vs_cursor_left(&c) == 0 ? 0 : -EINVAL;
 }

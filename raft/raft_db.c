@@ -16,10 +16,10 @@
  *      that does not match, so a transaction is never half there and never
  *      present without the ones before it.
  *  (2) A transaction that holds log entries, term, vote or snapshot metadata
- *      commits with synchronous=FULL: the WAL is fsynced before COMMIT
- *      returns, so raft hears "persisted" only for bytes on stable media.
- *  (3) A transaction that holds only state-machine changes commits with
- *      synchronous=NORMAL (no fsync). Losing it in a crash is harmless: by (1)
+ *      is followed by an fdatasync of the WAL before raft__db_commit returns,
+ *      so raft hears "persisted" only for bytes on stable media.
+ *  (3) A transaction that holds only state-machine changes commits without
+ *      an fsync (synchronous=NORMAL). Losing it in a crash is harmless: by (1)
  *      the state then rolls back together with its applied_index, and the
  *      entries, durable by (2), are applied again.
  *  (4) All writes of one loop turn share one transaction (raft__db_begin opens
@@ -67,8 +67,6 @@ static const char *const stmt_sql[RS_COUNT_] = {
     [RS_SAVEPOINT] = "SAVEPOINT sm",
     [RS_RELEASE] = "RELEASE sm",
     [RS_ROLLBACK_TO] = "ROLLBACK TO sm",
-    [RS_SYNC_FULL] = "PRAGMA synchronous=FULL",
-    [RS_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
     [RS_META_GET] = "SELECT v FROM meta WHERE k=?1",
     [RS_META_SET] = "INSERT OR REPLACE INTO meta(k, v) VALUES(?1, ?2)",
     [RS_LOG_INSERT] = "INSERT OR REPLACE INTO log(idx, term, type, data) VALUES(?1, ?2, ?3, ?4)",
@@ -212,7 +210,7 @@ static int db_setup(struct raft_db *db, bool existed)
         rc = pragma_expect(db, "PRAGMA quick_check", "ok");
     if (rc == 0)
         rc = exec_sql(db,
-                      "PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
+                      "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;"
                       " PRAGMA cache_size=-16384; PRAGMA foreign_keys=OFF",
                       "pragmas");
     if (rc == 0)
@@ -221,7 +219,6 @@ static int db_setup(struct raft_db *db, bool existed)
         rc = prepare_all(db);
     if (rc == 0)
         rc = check_format(db);
-    db->sync_full = true;
     return rc;
 }
 
@@ -301,28 +298,31 @@ void raft__db_mark_durable(struct raft_db *db)
     db->txn_durable = true;
 }
 
-/* Db invariants 2 and 3: pick the synchronous level for this commit. */
-static int set_sync(struct raft_db *db, bool full)
+/* Db invariant 2: fdatasync the WAL after a commit that holds raft state.
+ * The connection runs with synchronous=NORMAL (no sync at COMMIT, which is
+ * what invariant 3 wants), and SQLite does not let a transaction change the
+ * level, so durable commits sync the WAL file themselves, through SQLite's
+ * own file handle (SQLITE_FCNTL_JOURNAL_POINTER). */
+static int sync_wal(struct raft_db *db)
 {
-    if (db->sync_full == full)
-        return 0;
-    enum raft_stmt which = full ? RS_SYNC_FULL : RS_SYNC_NORMAL;
-    raft__db_stmt(db, which);
-    int rc = raft__db_exec_stmt(db, which, "synchronous");
-    if (rc == 0)
-        db->sync_full = full;
-    return rc;
+    sqlite3_file *f = NULL;
+    int rc = sqlite3_file_control(db->h, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
+    if (rc != SQLITE_OK || !f || !f->pMethods) {
+        set_err(db, "%s: no WAL file to sync", db->path);
+        return -EIO;
+    }
+    rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL | SQLITE_SYNC_DATAONLY);
+    return rc == SQLITE_OK ? 0 : raft__db_error(db, rc, "fsync WAL");
 }
 
 int raft__db_commit(struct raft_db *db)
 {
     if (!db->in_txn)
         return 0;
-    int rc = set_sync(db, db->txn_durable);
-    if (rc == 0) {
-        raft__db_stmt(db, RS_COMMIT);
-        rc = raft__db_exec_stmt(db, RS_COMMIT, "commit");
-    }
+    raft__db_stmt(db, RS_COMMIT);
+    int rc = raft__db_exec_stmt(db, RS_COMMIT, "commit");
+    if (rc == 0 && db->txn_durable)
+        rc = sync_wal(db);
     if (rc < 0)
         return rc; /* the caller stops the member: nothing is reported durable */
     db->in_txn = false;

@@ -22,6 +22,7 @@
 #include "vs_err.h"
 #include "vs_raft.h"
 
+#include <raft.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -87,6 +88,62 @@ void raft__txn_free(struct raft_txn *t);
 /* Validates one op as a standalone request. */
 int raft__op_check(const struct vs_meta_op *op, const struct raft_limits *lim);
 
+void raft__op_encode(struct raft_buf *b, const struct vs_meta_op *o);
+
+/* Client request ops (docs/metadata.md, "Client protocol"). */
+enum raft_req_op {
+    RO_RANGE = 1,
+    RO_TXN = 2,
+    RO_LEASE_GRANT = 3,
+    RO_LEASE_REVOKE = 4,
+    RO_LEASE_KEEPALIVE = 5,
+    RO_LEASE_TTL = 6,
+    RO_COMPACT = 7,
+    RO_WATCH = 8,
+    RO_WATCH_CANCEL = 9,
+    RO_STATUS = 10,
+    RO_MEMBER_ADD = 11,
+    RO_MEMBER_REMOVE = 12,
+    RO_VOLATILE_PUT = 13,
+};
+
+/* A decoded request; byte pointers point into the frame. */
+struct raft_req {
+    uint64_t id;
+    uint8_t op;
+    uint8_t flags;   /* RO_RANGE: VS_META_SERIALIZABLE, VS_META_VOLATILE */
+    bool header_ok;  /* id is valid: an error can be answered */
+    struct vs_meta_op range;
+    struct raft_txn txn;
+    const uint8_t *body; /* RO_TXN: the encoded txn, proposed as is */
+    size_t body_len;
+    uint64_t lease_id, ttl_ms, rev, watch_id, member_id;
+    const uint8_t *key, *end, *value; /* watch key/end; member address; volatile key/value */
+    uint32_t key_len, end_len, value_len;
+};
+
+/* The request header: id u64, op u8, flags u8, reserved u16. */
+void raft__req_header(struct raft_buf *b, uint64_t id, uint8_t op, uint8_t flags);
+/* Decodes and validates a request frame. On error, header_ok tells whether
+ * out->id can be used to answer it. */
+int raft__req_decode(const uint8_t *p, size_t len, const struct raft_limits *lim,
+                     struct raft_req *out);
+void raft__req_free(struct raft_req *r);
+
+/* A reply: id u64, status i32, leader_id u64, leader address blob, body. */
+struct raft_resp {
+    uint64_t id;
+    int status;
+    uint64_t leader_id;
+    const uint8_t *leader;
+    uint32_t leader_len;
+    const uint8_t *body;
+    size_t body_len;
+};
+int raft__resp_decode(const uint8_t *p, size_t len, struct raft_resp *out);
+void raft__status_encode(struct raft_buf *b, const struct vs_raft_status *st);
+int raft__status_decode(const uint8_t *p, size_t len, struct vs_raft_status *st);
+
 /* Results in wire form (written by the state machine, read by everyone). */
 void raft__kv_encode(struct raft_buf *b, const struct vs_meta_kv *kv);
 /* Decodes a txn result. *arena receives one allocation holding the arrays
@@ -103,7 +160,6 @@ void raft__event_encode(struct raft_buf *b, const struct vs_meta_event *ev);
 /* Prepared statements, by name. */
 enum raft_stmt {
     RS_BEGIN, RS_COMMIT, RS_ROLLBACK, RS_SAVEPOINT, RS_RELEASE, RS_ROLLBACK_TO,
-    RS_SYNC_FULL, RS_SYNC_NORMAL,
     RS_META_GET, RS_META_SET,
     RS_LOG_INSERT, RS_LOG_TRUNCATE_FROM, RS_LOG_DELETE_UPTO, RS_LOG_GET, RS_LOG_RANGE,
     RS_LOG_BOUNDS, RS_LOG_DELETE_ALL,
@@ -121,7 +177,6 @@ struct raft_db {
     struct sqlite3_stmt *st[RS_COUNT_];
     bool in_txn;     /* BEGIN issued, COMMIT pending */
     bool txn_durable; /* the open txn holds log/term/vote: commit with fsync */
-    bool sync_full;   /* current PRAGMA synchronous */
     uint64_t fsyncs;
     uint64_t commits;
     char path[512];
@@ -264,5 +319,189 @@ int raft__log_install(struct raft_log *log, uint64_t index, uint64_t term, const
 /* Validates raft's configuration encoding completely, so that
  * raft_configuration_decode() (which trusts its input) is safe on it. */
 int raft__conf_check(const uint8_t *p, size_t len);
+
+/* ---- raft_msg.c: raft messages on the wire --------------------------------- */
+
+/* Encodes the message header and fixed fields. APPEND_ENTRIES: the caller
+ * then appends n_entries entries with raft__msg_encode_entry; INSTALL_SNAPSHOT:
+ * the caller appends the conf blob and the data blob (raft__buf_blob). */
+void raft__msg_encode_head(struct raft_buf *b, const struct raft_message *m);
+void raft__msg_encode_entry(struct raft_buf *b, uint64_t term, uint8_t type, const void *data,
+                            uint32_t len);
+/* Decodes and validates; on 0 the message owns raft_malloc'd memory (entries
+ * + one batch; snapshot data + conf) that raft__msg_release frees. server_id
+ * and server_address are left for the caller. */
+int raft__msg_decode(const uint8_t *p, size_t len, struct raft_message *m);
+void raft__msg_release(struct raft_message *m);
+
+/* ---- raft_conn.c: framed TCP connections ------------------------------------ */
+
+#define RAFT_FRAME_MAGIC 0x4d525356u /* "VSRM" */
+#define RAFT_FRAME_HDR 16
+
+/* Frame types (docs/metadata.md, "Frames"). */
+enum raft_frame_type {
+    RF_HELLO = 1,      /* first frame of every connection */
+    RF_HELLO_ACK = 2,
+    RF_RAFT = 3,       /* peer: one raft message (raft_msg.c) */
+    RF_RI_PING = 4,    /* peer: read-index confirmation round */
+    RF_RI_ACK = 5,
+    RF_REQ = 10,       /* client request */
+    RF_RESP = 11,      /* its reply */
+    RF_WATCH = 12,     /* watch events, pushed */
+    RF_WATCH_END = 13, /* a watch ended (compacted, cancelled) */
+};
+
+enum raft_conn_state {
+    RAFT_CONN_CONNECTING = 1,
+    RAFT_CONN_OPEN,
+    RAFT_CONN_CLOSING,
+    RAFT_CONN_CLOSED,
+};
+
+struct raft_conn;
+
+/* Connections with queued frames, flushed once per loop turn. */
+struct raft_flusher {
+    struct raft_conn *head;
+};
+
+struct raft_conn_ops {
+    void (*frame)(struct raft_conn *c, uint16_t type, const uint8_t *p, size_t len);
+    void (*connected)(struct raft_conn *c, int status);
+    void (*closed)(struct raft_conn *c); /* the owner may free c here */
+};
+
+struct raft_conn {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_loop_t *loop;
+    const struct raft_conn_ops *ops;
+    struct raft_flusher *flusher;
+    struct raft_buf in;  /* bytes read, not yet parsed */
+    struct raft_buf out; /* frames queued this turn */
+    size_t inflight_bytes;
+    uint64_t frames_in;
+    uint32_t frame_max;  /* set before accept/connect; 0 = default */
+    int state;           /* enum raft_conn_state */
+    bool dirty;
+    struct raft_conn *next_dirty;
+    char name[64];       /* for log lines */
+    void *owner;         /* free for the owner */
+};
+
+/* host:port (IPv4, [IPv6] or localhost) -> sockaddr; -EINVAL otherwise. */
+int raft__parse_address(const char *address, struct sockaddr_storage *out);
+int raft__conn_accept(struct raft_conn *c, uv_stream_t *server, const struct raft_conn_ops *ops,
+                      struct raft_flusher *flusher);
+/* Returns -EINVAL for a bad address (c untouched, no callback); otherwise 0
+ * and later ops->connected (success) or ops->closed (failure). */
+int raft__conn_connect(struct raft_conn *c, uv_loop_t *loop, const char *address,
+                       const struct raft_conn_ops *ops, struct raft_flusher *flusher);
+void raft__conn_close(struct raft_conn *c);
+/* A frame written in place: begin returns an offset, write the payload into
+ * c->out with raft__buf_*, then end. */
+size_t raft__conn_frame_begin(struct raft_conn *c, uint16_t type);
+void raft__conn_frame_end(struct raft_conn *c, size_t off);
+void raft__conn_send(struct raft_conn *c, uint16_t type, const void *p, size_t len);
+void raft__conn_flush(struct raft_conn *c);
+size_t raft__conn_backlog(const struct raft_conn *c);
+void raft__flusher_run(struct raft_flusher *f);
+void raft__flusher_remove(struct raft_conn *c);
+
+/* ---- raft_node.c: the raft_step() driver --------------------------------- */
+
+#define RAFT_NODE_EVQ_MAX 16
+#define RAFT_NODE_APPEND_MAX 1024 /* entries per submit and in flight per peer */
+
+struct raft_node_opts {
+    uint64_t id;
+    const char *address;
+    unsigned election_timeout_ms;
+    unsigned heartbeat_timeout_ms;
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+    unsigned seed;
+};
+
+/* What the node asks of its owner (raft_server.c). */
+struct raft_node_cbs {
+    void *ctx;
+    /* The open outbound connection to a peer, or NULL (message dropped). */
+    struct raft_conn *(*peer_conn)(void *ctx, uint64_t id, const char *address);
+    void (*flush_net)(void *ctx);
+    /* Entry index was applied (res: the command's result; for barriers and
+     * configuration changes status 0, empty output). */
+    void (*applied)(void *ctx, uint64_t index, const struct raft_log_entry *e,
+                    const struct raft_sm_result *res);
+    void (*submit_failed)(void *ctx, uint64_t first_index, unsigned n, int status);
+    void (*truncated)(void *ctx, uint64_t from_index);
+    void (*state_changed)(void *ctx, int old_state, int new_state);
+    void (*restored)(void *ctx);
+    void (*fatal)(void *ctx, int status, const char *msg);
+};
+
+struct raft_node {
+    struct raft raft;
+    struct raft_tracer tracer;
+    struct raft_log log;
+    struct raft_sm sm;
+    struct raft_db *db;
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    void (*timer_cb)(uv_timer_t *t);
+    struct raft_node_opts opts;
+    struct raft_node_cbs cbs;
+    bool raft_ready, sm_ready, timer_ready, sm_dirty, closing, fatal;
+    int fatal_rc;
+    char fatal_msg[VS_ERRMSG_SIZE * 2];
+    /* follow-up events (configuration applied, snapshot taken) */
+    struct raft_event evq[RAFT_NODE_EVQ_MAX];
+    unsigned evq_n;
+    /* proposals of this turn (node rule 5) */
+    unsigned subq_n;
+    uint8_t subq_type[RAFT_NODE_APPEND_MAX];
+    uint32_t subq_len[RAFT_NODE_APPEND_MAX];
+    struct raft_buf subq_data;
+    struct raft_entry submit_tmp[RAFT_NODE_APPEND_MAX];
+    struct raft_log_entry append_tmp[RAFT_NODE_APPEND_MAX];
+    /* the AppendEntries being received, to tell whose batch raft kept */
+    struct raft_entry *rx_entries;
+    unsigned rx_n;
+    bool rx_taken;
+    /* an installed snapshot waiting for its commit */
+    bool install_pending;
+    struct raft_snapshot_metadata install_meta;
+    /* snapshot data for followers, per snapshot index */
+    struct raft_buf snap_blob;
+    uint64_t snap_blob_index;
+    struct raft_buf scratch;
+    uint64_t snapshots_taken, snapshots_installed, bad_messages;
+    void (*close_cb)(void *ctx);
+    void *close_ctx;
+};
+
+int raft__node_open(struct raft_node *n, uv_loop_t *loop, struct raft_db *db,
+                    const struct raft_limits *lim, const struct raft_node_opts *o,
+                    const struct raft_node_cbs *cbs);
+bool raft__node_is_empty(const struct raft_node *n);
+int raft__node_bootstrap(struct raft_node *n, const struct vs_raft_member *members,
+                         unsigned count);
+int raft__node_start(struct raft_node *n);
+void raft__node_receive(struct raft_node *n, uint64_t from_id, const char *from_addr,
+                        const uint8_t *p, size_t len);
+/* Queues a proposal for this turn; *index is the log index it will get.
+ * VS_ENOTLEADER when not leader. */
+int raft__node_propose(struct raft_node *n, uint8_t type, const void *data, size_t len,
+                       uint64_t *index);
+int raft__node_change(struct raft_node *n, const struct raft_configuration *conf,
+                      uint64_t *index);
+int raft__node_catch_up(struct raft_node *n, uint64_t id);
+bool raft__node_busy(const struct raft_node *n);
+/* End of a loop turn: submit, flush, commit, report persisted; repeat until
+ * quiet. */
+void raft__node_end_turn(struct raft_node *n);
+void raft__node_fail(struct raft_node *n, int rc, const char *what);
+void raft__node_close(struct raft_node *n, void (*cb)(void *ctx), void *ctx);
 
 #endif /* RAFT_INT_H */

@@ -277,6 +277,8 @@ struct vs_raft_status {
     uint64_t log_entries_written; /* since start */
     uint64_t log_bytes_written;   /* since start */
     uint64_t fsyncs;              /* durable commits since start */
+    uint64_t snapshots_taken;     /* since start */
+    uint64_t snapshots_installed; /* since start: catch-ups by snapshot */
     unsigned n_members;
     struct vs_raft_member members[VS_RAFT_MEMBERS_MAX];
 };
