@@ -200,7 +200,7 @@ void net__req_finish(struct vs_net_req *req, int rc)
 
 void net__kick(struct vs_net *net)
 {
-    if (!net->idle_on && net->idle_open) {
+    if (!net->idle_on && net->idle_open && !uv_is_closing((uv_handle_t *)&net->idle)) {
         net->idle_on = true;
         uv_idle_start(&net->idle, idle_cb);
     }

@@ -462,6 +462,7 @@ void net__conn_hello_req(struct vs_net_conn *conn, const struct vs_net_hdr *hdr)
         snprintf(conn->errmsg, sizeof(conn->errmsg), "handshake refused: %s", why);
         conn->refused_rc = rc;
         conn->close_after_flush = true;
+        uv_read_stop((uv_stream_t *)&conn->tcp);
         return;
     }
     conn_ready(conn, &hdr->req.hello, version);

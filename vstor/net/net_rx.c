@@ -34,9 +34,11 @@
 
 enum { RX_GO = 0, RX_PAUSE = 1, RX_FAILED = -1 };
 
+/* A refused connection reads nothing more: only our refusal is left to send. */
 static bool rx_live(const struct vs_net_conn *conn)
 {
-    return conn->state == CONN_HANDSHAKE || conn->state == CONN_READY;
+    return (conn->state == CONN_HANDSHAKE || conn->state == CONN_READY) &&
+           !conn->close_after_flush;
 }
 
 static int proto_fail(struct vs_net_conn *conn, const char *what)

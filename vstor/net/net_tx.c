@@ -308,6 +308,10 @@ int vs_net_send(struct vs_net_conn *conn, struct vs_net_op *op)
 {
     VS_ASSERT(op->cb != NULL);
     VS_ASSERTF(op->state == OP_IDLE, "op sent again before its callback ran");
+    VS_ASSERT(!op->req.meta_len || op->meta);
+    VS_ASSERT(!op->req.data_len || op->data);
+    VS_ASSERT(!op->reply_meta_cap || op->reply_meta);
+    VS_ASSERT(!op->reply_data_cap || op->reply_data);
     if (conn->closing || conn->state == CONN_CLOSED ||
         (!conn->outgoing && conn->state != CONN_READY))
         return -ENOTCONN;

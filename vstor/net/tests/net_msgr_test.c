@@ -852,8 +852,11 @@ static void *raw_client_main(void *arg)
     if (rc->mode != RAW_NO_HELLO) {
         raw_hello(&h, cluster, rc->mode == RAW_BAD_VERSION ? 2 : 1,
                   rc->mode == RAW_BAD_VERSION ? 3 : 1, false);
-        vs_net_hdr_encode(&h, &lim, b, NULL, 0);
-        write(fd, b, sizeof(b));
+        uint8_t two[2 * VS_NET_HDR_SIZE];
+        vs_net_hdr_encode(&h, &lim, two, NULL, 0);
+        memcpy(two + VS_NET_HDR_SIZE, two, VS_NET_HDR_SIZE);
+        /* A refused client insisting: its second HELLO arrives with the first. */
+        write(fd, two, rc->mode == RAW_BAD_VERSION ? sizeof(two) : VS_NET_HDR_SIZE);
         if (read_full(fd, b, sizeof(b)) && vs_net_hdr_decode(b, &lim, &h, NULL, 0) == 0)
             rc->hello_retval = h.rep.retval;
         else
@@ -1088,6 +1091,111 @@ static void test_reply_to_unknown_id(void **state)
     loop_done(&loop);
 }
 
+/* ---- No allocation on the data path ---------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__)
+int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
+                                              void (*free_hook)(const volatile void *));
+#define HAVE_MALLOC_HOOKS 1
+#endif
+static volatile bool counting_mallocs;
+static volatile unsigned long mallocs_seen;
+
+static void count_malloc(const volatile void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+    if (counting_mallocs)
+        mallocs_seen++;
+}
+
+static void ignore_free(const volatile void *p)
+{
+    (void)p;
+}
+
+enum { STEADY_DEPTH = 64, STEADY_WARM = 2000, STEADY_OPS = 20000 };
+static uint8_t steady_bufs[STEADY_DEPTH * 2][8192];
+static unsigned steady_next, steady_done, steady_fail;
+
+/* Server buffers from a static ring: more slots than requests in flight. */
+static int buffers_static(struct vs_net_req *req, void *ctx)
+{
+    (void)ctx;
+    req->data = steady_bufs[steady_next++ % (STEADY_DEPTH * 2)];
+    return 0;
+}
+
+static void steady_cb(struct vs_net_op *op, int rc)
+{
+    struct top *t = VS_CONTAINER_OF(op, struct top, op);
+    if (rc != 0 || t->op.reply.rep.version != t->expect_version)
+        steady_fail++;
+    steady_done++;
+    if (steady_done == STEADY_WARM)
+        counting_mallocs = true;
+    if (steady_done == STEADY_WARM + STEADY_OPS)
+        counting_mallocs = false;
+    if (steady_done + STEADY_DEPTH > STEADY_WARM + STEADY_OPS + STEADY_DEPTH)
+        return;
+    /* Resubmit: alternate 4 KiB writes and reads, without touching the heap. */
+    uint64_t off = (uint64_t)steady_done * 4096;
+    op->req.opcode = steady_done % 2 ? VS_NET_OP_WRITE : VS_NET_OP_READ;
+    op->req.req.rw.offset = off;
+    op->req.req.rw.len = 4096;
+    op->req.data_len = op->req.opcode == VS_NET_OP_WRITE ? 4096 : 0;
+    op->data = pattern + (off % (PATTERN_SIZE - BIG));
+    op->reply_data_cap = op->req.opcode == VS_NET_OP_READ ? 4096 : 0;
+    op->reply_meta_cap = op->req.opcode == VS_NET_OP_READ ? 4 : 0;
+    t->expect_version = op->req.opcode == VS_NET_OP_WRITE ? vs_crc32c(op->data, 4096)
+                                                          : off + 4096;
+    if (vs_net_send(op->conn, op) != 0)
+        steady_fail++;
+}
+
+/* Thousands of pipelined round trips after a warm-up, with every malloc of
+ * the process counted: the messenger (and libuv under it) must make none. */
+static void test_no_allocation_on_data_path(void **state)
+{
+    (void)state;
+#ifndef HAVE_MALLOC_HOOKS
+    skip();
+#else
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct srv s;
+    struct cli c;
+    struct vs_net_cfg cfg;
+    srv_cfg(&cfg, &s);
+    srv_start(&s, &loop, &cfg, 0);
+    struct vs_net_handler w = {.buffers = buffers_static, .recv = write_recv};
+    assert_int_equal(vs_net_handle(s.net, VS_NET_OP_WRITE, &w, &s), 0);
+    cli_cfg(&cfg, &c);
+    cli_start(&c, &loop, &cfg, vs_net_listen_port(s.net));
+    struct top *t = calloc(STEADY_DEPTH, sizeof(*t));
+    steady_done = steady_fail = 0;
+    mallocs_seen = 0;
+    for (unsigned i = 0; i < STEADY_DEPTH; i++) {
+        t[i].buf = malloc(4096);
+        top_read(&t[i], i, 4096);
+        t[i].op.cb = steady_cb;
+        assert_int_equal(vs_net_send(c.conn, &t[i].op), 0);
+    }
+    assert_true(wait_count(&loop, &steady_done, STEADY_WARM + STEADY_OPS + STEADY_DEPTH,
+                           60000));
+    assert_false(counting_mallocs);
+    print_message("%u round trips, %lu heap allocations during the last %u\n", steady_done,
+                  mallocs_seen, STEADY_OPS);
+    assert_int_equal(steady_fail, 0);
+    assert_int_equal(mallocs_seen, 0);
+    close_all(&loop, &s, &c);
+    for (unsigned i = 0; i < STEADY_DEPTH; i++)
+        free(t[i].buf);
+    free(t);
+    loop_done(&loop);
+#endif
+}
+
 static void test_bad_addresses(void **state)
 {
     (void)state;
@@ -1123,6 +1231,12 @@ int main(void)
     uint64_t x = 1;
     for (size_t i = 0; i < PATTERN_SIZE; i++)
         pattern[i] = (uint8_t)(xorshift(&x) >> 32);
+#ifdef HAVE_MALLOC_HOOKS
+    __sanitizer_install_malloc_and_free_hooks(count_malloc, ignore_free);
+#else
+    (void)count_malloc;
+    (void)ignore_free;
+#endif
     vs_log_set_level(VS_LOG_WARN);
     enum vs_log_level lvl;
     if (getenv("NET_TEST_LOG") && vs_log_level_parse(getenv("NET_TEST_LOG"), &lvl) == 0)
@@ -1141,6 +1255,7 @@ int main(void)
         cmocka_unit_test(test_wrong_cluster_refused),
         cmocka_unit_test(test_keepalive_detects_dead_peer),
         cmocka_unit_test(test_reply_to_unknown_id),
+        cmocka_unit_test(test_no_allocation_on_data_path),
         cmocka_unit_test(test_bad_addresses),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
