@@ -1158,9 +1158,6 @@ static void steady_cb(struct vs_net_op *op, int rc)
 static void test_no_allocation_on_data_path(void **state)
 {
     (void)state;
-#ifndef HAVE_MALLOC_HOOKS
-    skip();
-#else
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct srv s;
@@ -1187,13 +1184,16 @@ static void test_no_allocation_on_data_path(void **state)
     print_message("%u round trips, %lu heap allocations during the last %u\n", steady_done,
                   mallocs_seen, STEADY_OPS);
     assert_int_equal(steady_fail, 0);
+#ifdef HAVE_MALLOC_HOOKS
     assert_int_equal(mallocs_seen, 0);
+#else
+    print_message("(not an ASan build: allocations were not counted)\n");
+#endif
     close_all(&loop, &s, &c);
     for (unsigned i = 0; i < STEADY_DEPTH; i++)
         free(t[i].buf);
     free(t);
     loop_done(&loop);
-#endif
 }
 
 static void test_bad_addresses(void **state)
