@@ -109,7 +109,8 @@ struct vs_net_cfg {
     uint32_t read_buf_size;       /* per-connection buffer for headers and small payloads */
     /* Timing (milliseconds). */
     uint32_t ping_interval_ms;    /* silence before a PING */
-    uint32_t ping_timeout_ms;     /* no byte for this long after a PING: peer dead */
+    uint32_t ping_timeout_ms;     /* no byte for this long after a PING, or our
+                                   * queue stuck this long: peer dead */
     uint32_t connect_timeout_ms;  /* TCP connect + handshake */
     uint32_t reconnect_min_ms;    /* first back-off delay; doubles per failure */
     uint32_t reconnect_max_ms;    /* back-off ceiling */

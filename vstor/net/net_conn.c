@@ -16,7 +16,10 @@
  *  (3) Keepalive: after ping_interval_ms without a byte from the peer, send a
  *      PING; when a PING is outstanding and nothing at all has arrived for
  *      ping_timeout_ms, the peer is dead. Any byte counts as life, so a peer
- *      busy sending a large reply is never declared dead.
+ *      busy sending a large reply is never declared dead. The other way
+ *      round, a peer that stops reading (our queue has not moved for
+ *      ping_timeout_ms) is dead too: it would hold our requests and buffers
+ *      for ever while its pings kept it looking alive.
  *  (4) A HELLO frame always carries protocol version 1 in its header, so
  *      every future version can read it and refuse with a clear reason.
  */
@@ -255,8 +258,9 @@ static void log_down(struct vs_net_conn *conn, bool was_up)
         VS_ERROR(name, "connection %s %s: %s", dir, conn->addr_str, conn->errmsg);
     else if (was_up && conn->outgoing)
         VS_WARN(name, "connection to %s lost: %s", conn->addr_str, conn->errmsg);
-    else if (was_up)
-        VS_DEBUG_LOG(name, "connection from %s ended: %s", conn->addr_str, conn->errmsg);
+    else if (was_up) /* a client going away is routine; a timeout is worth a line */
+        VS_LOG(rc == -ECONNRESET ? VS_LOG_DEBUG : VS_LOG_INFO, name,
+               "connection from %s ended: %s", conn->addr_str, conn->errmsg);
     else
         VS_DEBUG_LOG(name, "connection %s %s failed: %s", dir, conn->addr_str, conn->errmsg);
 }
@@ -474,6 +478,12 @@ static void keepalive_tick(struct vs_net_conn *conn)
 {
     struct vs_net *net = conn->net;
     uint64_t now = uv_now(net->loop);
+    if (conn->txq_head && now - conn->last_sent_ms >= net->cfg.ping_timeout_ms) {
+        net->stats.ping_timeouts++;
+        net__conn_fail(conn, -ETIMEDOUT, "the peer has read nothing for %" PRIu64 " ms",
+                       now - conn->last_sent_ms);
+        return;
+    }
     if (conn->ping_busy) {
         uint64_t since = VS_MAX(conn->last_recv_ms, conn->ping_sent_ms);
         if (now - since >= net->cfg.ping_timeout_ms) {

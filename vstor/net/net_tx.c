@@ -69,10 +69,12 @@ void net__tx_push(struct vs_net_conn *conn, struct vs_net_tx *tx)
 {
     tx->next = NULL;
     tx->sent = 0;
-    if (conn->txq_tail)
+    if (conn->txq_tail) {
         conn->txq_tail->next = tx;
-    else
+    } else {
         conn->txq_head = tx;
+        conn->last_sent_ms = uv_now(conn->net->loop); /* the stall clock starts */
+    }
     conn->txq_tail = tx;
     if (!conn->in_dirty) {
         conn->in_dirty = true;
@@ -99,6 +101,8 @@ static void tx_done(struct vs_net_tx *tx)
 static void tx_advance(struct vs_net_conn *conn, uint64_t n)
 {
     conn->net->stats.bytes_out += n;
+    if (n > 0)
+        conn->last_sent_ms = uv_now(conn->net->loop);
     while (n > 0) {
         struct vs_net_tx *tx = conn->txq_head;
         VS_ASSERT(tx != NULL);

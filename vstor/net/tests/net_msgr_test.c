@@ -829,15 +829,43 @@ static void raw_hello(struct vs_net_hdr *h, const uint8_t *cid, uint16_t pmin, u
 }
 
 /* What a raw client thread does after connecting. */
-enum raw_client_mode { RAW_GARBAGE, RAW_HUGE_FRAME, RAW_BAD_VERSION, RAW_NO_HELLO };
+enum raw_client_mode { RAW_GARBAGE, RAW_HUGE_FRAME, RAW_BAD_VERSION, RAW_NO_HELLO, RAW_NO_READ };
 
 struct raw_client {
     uint16_t port;
     enum raw_client_mode mode;
     int hello_retval;   /* from the server's HELLO reply */
     bool got_eof;       /* the server closed the connection */
+    volatile bool release; /* RAW_NO_READ: stop pinging and read */
     pthread_t thread;
 };
+
+/* Asks for 64 reads of 4 MiB, then never reads a byte, but stays visibly
+ * alive: a PING every 20 ms, until the test releases it. */
+static void raw_flood_no_read(struct raw_client *rc, int fd, const struct vs_net_limits *lim)
+{
+    uint8_t b[VS_NET_HDR_SIZE];
+    struct vs_net_hdr h;
+    for (unsigned i = 0; i < 64; i++) {
+        memset(&h, 0, sizeof(h));
+        h.version = 1;
+        h.opcode = VS_NET_OP_READ;
+        h.id = 100 + i;
+        h.req.rw = (struct vs_net_rw){.inode = 1, .offset = i, .len = BIG};
+        vs_net_hdr_encode(&h, lim, b, NULL, 0);
+        write(fd, b, sizeof(b));
+    }
+    for (uint64_t id = 1000; !rc->release; id++) {
+        memset(&h, 0, sizeof(h));
+        h.version = 1;
+        h.opcode = VS_NET_OP_PING;
+        h.id = id;
+        vs_net_hdr_encode(&h, lim, b, NULL, 0);
+        if (write(fd, b, sizeof(b)) < 0)
+            break;
+        usleep(20000);
+    }
+}
 
 static void *raw_client_main(void *arg)
 {
@@ -862,7 +890,9 @@ static void *raw_client_main(void *arg)
         else
             rc->hello_retval = 1; /* no valid reply */
     }
-    if (rc->mode == RAW_GARBAGE || rc->mode == RAW_NO_HELLO) {
+    if (rc->mode == RAW_NO_READ) {
+        raw_flood_no_read(rc, fd, &lim);
+    } else if (rc->mode == RAW_GARBAGE || rc->mode == RAW_NO_HELLO) {
         memset(b, 0xAB, sizeof(b));
         write(fd, b, sizeof(b));
     } else if (rc->mode == RAW_HUGE_FRAME) {
@@ -939,6 +969,45 @@ static void test_malformed_frame_closes_only_that_connection(void **state)
     assert_int_equal(c.ev_down, 0);
     free(t.buf);
     close_all(&loop, &s, &c);
+    loop_done(&loop);
+}
+
+/* A client that keeps pinging but never reads its replies is dropped once
+ * the server's send queue has not moved for ping_timeout_ms, and every
+ * request it held goes back to the pool. */
+static void test_peer_that_stops_reading(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct srv s;
+    struct vs_net_cfg cfg;
+    srv_cfg(&cfg, &s);
+    cfg.ping_interval_ms = 100;
+    cfg.ping_timeout_ms = 300;
+    srv_start(&s, &loop, &cfg, 0);
+    struct raw_client rc = {.port = vs_net_listen_port(s.net), .mode = RAW_NO_READ};
+    pthread_create(&rc.thread, NULL, raw_client_main, &rc);
+    assert_true(wait_count(&loop, &s.ev_up, 1, 5000));
+    uint64_t t0 = uv_now(&loop);
+    assert_true(wait_count(&loop, &s.ev_down, 1, 10000));
+    print_message("non-reading peer dropped after %" PRIu64 " ms\n", uv_now(&loop) - t0);
+    assert_int_equal(s.last_down_rc, -ETIMEDOUT);
+    struct vs_net_stats st;
+    for (int i = 0; i < 100; i++) {
+        vs_net_get_stats(s.net, &st);
+        if (st.reqs_in_use == 0)
+            break;
+        static bool f;
+        f = false;
+        run_until(&loop, &f, 10);
+    }
+    assert_int_equal(st.reqs_in_use, 0);
+    assert_int_equal(st.ping_timeouts, 1);
+    assert_int_equal(s.recv_count, 64);
+    rc.release = true;
+    pthread_join(rc.thread, NULL);
+    close_all(&loop, &s, NULL);
     loop_done(&loop);
 }
 
@@ -1252,6 +1321,7 @@ int main(void)
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_reconnect_after_restart),
         cmocka_unit_test(test_malformed_frame_closes_only_that_connection),
+        cmocka_unit_test(test_peer_that_stops_reading),
         cmocka_unit_test(test_wrong_cluster_refused),
         cmocka_unit_test(test_keepalive_detects_dead_peer),
         cmocka_unit_test(test_reply_to_unknown_id),
