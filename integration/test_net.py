@@ -34,6 +34,16 @@ def test_net_bench_loopback(vstor):
     assert "failed" not in r.stdout
 
 
+def test_net_bench_one_shape(vstor):
+    r = vstor("net", "bench", "--quick", "--size", "64k", "--depth", "4", timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    found = rows(r.stdout)
+    assert [(m.group(1), m.group(2)) for m in found] == [("raw socket", "1"), ("write", "4"),
+                                                         ("read", "4")], r.stdout
+    r = vstor("net", "bench", "--size", "8M")
+    assert r.returncode == 2 and "at most 4M" in r.stderr
+
+
 def test_net_bench_bad_address(vstor):
     r = vstor("net", "bench", "--connect", "not-an-address")
     assert r.returncode == 2

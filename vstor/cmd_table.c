@@ -27,6 +27,8 @@ static const struct vs_cmd_opt net_bench_opts[] = {
     {"quick", NULL, "200 ms per case: a smoke run, not a measurement", false},
     {"listen", "IP:PORT", "only serve, until SIGTERM (for a client on another host)", false},
     {"connect", "IP:PORT", "only run the client, against a `net bench --listen` server", false},
+    {"size", "SIZE", "instead of the table: writes and reads of this size (max 4M)", false},
+    {"depth", "N", "instead of the table: at this queue depth", false},
     {NULL, NULL, NULL, false},
 };
 

@@ -491,6 +491,62 @@ static int run_case(const struct bench_case *c, const struct vs_config *config,
     return r.error ? VS_EXIT_FAIL : VS_EXIT_OK;
 }
 
+/* The table to run: the standard cases, or, with --size/--depth, a raw
+ * baseline plus a write and a read of that shape. Returns the count. */
+static unsigned pick_cases(const struct vs_cmd_ctx *ctx, struct bench_case *out, int *rc)
+{
+    uint64_t size = 0, depth = 0;
+    *rc = 0;
+    if (vs_cmd_opt_size(ctx, "size", &size) < 0 || vs_cmd_opt_u64(ctx, "depth", &depth) < 0) {
+        *rc = VS_EXIT_USAGE;
+        return 0;
+    }
+    if (!size && !depth) {
+        memcpy(out, cases, sizeof(cases));
+        return VS_ARRAY_SIZE(cases);
+    }
+    size = size ? size : 4096;
+    depth = depth ? depth : 1;
+    if (size > BENCH_MAX || depth > 4096) {
+        vs_cmd_error((struct vs_cmd_ctx *)ctx, "--size is at most 4M and --depth at most 4096");
+        *rc = VS_EXIT_USAGE;
+        return 0;
+    }
+    out[0] = (struct bench_case){"raw socket", 0, (uint32_t)size, 1};
+    out[1] = (struct bench_case){"write", VS_NET_OP_WRITE, (uint32_t)size, (uint32_t)depth};
+    out[2] = (struct bench_case){"read", VS_NET_OP_READ, (uint32_t)size, (uint32_t)depth};
+    return 3;
+}
+
+static int run_table(const struct vs_cmd_ctx *ctx, const struct bench_case *list, unsigned n,
+                     const char *connect_addr, uint64_t measure_ms)
+{
+    uint64_t warm_ms = VS_MIN(measure_ms / 4, 500);
+    uint8_t *buf = calloc(1, BENCH_MAX);
+    uint64_t *lat = calloc(LAT_MAX, sizeof(*lat));
+    if (!buf || !lat) {
+        free(buf);
+        free(lat);
+        vs_cmd_error((struct vs_cmd_ctx *)ctx, "out of memory");
+        return VS_EXIT_FAIL;
+    }
+    printf("vstor net bench: %s, %" PRIu64 " ms per case after %" PRIu64 " ms of warm-up\n",
+           connect_addr ? connect_addr : "loopback, a fresh server process per case",
+           measure_ms, warm_ms);
+    printf("%-14s %-5s %10s %9s %9s %9s %9s %10s %10s\n", "case", "depth", "ops/s", "MB/s",
+           "avg us", "p50 us", "p99 us", "cli us/op", "srv us/op");
+    int rc = VS_EXIT_OK;
+    for (unsigned i = 0; i < n; i++) {
+        if (connect_addr && !list[i].opcode)
+            continue; /* the baseline needs its own server */
+        if (run_case(&list[i], &ctx->cfg, connect_addr, warm_ms, measure_ms, buf, lat))
+            rc = VS_EXIT_FAIL;
+    }
+    free(buf);
+    free(lat);
+    return rc;
+}
+
 int vs_cmd_net_bench(struct vs_cmd_ctx *ctx)
 {
     const char *listen_addr = vs_cmd_opt(ctx, "listen");
@@ -505,31 +561,13 @@ int vs_cmd_net_bench(struct vs_cmd_ctx *ctx)
     }
     if (listen_addr)
         return bench_serve(listen_addr, &ctx->cfg, -1);
+    struct bench_case list[VS_ARRAY_SIZE(cases)];
+    int rc;
+    unsigned n = pick_cases(ctx, list, &rc);
+    if (rc)
+        return rc;
     if (vs_log_level_current == VS_LOG_INFO)
         vs_log_set_level(VS_LOG_WARN); /* keep the table readable */
-    uint64_t measure_ms = vs_cmd_flag(ctx, "quick") ? 200 : seconds * 1000;
-    uint64_t warm_ms = VS_MIN(measure_ms / 4, 500);
-    uint8_t *buf = calloc(1, BENCH_MAX);
-    uint64_t *lat = calloc(LAT_MAX, sizeof(*lat));
-    if (!buf || !lat) {
-        free(buf);
-        free(lat);
-        vs_cmd_error(ctx, "out of memory");
-        return VS_EXIT_FAIL;
-    }
-    printf("vstor net bench: %s, %" PRIu64 " ms per case after %" PRIu64 " ms of warm-up\n",
-           connect_addr ? connect_addr : "loopback, a fresh server process per case",
-           measure_ms, warm_ms);
-    printf("%-14s %-5s %10s %9s %9s %9s %9s %10s %10s\n", "case", "depth", "ops/s", "MB/s",
-           "avg us", "p50 us", "p99 us", "cli us/op", "srv us/op");
-    int rc = VS_EXIT_OK;
-    for (unsigned i = 0; i < VS_ARRAY_SIZE(cases); i++) {
-        if (connect_addr && !cases[i].opcode)
-            continue; /* the baseline needs its own server */
-        if (run_case(&cases[i], &ctx->cfg, connect_addr, warm_ms, measure_ms, buf, lat))
-            rc = VS_EXIT_FAIL;
-    }
-    free(buf);
-    free(lat);
-    return rc;
+    return run_table(ctx, list, n, connect_addr,
+                     vs_cmd_flag(ctx, "quick") ? 200 : seconds * 1000);
 }
