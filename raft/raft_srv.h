@@ -208,7 +208,7 @@ int srv_range_now(struct meta_server *s, const struct vs_meta_op *op, unsigned f
 /* raft_srv_watch.c */
 int srv_watch_add(struct meta_server *s, struct srv_conn *sc, uint64_t id, const uint8_t *key,
                   uint32_t key_len, const uint8_t *end, uint32_t end_len, uint64_t start_rev,
-                  vs_meta_watch_cb cb, void *ctx);
+                  vs_meta_watch_cb cb, void *ctx, uint64_t *first_rev);
 int srv_watch_cancel(struct meta_server *s, struct srv_conn *sc, uint64_t id);
 void srv_watches_deliver(struct meta_server *s);
 void srv_watches_resync(struct meta_server *s);

@@ -846,10 +846,13 @@ static void dispatch(struct meta_server *s, struct srv_conn *sc, const struct sr
     case RO_LEASE_TTL:
         lease_keepalive(s, k, r->lease_id, r->op == RO_LEASE_KEEPALIVE);
         return;
-    case RO_WATCH:
+    case RO_WATCH: {
+        uint64_t first = 0;
         rc = srv_watch_add(s, sc, r->watch_id, r->key, r->key_len, r->end, r->end_len, r->rev,
-                           NULL, NULL);
+                           NULL, NULL, &first);
+        raft__buf_u64(&b, first); /* the client resumes from here if we go away */
         break;
+    }
     case RO_WATCH_CANCEL:
         rc = srv_watch_cancel(s, sc, r->watch_id);
         break;

@@ -71,7 +71,7 @@ static uint8_t *dup_bytes(const uint8_t *p, uint32_t len)
 
 int srv_watch_add(struct meta_server *s, struct srv_conn *sc, uint64_t id, const uint8_t *key,
                   uint32_t key_len, const uint8_t *end, uint32_t end_len, uint64_t start_rev,
-                  vs_meta_watch_cb cb, void *ctx)
+                  vs_meta_watch_cb cb, void *ctx, uint64_t *first_rev)
 {
     struct raft_sm *sm = &s->node.sm;
     if (sc)
@@ -97,6 +97,8 @@ int srv_watch_add(struct meta_server *s, struct srv_conn *sc, uint64_t id, const
     w->ctx = ctx;
     w->next_rev = start_rev ? start_rev : sm->rev + 1;
     w->synced = w->next_rev > sm->rev;
+    if (first_rev)
+        *first_rev = w->next_rev;
     w->progress_rev = w->next_rev - 1;
     w->progress_ms = srv_now(s);
     w->next = s->watches;
@@ -285,7 +287,7 @@ int vs_raft_server_watch(struct vs_raft_server *vs, const void *key, uint32_t ke
     if (key_len == 0 || key_len > VS_META_KEY_MAX || range_end_len > VS_META_KEY_MAX || !cb)
         return -EINVAL;
     int rc = srv_watch_add(s, NULL, 0, key, key_len, range_end, range_end_len, start_rev, cb,
-                           ctx);
+                           ctx, NULL);
     if (rc == 0)
         *watch_id = s->next_watch_id;
     return rc;
