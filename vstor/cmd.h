@@ -15,4 +15,11 @@ int vs_cmd_config(struct vs_cmd_ctx *ctx);
 int vs_cmd_placement_simulate(struct vs_cmd_ctx *ctx);
 int vs_cmd_net_bench(struct vs_cmd_ctx *ctx); /* net/net_bench.c */
 
+/* nbd/cmd_nbd.c */
+extern const struct vs_cmd_opt vs_nbd_export_opts[];
+extern const struct vs_cmd_opt vs_nbd_map_opts[];
+int vs_cmd_nbd_export(struct vs_cmd_ctx *ctx);
+int vs_cmd_map(struct vs_cmd_ctx *ctx);
+int vs_cmd_unmap(struct vs_cmd_ctx *ctx);
+
 #endif /* VSTOR_CMD_H */

@@ -64,7 +64,15 @@ enum vs_cfg_type {
     X(net_connect_timeout, VS_CFG_MS, "5s", 10, 3600000, VS_SCOPE_CLIENT | VS_SCOPE_OSD, \
       "deadline for a TCP connect plus the protocol handshake")                          \
     X(net_reconnect_max, VS_CFG_MS, "5s", 10, 3600000, VS_SCOPE_CLIENT | VS_SCOPE_OSD,   \
-      "longest delay between reconnection attempts (starts at 100 ms, doubles)")
+      "longest delay between reconnection attempts (starts at 100 ms, doubles)")         \
+    X(nbd_iodepth, VS_CFG_U64, "256", 1, 65536, VS_SCOPE_NBD,                            \
+      "NBD requests in flight per connection; more wait in the socket")                 \
+    X(nbd_conn_max, VS_CFG_U64, "64", 1, 4096, VS_SCOPE_NBD,                             \
+      "NBD connections served at once; more are refused")                               \
+    X(nbd_buffer_size, VS_CFG_SIZE, "128M", 64ull << 20, 64ull << 30, VS_SCOPE_NBD,      \
+      "memory for NBD request data, shared by all connections (allocated at start)")    \
+    X(nbd_timeout, VS_CFG_MS, "0", 0, 86400000, VS_SCOPE_NBD,                            \
+      "kernel request timeout for `vstor map`; 0 = never (I/O waits, never fails)")
 
 enum vs_cfg_source { VS_CFG_SRC_DEFAULT, VS_CFG_SRC_FILE, VS_CFG_SRC_FLAG };
 
