@@ -267,6 +267,29 @@ static void prepare_cb(uv_prepare_t *h)
 
 /* ---- Listener --------------------------------------------------------------- */
 
+static void handle_closed_cb(uv_handle_t *h);
+
+static void reject_closed_cb(uv_handle_t *h)
+{
+    struct vs_net *net = h->data;
+    net->reject_busy = false;
+    net__maybe_finish(net);
+}
+
+/* Out of memory for a connection: accept it into a spare handle and close it
+ * at once, since libuv stops watching a listener whose connection is left
+ * unaccepted. */
+static void reject_connection(struct vs_net *net, uv_stream_t *server)
+{
+    if (net->reject_busy)
+        return; /* one at a time; the next event retries */
+    VS_ASSERT(uv_tcp_init(net->loop, &net->reject) == 0);
+    net->reject.data = net;
+    net->reject_busy = true;
+    uv_accept(server, (uv_stream_t *)&net->reject);
+    uv_close((uv_handle_t *)&net->reject, reject_closed_cb);
+}
+
 int net__parse_addr(const char *s, struct sockaddr_storage *out)
 {
     char host[64];
@@ -304,8 +327,9 @@ static void on_connection(uv_stream_t *server, int status)
     }
     struct vs_net_conn *conn = net__conn_new(net, false);
     if (!conn) {
-        VS_ERROR(net->log_name, "accept: out of memory for a connection");
-        return; /* the connection stays in the backlog; we retry on the next event */
+        VS_ERROR(net->log_name, "accept: out of memory for a connection; refused");
+        reject_connection(net, server);
+        return;
     }
     VS_ASSERT(uv_tcp_init(net->loop, &conn->tcp) == 0);
     conn->tcp.data = conn;
@@ -342,8 +366,7 @@ int vs_net_listen(struct vs_net *net, const char *addr, char *err, size_t err_si
         rc = uv_listen((uv_stream_t *)&net->listener, LISTEN_BACKLOG, on_connection);
     if (rc < 0) {
         snprintf(err, err_size, "listen on %s: %s", addr, uv_strerror(rc));
-        net->listener_open = false;
-        uv_close((uv_handle_t *)&net->listener, NULL);
+        uv_close((uv_handle_t *)&net->listener, handle_closed_cb); /* clears listener_open */
         return rc;
     }
     struct sockaddr_storage bound;
@@ -377,7 +400,7 @@ static void handle_closed_cb(uv_handle_t *h)
 
 void net__maybe_finish(struct vs_net *net)
 {
-    if (!net->closing || net->conns || net->listener_open)
+    if (!net->closing || net->conns || net->listener_open || net->reject_busy)
         return;
     if (net->prepare_open || net->idle_open) {
         if (!uv_is_closing((uv_handle_t *)&net->prepare))

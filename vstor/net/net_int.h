@@ -126,6 +126,8 @@ struct vs_net {
     char log_name[32];
     struct vs_net_hello hello; /* ours */
     uv_tcp_t listener;
+    uv_tcp_t reject;                     /* refuses a connection when out of memory */
+    bool reject_busy;
     uv_prepare_t prepare;
     uv_idle_t idle;
     bool listening, listener_open, prepare_open, idle_open, idle_on, closing;

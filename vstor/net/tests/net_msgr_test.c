@@ -1284,6 +1284,16 @@ static void test_bad_addresses(void **state)
     }
     assert_int_equal(vs_net_listen(c.net, "[::1]:0", err, sizeof(err)), 0);
     assert_true(vs_net_listen_port(c.net) > 0);
+    /* A port in use: a clear error, and the messenger still closes cleanly. */
+    struct cli c2;
+    char addr[64];
+    snprintf(addr, sizeof(addr), "[::1]:%u", vs_net_listen_port(c.net));
+    assert_int_equal(vs_net_create(&loop, &cfg, &c2.net, err, sizeof(err)), 0);
+    assert_int_equal(vs_net_listen(c2.net, addr, err, sizeof(err)), UV_EADDRINUSE);
+    assert_non_null(strstr(err, "address already in use"));
+    c2.closed = false;
+    vs_net_close(c2.net, cli_closed_cb, &c2);
+    assert_true(run_until(&loop, &c2.closed, 5000));
     c.closed = false;
     vs_net_close(c.net, cli_closed_cb, &c);
     assert_true(run_until(&loop, &c.closed, 5000));
