@@ -50,6 +50,11 @@ static void load(const struct pl_lpmodel *m, glp_prob *P, int *ia, int *ja, doub
 
 int placement__glpk_solve(const struct pl_lpmodel *m, double *x)
 {
+    if (m->cols == 0 || m->rows == 0) { /* GLPK refuses empty programs; x = 0 is optimal */
+        for (uint32_t j = 0; j < m->cols; j++)
+            x[j] = 0;
+        return 0;
+    }
     size_t ne = (size_t)m->col_start[m->cols] + 1;
     int *ia = malloc(ne * sizeof(int)), *ja = malloc(ne * sizeof(int));
     double *ar = malloc(ne * sizeof(double));

@@ -101,7 +101,7 @@ struct pl_eosd {
     double best;         /* the real-valued best share */
     double ideal;        /* the share by weight alone */
     uint32_t slots;      /* members it ends with */
-    uint32_t prim_target;
+    uint32_t prim_lo, prim_target; /* primaries: floor and ceiling of prim_ideal */
     double prim_ideal;
     uint32_t primaries;
 };

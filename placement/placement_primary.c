@@ -7,14 +7,14 @@
  * none). An OSD's fair number of primaries is the sum over its PGs of
  * 1 / (candidates of that PG): with equal weights every OSD gets pg_count /
  * OSDs, with unequal ones primaries follow the members, hence the weights.
- * Integer targets round these by largest remainder.
+ * Every OSD must end between the floor and the ceiling of that share.
  *
- * Assignment keeps the previous primary while its OSD is under target (a
+ * Assignment keeps the previous primary while its OSD is below its ceiling (a
  * primary change restarts the PG), fills the rest greedily, then moves
- * primaries along augmenting paths (u takes a PG from v, v takes one from w,
- * ... until an OSD above its target gives one away) until every OSD is at
- * its target or no path exists. This is a bipartite b-matching again, small
- * enough to solve directly.
+ * primaries along augmenting paths: first from every OSD above its ceiling
+ * (it gives a PG to v, v gives one to x, ... until an OSD below its ceiling
+ * takes one), then to every OSD below its floor. This is a bipartite
+ * b-matching with degree bounds, small enough to solve directly.
  */
 #include "placement_int.h"
 
@@ -31,7 +31,6 @@ struct prim {
     uint32_t *cand_start, *cand; /* per PG: candidate OSDs */
     uint32_t *adj_start, *adj;   /* per OSD: PGs it is a candidate of */
     uint32_t *from_osd, *from_pg, *queue;
-    uint8_t *stuck;
 };
 
 static uint32_t pg_candidates(const struct pl_work *w, uint32_t pg, bool tagged, uint32_t *out)
@@ -80,24 +79,16 @@ static int build_candidates(struct prim *pr)
     return 0;
 }
 
-static void round_targets(struct pl_work *w, uint32_t total)
+/* Targets are ranges: floor and ceiling of the fair share. The fractional
+ * split (each PG 1/candidates to each candidate) meets them, and the
+ * b-matching polytope with these bounds is integral, so an assignment within
+ * them always exists. */
+static void set_ranges(struct pl_work *w)
 {
-    uint32_t sum = 0;
     for (uint32_t o = 0; o < w->osd_count; o++) {
-        w->osds[o].prim_target = (uint32_t)floor(w->osds[o].prim_ideal + 1e-9);
-        sum += w->osds[o].prim_target;
-    }
-    for (; sum < total; sum++) {
-        uint32_t pick = PL_NONE;
-        double gap = -1e300;
-        for (uint32_t o = 0; o < w->osd_count; o++) {
-            double g = w->osds[o].prim_ideal - w->osds[o].prim_target;
-            if (w->osds[o].prim_ideal > 0 && g > gap)
-                pick = o, gap = g;
-        }
-        if (VS_NEVER(pick == PL_NONE))
-            break;
-        w->osds[pick].prim_target++;
+        double ideal = w->osds[o].prim_ideal;
+        w->osds[o].prim_lo = (uint32_t)floor(ideal + 1e-9);
+        w->osds[o].prim_target = (uint32_t)ceil(ideal - 1e-9);
     }
 }
 
@@ -123,10 +114,10 @@ static void greedy(struct prim *pr)
         if (w->primary[pg] != PL_NONE || pr->cand_start[pg] == pr->cand_start[pg + 1])
             continue;
         uint32_t best = PL_NONE;
-        int64_t best_room = INT64_MIN;
+        double best_room = -1e300;
         for (uint32_t i = pr->cand_start[pg]; i < pr->cand_start[pg + 1]; i++) {
             const struct pl_eosd *e = &w->osds[pr->cand[i]];
-            int64_t room = (int64_t)e->prim_target - (int64_t)e->primaries;
+            double room = e->prim_ideal - e->primaries;
             if (room > best_room)
                 best = pr->cand[i], best_room = room;
         }
@@ -134,8 +125,17 @@ static void greedy(struct prim *pr)
     }
 }
 
-/* One augmenting path from under-target OSD u to an OSD above its target. */
-static bool shift_one(struct prim *pr, uint32_t u)
+/* Walks the BFS tree back from end to start. Each step's PG goes to the
+ * OSD the path reaches it from (raise) or to the OSD it leads to (lower). */
+static void path_apply(struct prim *pr, uint32_t start, uint32_t end, bool raise)
+{
+    for (uint32_t y = end; y != start; y = pr->from_osd[y])
+        set_primary(pr->w, pr->from_pg[y], raise ? pr->from_osd[y] : y);
+}
+
+/* Raises u (below its floor) by one: u takes a PG from v, v from x, ...
+ * until an OSD above its floor gives one away. */
+static bool raise_one(struct prim *pr, uint32_t u)
 {
     struct pl_work *w = pr->w;
     uint32_t head = 0, tail = 0;
@@ -150,9 +150,8 @@ static bool shift_one(struct prim *pr, uint32_t u)
             if (v == PL_NONE || pr->from_osd[v] != PL_NONE)
                 continue;
             pr->from_osd[v] = x, pr->from_pg[v] = pg;
-            if (w->osds[v].primaries > w->osds[v].prim_target) {
-                for (uint32_t y = v; y != u; y = pr->from_osd[y])
-                    set_primary(w, pr->from_pg[y], pr->from_osd[y]);
+            if (w->osds[v].primaries > w->osds[v].prim_lo) {
+                path_apply(pr, u, v, true);
                 return true;
             }
             pr->queue[tail++] = v;
@@ -161,21 +160,47 @@ static bool shift_one(struct prim *pr, uint32_t u)
     return false;
 }
 
+/* Lowers o (above its ceiling) by one: o gives a PG to v, v to x, ...
+ * until an OSD below its ceiling takes one. */
+static bool lower_one(struct prim *pr, uint32_t o)
+{
+    struct pl_work *w = pr->w;
+    uint32_t head = 0, tail = 0;
+    for (uint32_t i = 0; i < w->osd_count; i++)
+        pr->from_osd[i] = PL_NONE;
+    pr->from_osd[o] = o;
+    pr->queue[tail++] = o;
+    while (head < tail) {
+        uint32_t x = pr->queue[head++];
+        for (uint32_t i = pr->adj_start[x]; i < pr->adj_start[x + 1]; i++) {
+            uint32_t pg = pr->adj[i];
+            if (w->primary[pg] != x)
+                continue;
+            for (uint32_t j = pr->cand_start[pg]; j < pr->cand_start[pg + 1]; j++) {
+                uint32_t v = pr->cand[j];
+                if (pr->from_osd[v] != PL_NONE)
+                    continue;
+                pr->from_osd[v] = x, pr->from_pg[v] = pg;
+                if (w->osds[v].primaries < w->osds[v].prim_target) {
+                    path_apply(pr, o, v, false);
+                    return true;
+                }
+                pr->queue[tail++] = v;
+            }
+        }
+    }
+    return false;
+}
+
 static void balance(struct prim *pr)
 {
     struct pl_work *w = pr->w;
-    bool progress = true;
-    while (progress) {
-        progress = false;
-        for (uint32_t o = 0; o < w->osd_count; o++)
-            while (!pr->stuck[o] && w->osds[o].primaries < w->osds[o].prim_target) {
-                if (!shift_one(pr, o)) {
-                    pr->stuck[o] = 1;
-                    break;
-                }
-                progress = true;
-            }
-    }
+    for (uint32_t o = 0; o < w->osd_count; o++)
+        while (w->osds[o].primaries > w->osds[o].prim_target && lower_one(pr, o))
+            ;
+    for (uint32_t o = 0; o < w->osd_count; o++)
+        while (w->osds[o].primaries < w->osds[o].prim_lo && raise_one(pr, o))
+            ;
 }
 
 int placement__primaries(struct pl_work *w)
@@ -185,18 +210,14 @@ int placement__primaries(struct pl_work *w)
     pr.from_osd = malloc((w->osd_count + 1) * sizeof(uint32_t));
     pr.from_pg = malloc((w->osd_count + 1) * sizeof(uint32_t));
     pr.queue = malloc((w->osd_count + 1) * sizeof(uint32_t));
-    pr.stuck = calloc(w->osd_count + 1, 1);
-    if (rc == 0 && (!pr.from_osd || !pr.from_pg || !pr.queue || !pr.stuck))
+    if (rc == 0 && (!pr.from_osd || !pr.from_pg || !pr.queue))
         rc = -ENOMEM;
     if (rc == 0) {
-        uint32_t with = 0;
-        for (uint32_t pg = 0; pg < w->pg_count; pg++)
-            with += pr.cand_start[pg + 1] > pr.cand_start[pg];
-        round_targets(w, with);
+        set_ranges(w);
         greedy(&pr);
         balance(&pr);
     }
     free(pr.cand_start), free(pr.cand), free(pr.adj_start), free(pr.adj);
-    free(pr.from_osd), free(pr.from_pg), free(pr.queue), free(pr.stuck);
+    free(pr.from_osd), free(pr.from_pg), free(pr.queue);
     return rc;
 }
