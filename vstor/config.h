@@ -72,7 +72,11 @@ enum vs_cfg_type {
     X(nbd_buffer_size, VS_CFG_SIZE, "128M", 64ull << 20, 64ull << 30, VS_SCOPE_NBD,      \
       "memory for NBD request data, shared by all connections (allocated at start)")    \
     X(nbd_timeout, VS_CFG_MS, "0", 0, 86400000, VS_SCOPE_NBD,                            \
-      "kernel request timeout for `vstor map`; 0 = never (I/O waits, never fails)")
+      "kernel request timeout for `vstor map`; 0 = never (I/O waits, never fails)")      \
+    X(mon_change_delay, VS_CFG_MS, "100ms", 1, 60000, VS_SCOPE_MON,                      \
+      "monitor: wait this long after a change before planning (bursts coalesce)")       \
+    X(mon_stats_interval, VS_CFG_MS, "10s", 1000, 3600000, VS_SCOPE_MON,                 \
+      "monitor: how often OSD statistics are folded into stats and inode/stats")
 
 enum vs_cfg_source { VS_CFG_SRC_DEFAULT, VS_CFG_SRC_FILE, VS_CFG_SRC_FLAG };
 
