@@ -13,6 +13,10 @@
 
 #include "cluster_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 static void leader_cb(void *ctx, bool is_leader, uint64_t term);
 static void closed_cb(void *ctx);
 static void tick_cb(uv_timer_t *t);
@@ -96,6 +100,33 @@ bool has_leader(struct cluster *c, void *arg)
     return leader_of(c) >= 0;
 }
 
+/* True when every port of [base, base + n) can be bound on 127.0.0.1 now. */
+static bool ports_free(int base, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(base + i)),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+        close(fd);
+        if (rc != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Ports below the kernel's ephemeral range (32768+), so outgoing connections
+ * of other tests never hold them; probed, since tests run in parallel. */
+static int pick_port_base(unsigned n, unsigned seed)
+{
+    for (unsigned attempt = 0; attempt < 64; attempt++) {
+        int base = 10000 + (int)((seed + attempt * 7919u) % 22000u);
+        if (ports_free(base, n))
+            return base;
+    }
+    return 10000 + (int)(seed % 22000u);
+}
+
 void cluster_init(struct cluster *c, unsigned n, const char *name)
 {
     memset(c, 0, sizeof(*c));
@@ -106,7 +137,7 @@ void cluster_init(struct cluster *c, unsigned n, const char *name)
     unsigned h = 0;
     for (const char *p = name; *p; p++)
         h = h * 31 + (unsigned char)*p;
-    c->port_base = 20000 + (int)(((unsigned)getpid() * 7 + h * 13) % 40000);
+    c->port_base = pick_port_base(n, (unsigned)getpid() * 7 + h * 13);
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     for (unsigned i = 0; i < n; i++) {
         snprintf(c->m[i].dir, sizeof(c->m[i].dir), "%s/raft_cl_%s_%d_%u", tmp, name,

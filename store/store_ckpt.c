@@ -1,0 +1,545 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * store_ckpt.c -- the checkpoint: moves durable, stable journal state into the
+ * metadata pages and data blocks, then trims the journal.
+ *
+ *   IDLE -> FSYNC1 -> BARRIER1 -> FLUSH -> FSYNC2 -> BARRIER2 -> PAGES
+ *        -> FSYNC3 -> CKPT -> FSYNC4 -> BARRIER3 -> IDLE
+ *
+ * FSYNC1   makes every written record durable; then the newest stable durable
+ *          big write or delete of each object becomes its base (older base
+ *          block or slot: pending free), and objects whose lowest entries
+ *          are stable durable small writes are listed for flushing.
+ * BARRIER1 no read that started earlier is in flight (they could read a
+ *          sector while it is overwritten and lose its overlay, I9).
+ * FLUSH    in-place writes of those small writes' data into the base block
+ *          (only sectors that the journal still covers, I7), then FSYNC2.
+ * BARRIER2 then the flushed entries are folded into the base (bitmap, crcs,
+ *          version) and retired; the new journal start T = the oldest record
+ *          still needed (a live entry or a record in flight).
+ * PAGES    every dirty page is rebuilt from the index and written to its
+ *          other copy with sequence ckpt_seq + 1 (I3), then FSYNC3.
+ * CKPT     the checkpoint block (the other slot, I4) records T, then FSYNC4.
+ * BARRIER3 then the journal before T and the pending blocks are free (I6).
+ * The base (struct store_obj) changes only inside a checkpoint, and only from
+ * durable state, so a page always describes durable data (I10).
+ */
+#include "store_int.h"
+
+#include "vs_byte.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Without progress (an unstable version can pin the journal until it is
+ * stabilized) a checkpoint restarts only once a new operation arrived. */
+static bool ck_needed(struct vs_store *s)
+{
+    if (s->ck.requested)
+        return true;
+    return s->ck.progress &&
+           (s->wait_q.head || s->jused * 100 >= s->jsize * s->cfg.journal_checkpoint_pct ||
+            (uint64_t)s->ents_live * 2 >= s->ent_cap ||
+            (uint64_t)(s->pend_blocks_n + s->rb_blocks_n) * 2 >= s->pend_max);
+}
+
+void store__ck_maybe_start(struct vs_store *s)
+{
+    if (s->ck.state != CK_IDLE || s->broken || s->cfg.readonly || !ck_needed(s))
+        return;
+    s->ck.requested = false;
+    s->ck.waiters = s->ck.waiters_next;
+    s->ck.waiters_next = NULL;
+    s->ck.error = 0;
+    s->ck.state = CK_FSYNC1;
+    s->ck.fsync_wait = 0;
+    store__ck_step(s);
+}
+
+/* Requests an fsync of devs covering everything so far; returns the batch. */
+static uint64_t ck_fsync(struct vs_store *s, unsigned devs)
+{
+    s->dirty_devs |= devs;
+    bool busy = s->fsync_batch_inflight != 0;
+    store__request_fsync(s);
+    return busy ? s->fsync_issued + 1 : s->fsync_issued;
+}
+
+static unsigned all_devs(struct vs_store *s)
+{
+    return (1u << s->disk->dev_count) - 1;
+}
+
+/* ---- apply: base switches ---------------------------------------------------- */
+
+static void release_ref(struct vs_store *s, uint32_t ref, bool in_pages)
+{
+    if (ref == NONE32)
+        return;
+    if (ref & TOMB_BIT) {
+        store__tomb_release(s, ref & ~TOMB_BIT);
+        store__page_mark_dirty(s, s->block_count + (ref & ~TOMB_BIT));
+    } else {
+        store__block_release(s, ref);
+        if (in_pages)
+            store__page_mark_dirty(s, ref);
+    }
+}
+
+/* Retires entry ei and every older one (their records become trimmable). */
+static void retire_from(struct vs_store *s, uint32_t ei, uint32_t keep_ref)
+{
+    while (ei) {
+        struct store_entry *e = &s->ents[ei];
+        uint32_t next = e->next;
+        uint32_t ref = e->kind == ENT_BIG ? e->block
+                       : e->kind == ENT_DELETE ? TOMB_BIT | e->block : NONE32;
+        if (ref != keep_ref)
+            release_ref(s, ref, false);
+        store__ent_retire(s, ei);
+        ei = next;
+    }
+}
+
+static bool flushable(struct vs_store *s, const struct store_entry *e)
+{
+    return e->kind == ENT_SMALL && (e->flags & EF_STABLE) && e->seq < s->synced_seq;
+}
+
+static void apply_obj(struct vs_store *s, uint32_t oi)
+{
+    struct store_obj *o = &s->objs[oi];
+    uint32_t prev = 0, top = 0;
+    for (uint32_t ei = o->dirty; ei; prev = ei, ei = s->ents[ei].next) {
+        struct store_entry *e = &s->ents[ei];
+        if (e->kind == ENT_SMALL || !(e->flags & EF_STABLE) || e->seq >= s->synced_seq ||
+            (e->flags & EF_NOBLOCK))
+            continue;
+        /* e is the newest stable durable big write or delete: the new base. */
+        uint32_t ref = e->kind == ENT_BIG ? e->block : TOMB_BIT | e->block;
+        release_ref(s, o->block, true);
+        o->block = ref;
+        o->version = e->version;
+        if (e->kind == ENT_BIG)
+            s->block_owner[e->block] = oi;
+        store__page_mark_dirty(s, e->kind == ENT_BIG ? e->block : s->block_count + e->block);
+        if (prev)
+            s->ents[prev].next = 0;
+        else
+            o->dirty = 0;
+        retire_from(s, ei, ref);
+        break;
+    }
+    /* Flush candidates: the stable durable small writes at the chain's end. */
+    for (uint32_t ei = o->dirty; ei; ei = s->ents[ei].next) {
+        if (!flushable(s, &s->ents[ei]))
+            top = 0;
+        else if (!top)
+            top = ei;
+    }
+    if (top && s->ck.flush_n < s->ent_cap) {
+        VS_ASSERT(o->block != NONE32 && !(o->block & TOMB_BIT));
+        s->ck.flush_obj[s->ck.flush_n] = oi;
+        s->ck.flush_top[s->ck.flush_n++] = top;
+    }
+}
+
+static void apply_all(struct vs_store *s)
+{
+    s->ck.flush_n = 0;
+    for (uint32_t oi = 0; oi < s->obj_cap; oi++) {
+        if (s->objs[oi].version == FREE_VERSION || !s->objs[oi].dirty)
+            continue;
+        apply_obj(s, oi);
+        store__obj_maybe_drop(s, oi);
+    }
+    /* Blocks of rolled-back writes whose rollback record is now durable. */
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < s->rb_blocks_n; i++) {
+        if (s->rb_seq[i] < s->synced_seq) {
+            store__block_release(s, s->rb_blocks[i]);
+        } else {
+            s->rb_seq[kept] = s->rb_seq[i];
+            s->rb_blocks[kept++] = s->rb_blocks[i];
+        }
+    }
+    s->rb_blocks_n = kept;
+}
+
+/* ---- flush: in-place writes ------------------------------------------------- */
+
+/* Newest flushable entry (from top down) covering sector sec, or 0. */
+static uint32_t flush_source(struct vs_store *s, uint32_t top, uint32_t sec)
+{
+    for (uint32_t ei = top; ei; ei = s->ents[ei].next) {
+        const struct store_entry *e = &s->ents[ei];
+        if (sec >= e->offset / SECTOR && sec < (e->offset + e->len) / SECTOR)
+            return ei;
+    }
+    return 0;
+}
+
+static void ck_io_cb(struct vs_disk_io *io, int res);
+
+static struct vs_disk_io *ck_io(struct vs_store *s, unsigned *slot)
+{
+    for (unsigned i = 0; i < CK_IOS; i++) {
+        if (s->ck.ios[i].cb == NULL) {
+            memset(&s->ck.ios[i], 0, sizeof(s->ck.ios[i]));
+            s->ck.ios[i].cb = ck_io_cb;
+            *slot = i;
+            return &s->ck.ios[i];
+        }
+    }
+    return NULL;
+}
+
+static void ck_io_cb(struct vs_disk_io *io, int res)
+{
+    struct vs_store *s = io->owner;
+    io->cb = NULL;
+    if (res < 0)
+        store__set_broken(s, res, "checkpoint write");
+    s->ck.ios_inflight--;
+    store__ck_step(s);
+}
+
+static void ck_submit(struct vs_store *s, struct vs_disk_io *io, unsigned dev, uint64_t off,
+                      void *buf, uint32_t len)
+{
+    io->opcode = VS_DISK_WRITE;
+    io->dev = (uint8_t)dev;
+    io->offset = off;
+    io->buf = buf;
+    io->len = len;
+    io->owner = s;
+    s->ck.ios_inflight++;
+    store__submit(s, io);
+}
+
+/* Issues flush runs until the io slots are used up; true when all issued. */
+static bool flush_issue(struct vs_store *s)
+{
+    struct store_ck *ck = &s->ck;
+    for (; ck->flush_i < ck->flush_n; ck->flush_i++, ck->flush_sec = 0) {
+        uint32_t oi = ck->flush_obj[ck->flush_i], top = ck->flush_top[ck->flush_i];
+        uint32_t block = s->objs[oi].block;
+        while (ck->flush_sec < s->spb) {
+            uint32_t sec = ck->flush_sec, src = flush_source(s, top, sec);
+            if (!src) {
+                ck->flush_sec++;
+                continue;
+            }
+            const struct store_entry *e = &s->ents[src];
+            uint32_t js = e->jpos + e->hdr_sectors + (sec - e->offset / SECTOR), n = 1;
+            while (sec + n < s->spb && flush_source(s, top, sec + n) == src)
+                n++;
+            unsigned slot;
+            struct vs_disk_io *io = ck_io(s, &slot);
+            if (!io)
+                return false;
+            const struct vs_store_layout *l = &s->sb.layout;
+            ck_submit(s, io, l->data_dev,
+                      l->data_offset + (uint64_t)block * s->block_size + (uint64_t)sec * SECTOR,
+                      s->jbuf + (size_t)js * SECTOR, n * SECTOR);
+            ck->flush_sec = sec + n;
+        }
+    }
+    return true;
+}
+
+/* Folds the flushed entries into the base and retires them. */
+static void flush_apply(struct vs_store *s)
+{
+    for (uint32_t i = 0; i < s->ck.flush_n; i++) {
+        uint32_t oi = s->ck.flush_obj[i], top = s->ck.flush_top[i];
+        struct store_obj *o = &s->objs[oi];
+        for (uint32_t sec = 0; sec < s->spb; sec++) {
+            uint32_t src = flush_source(s, top, sec);
+            if (!src)
+                continue;
+            const struct store_entry *e = &s->ents[src];
+            bit_set(store__bitmap(s, o->block), sec);
+            if (s->block_csum)
+                s->block_csum[(size_t)o->block * s->ncsum + sec] =
+                    s->jcrc[e->jpos + e->hdr_sectors + (sec - e->offset / SECTOR)];
+        }
+        o->version = s->ents[top].version;
+        store__page_mark_dirty(s, o->block);
+        uint32_t prev = 0;
+        for (uint32_t ei = o->dirty; ei != top; ei = s->ents[ei].next)
+            prev = ei;
+        if (prev)
+            s->ents[prev].next = 0;
+        else
+            o->dirty = 0;
+        retire_from(s, top, NONE32);
+    }
+    s->ck.flush_n = 0;
+}
+
+/* ---- pages and the checkpoint block ----------------------------------------- */
+
+static void entry_encode(struct vs_store *s, uint64_t slot, uint8_t *e)
+{
+    memset(e, 0, s->entry_size);
+    uint32_t oi, ref;
+    if (slot < s->block_count) {
+        oi = s->block_owner[slot];
+        ref = (uint32_t)slot;
+    } else {
+        oi = s->tomb_owner[slot - s->block_count];
+        ref = TOMB_BIT | (uint32_t)(slot - s->block_count);
+    }
+    if (oi == NONE32 || s->objs[oi].version == FREE_VERSION || s->objs[oi].block != ref)
+        return; /* free, pending free, or an entry not yet applied */
+    const struct store_obj *o = &s->objs[oi];
+    vs_put_u64(e, o->inode);
+    vs_put_u64(e + 8, o->stripe);
+    vs_put_u64(e + 16, o->version);
+    vs_put_u32(e + 24, PENT_USED | (slot >= s->block_count ? PENT_TOMB : 0));
+    if (slot >= s->block_count)
+        return;
+    memcpy(e + ENTRY_HDR_SIZE, store__bitmap(s, ref), s->bitmap_bytes);
+    for (uint32_t i = 0; i < s->ncsum; i++)
+        vs_put_u32(e + ENTRY_HDR_SIZE + s->bitmap_bytes + 4 * i,
+                   s->block_csum[(size_t)ref * s->ncsum + i]);
+}
+
+void store__page_build(struct vs_store *s, uint64_t page_no, uint8_t *buf)
+{
+    memset(buf, 0, s->page_size);
+    for (uint32_t i = 0; i < s->epp; i++) {
+        uint64_t slot = page_no * s->epp + i;
+        if (slot >= s->block_count + s->tomb_count)
+            break;
+        entry_encode(s, slot, buf + PAGE_HDR_SIZE + (size_t)i * s->entry_size);
+    }
+    store__page_seal(buf, s->page_size, page_no, s->ckpt_seq + 1);
+}
+
+static uint64_t page_offset(struct vs_store *s, uint64_t p, unsigned copy)
+{
+    return s->meta_pages_offset + (copy * s->page_count + p) * s->page_size;
+}
+
+/* Writes dirty pages to their other copy; true when all are issued. */
+static bool pages_issue(struct vs_store *s)
+{
+    struct store_ck *ck = &s->ck;
+    for (; ck->next_page < s->page_count; ck->next_page++) {
+        uint32_t p = (uint32_t)ck->next_page;
+        if (!bit_get(s->page_dirty, p))
+            continue;
+        unsigned slot;
+        struct vs_disk_io *io = ck_io(s, &slot);
+        if (!io)
+            return false;
+        uint8_t *buf = ck->page_bufs + (size_t)slot * s->page_size;
+        store__page_build(s, p, buf);
+        unsigned copy = !bit_get(s->page_copy, p);
+        s->page_copy[p / 8] = (uint8_t)(s->page_copy[p / 8] ^ (1u << (p % 8)));
+        s->page_dirty[p / 8] = (uint8_t)(s->page_dirty[p / 8] & ~(1u << (p % 8)));
+        s->pages_dirty--;
+        ck_submit(s, io, s->sb.layout.meta_dev, page_offset(s, p, copy), buf, s->page_size);
+    }
+    return true;
+}
+
+/* T: the oldest record still needed, a live entry's or one in flight. */
+void store__ck_compute_start(struct vs_store *s)
+{
+    uint64_t t = VS_MIN(s->next_seq, s->oldest_incomplete);
+    for (uint32_t ei = 1; ei < s->ent_cap; ei++) {
+        const struct store_entry *e = &s->ents[ei];
+        if (e->kind != ENT_FREE && !(e->flags & EF_ZOMBIE))
+            t = VS_MIN(t, e->seq);
+    }
+    VS_ASSERT(t >= s->start_seq);
+    s->ck.new_start_seq = t;
+    if (t == s->next_seq) {
+        s->ck.new_start_pos = s->jhead;
+        s->ck.new_start_prev_crc = s->last_crc;
+    } else {
+        s->ck.new_start_pos = (uint64_t)s->rec_pos[t % s->rec_cap] * SECTOR;
+        s->ck.new_start_prev_crc = vs_get_u32(s->jbuf + s->ck.new_start_pos + 12);
+    }
+}
+
+static void ckpt_issue(struct vs_store *s)
+{
+    unsigned slot;
+    struct vs_disk_io *io = ck_io(s, &slot);
+    VS_ASSERT(io != NULL);
+    struct store_ckpt c = {s->ckpt_seq + 1, s->ck.new_start_pos, s->ck.new_start_seq,
+                           s->ck.new_start_prev_crc, s->synced_seq};
+    uint8_t *buf = s->ck.page_bufs + (size_t)slot * s->page_size;
+    store__ckpt_encode(&c, buf);
+    const struct vs_store_layout *l = &s->sb.layout;
+    ck_submit(s, io, l->meta_dev, l->meta_offset + ((s->ckpt_seq + 1) % 2) * CKPT_SIZE, buf,
+              CKPT_SIZE);
+}
+
+static void ck_done(struct vs_store *s)
+{
+    s->ckpt_seq++;
+    s->ck.progress = s->ck.new_start_seq != s->start_seq || s->ck.pend_frozen_blocks ||
+                     s->ck.pend_frozen_tombs;
+    uint64_t dist = (s->ck.new_start_pos + s->jsize - s->jstart) % s->jsize;
+    if (s->ck.new_start_seq == s->next_seq)
+        s->jused = 0;
+    else
+        s->jused -= dist;
+    s->jstart = s->ck.new_start_pos;
+    s->start_seq = s->ck.new_start_seq;
+    s->start_prev_crc = s->ck.new_start_prev_crc;
+    if (getenv("STORE_DEBUG"))
+        fprintf(stderr, "ck done: dist %llu T %llu next %llu synced %llu live %u jused %llu\n",
+                (unsigned long long)dist, (unsigned long long)s->ck.new_start_seq,
+                (unsigned long long)s->next_seq, (unsigned long long)s->synced_seq,
+                s->ents_live, (unsigned long long)s->jused);
+    store__pending_release(s, s->ck.pend_frozen_blocks, s->ck.pend_frozen_tombs);
+    s->st.checkpoints++;
+}
+
+static void ck_finish(struct vs_store *s)
+{
+    struct vs_store_op *w = s->ck.waiters;
+    s->ck.waiters = NULL;
+    s->ck.state = CK_IDLE;
+    while (w) {
+        struct vs_store_op *next = w->p.next;
+        store__complete(s, w, s->broken ? -EIO : 0);
+        w = next;
+    }
+    if (s->ck.waiters_next)
+        s->ck.requested = true;
+    store__kick_waiters(s);
+    store__ck_maybe_start(s);
+}
+
+static bool ck_barrier(struct vs_store *s, enum ck_state next)
+{
+    s->ck.barrier_ticket = store__barrier_request(s);
+    s->ck.state = next;
+    return true;
+}
+
+static void ck_after_flush(struct vs_store *s)
+{
+    flush_apply(s);
+    store__ck_compute_start(s);
+    s->ck.pend_frozen_blocks = s->pend_blocks_n;
+    s->ck.pend_frozen_tombs = s->pend_tombs_n;
+    s->ck.next_page = 0;
+    s->ck.state = CK_PAGES;
+}
+
+/* One transition; returns false when the machine must wait for an event. */
+static bool ck_advance(struct vs_store *s)
+{
+    struct store_ck *ck = &s->ck;
+    switch (ck->state) {
+    case CK_IDLE:
+        return false;
+    case CK_FSYNC1:
+        if (!ck->fsync_wait) {
+            ck->fsync_wait = ck_fsync(s, all_devs(s));
+            return true;
+        }
+        if (s->fsync_done < ck->fsync_wait)
+            return false;
+        apply_all(s);
+        return ck_barrier(s, CK_BARRIER1);
+    case CK_BARRIER1:
+        if (s->barriers_done < ck->barrier_ticket)
+            return false;
+        ck->flush_i = ck->flush_sec = 0;
+        ck->state = CK_FLUSH;
+        return true;
+    case CK_FLUSH:
+        if (!flush_issue(s) || ck->ios_inflight)
+            return false;
+        ck->fsync_wait = ck_fsync(s, 1u << s->sb.layout.data_dev);
+        ck->state = CK_FSYNC2;
+        return true;
+    case CK_FSYNC2:
+        if (s->fsync_done < ck->fsync_wait)
+            return false;
+        return ck_barrier(s, CK_BARRIER2);
+    case CK_BARRIER2:
+        if (s->barriers_done < ck->barrier_ticket)
+            return false;
+        ck_after_flush(s);
+        return true;
+    case CK_PAGES:
+        if (!pages_issue(s) || ck->ios_inflight)
+            return false;
+        ck->fsync_wait = ck_fsync(s, 1u << s->sb.layout.meta_dev);
+        ck->state = CK_FSYNC3;
+        return true;
+    case CK_FSYNC3:
+        if (s->fsync_done < ck->fsync_wait)
+            return false;
+        ckpt_issue(s);
+        ck->state = CK_CKPT;
+        return true;
+    case CK_CKPT:
+        if (ck->ios_inflight)
+            return false;
+        ck->fsync_wait = ck_fsync(s, 1u << s->sb.layout.meta_dev);
+        ck->state = CK_FSYNC4;
+        return true;
+    case CK_FSYNC4:
+        if (s->fsync_done < ck->fsync_wait)
+            return false;
+        return ck_barrier(s, CK_BARRIER3);
+    case CK_BARRIER3:
+        if (s->barriers_done < ck->barrier_ticket)
+            return false;
+        ck_done(s);
+        ck_finish(s);
+        return false;
+    }
+    return false;
+}
+
+void store__ck_step(struct vs_store *s)
+{
+    if (s->ck.in_step) {
+        s->ck.again = true;
+        return;
+    }
+    s->ck.in_step = true;
+    do {
+        s->ck.again = false;
+        if (s->broken && s->ck.state != CK_IDLE && s->ck.ios_inflight == 0 &&
+            !s->fsync_batch_inflight) {
+            ck_finish(s); /* abandon: the store is read-only now */
+            break;
+        }
+        while (!s->broken && ck_advance(s)) {
+        }
+    } while (s->ck.again);
+    s->ck.in_step = false;
+}
+
+int vs_store_checkpoint(struct vs_store *s, struct vs_store_op *op)
+{
+    if (!op || !op->cb)
+        return -EINVAL;
+    if (s->broken)
+        return -EIO;
+    op->p.store = s;
+    op->result = 0;
+    s->ops_inflight++;
+    if (s->cfg.readonly) {
+        store__defer(s, op);
+        return 0;
+    }
+    op->p.next = s->ck.waiters_next;
+    s->ck.waiters_next = op;
+    s->ck.requested = true;
+    store__ck_maybe_start(s);
+    return 0;
+}

@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * store_disk_sim.c -- the simulated disk: deterministic by seed, with a
+ * volatile write cache, power loss at any point, and EIO injection (STYLE B20).
+ *
+ * Fault model (what a real drive without power-loss protection may do):
+ *  - a completed write sits in the volatile cache until an fsync of its device
+ *    that started after the write completed has itself completed;
+ *  - ios complete in any order the PRNG picks, except that an io flagged
+ *    VS_DISK_DRAIN starts only when every earlier io has completed and no
+ *    later io starts before it completes (IOSQE_IO_DRAIN);
+ *  - on power loss every unsynced or in-flight write is kept whole, dropped,
+ *    or torn (a random subset of its 512-byte or 4 KiB sectors is applied);
+ *  - reads never tear: they see the durable image overlaid by completed writes.
+ */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct cached_write {
+    struct cached_write *next;
+    unsigned dev;
+    uint64_t offset;
+    uint32_t len;
+    uint64_t done_seq; /* completion order */
+    uint8_t data[];
+};
+
+struct fail_rule {
+    int opcode, dev;
+    uint64_t countdown; /* 0 = off */
+    unsigned count;
+    uint32_t ppm;
+};
+
+struct sim_disk {
+    struct vs_disk base;
+    uint8_t *img[VS_STORE_DEVS_MAX];
+    uint64_t rng;
+    struct vs_disk_io *queue_head, *queue_tail; /* submitted, not started */
+    struct vs_disk_io **inflight;               /* started, in start order */
+    unsigned n_inflight, cap_inflight;
+    struct cached_write *cache_head, *cache_tail;
+    uint64_t cache_count, done_seq;
+    void (*hook)(void *);
+    void *hook_ctx;
+    struct fail_rule nth, rnd;
+};
+
+static uint64_t rnd_next(struct sim_disk *d)
+{
+    uint64_t x = d->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    d->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static int sim_submit(struct vs_disk *base, struct vs_disk_io *io)
+{
+    struct sim_disk *d = (struct sim_disk *)base;
+    VS_ASSERT(io->dev < base->dev_count);
+    VS_ASSERTF(io->opcode == VS_DISK_FSYNC || io->opcode == VS_DISK_NOP ||
+                   io->offset + io->len <= base->dev_size[io->dev],
+               "dev=%u off=%llu len=%u", io->dev, (unsigned long long)io->offset, io->len);
+    io->next = NULL;
+    if (d->queue_tail)
+        d->queue_tail->next = io;
+    else
+        d->queue_head = io;
+    d->queue_tail = io;
+    return 0;
+}
+
+static void sim_set_hook(struct vs_disk *base, void (*fn)(void *), void *ctx)
+{
+    struct sim_disk *d = (struct sim_disk *)base;
+    d->hook = fn;
+    d->hook_ctx = ctx;
+}
+
+static unsigned sim_inflight(struct vs_disk *base)
+{
+    struct sim_disk *d = (struct sim_disk *)base;
+    unsigned n = d->n_inflight;
+    for (struct vs_disk_io *io = d->queue_head; io; io = io->next)
+        n++;
+    return n;
+}
+
+/* Moves queued ios to in flight ("io_uring_enter"), running the hook first. */
+static void sim_start_queued(struct sim_disk *d)
+{
+    if (!d->queue_head)
+        return;
+    if (d->hook)
+        d->hook(d->hook_ctx);
+    while (d->queue_head) {
+        struct vs_disk_io *io = d->queue_head;
+        d->queue_head = io->next;
+        if (d->n_inflight == d->cap_inflight) {
+            d->cap_inflight = d->cap_inflight ? d->cap_inflight * 2 : 64;
+            d->inflight = realloc(d->inflight, d->cap_inflight * sizeof(*d->inflight));
+            VS_ASSERT(d->inflight != NULL);
+        }
+        io->seq = d->done_seq; /* for fsync: writes completed before it started */
+        d->inflight[d->n_inflight++] = io;
+    }
+    d->queue_tail = NULL;
+}
+
+static bool fail_matches(const struct fail_rule *r, const struct vs_disk_io *io)
+{
+    return (r->opcode == 0 || r->opcode == io->opcode) && (r->dev < 0 || r->dev == (int)io->dev);
+}
+
+static bool should_fail(struct sim_disk *d, const struct vs_disk_io *io)
+{
+    if (io->opcode == VS_DISK_NOP)
+        return false;
+    if (d->nth.countdown && fail_matches(&d->nth, io)) {
+        if (--d->nth.countdown == 0) {
+            if (--d->nth.count > 0)
+                d->nth.countdown = 1;
+            return true;
+        }
+    }
+    if (d->rnd.ppm && fail_matches(&d->rnd, io))
+        return rnd_next(d) % 1000000 < d->rnd.ppm;
+    return false;
+}
+
+static void sim_read(struct sim_disk *d, struct vs_disk_io *io)
+{
+    memcpy(io->buf, d->img[io->dev] + io->offset, io->len);
+    for (struct cached_write *w = d->cache_head; w; w = w->next) {
+        if (w->dev != io->dev || w->offset >= io->offset + io->len ||
+            w->offset + w->len <= io->offset)
+            continue;
+        uint64_t lo = VS_MAX(w->offset, io->offset);
+        uint64_t hi = VS_MIN(w->offset + w->len, io->offset + io->len);
+        memcpy((uint8_t *)io->buf + (lo - io->offset), w->data + (lo - w->offset), hi - lo);
+    }
+}
+
+static void sim_write(struct sim_disk *d, struct vs_disk_io *io)
+{
+    struct cached_write *w = malloc(sizeof(*w) + io->len);
+    VS_ASSERT(w != NULL);
+    w->next = NULL;
+    w->dev = io->dev;
+    w->offset = io->offset;
+    w->len = io->len;
+    w->done_seq = ++d->done_seq;
+    memcpy(w->data, io->buf, io->len);
+    if (d->cache_tail)
+        d->cache_tail->next = w;
+    else
+        d->cache_head = w;
+    d->cache_tail = w;
+    d->cache_count++;
+}
+
+/* Applies the cached writes of dev that completed before the fsync started. */
+static void sim_fsync(struct sim_disk *d, struct vs_disk_io *io)
+{
+    struct cached_write **pp = &d->cache_head, *prev = NULL;
+    while (*pp) {
+        struct cached_write *w = *pp;
+        if (w->dev == io->dev && w->done_seq <= io->seq) {
+            memcpy(d->img[w->dev] + w->offset, w->data, w->len);
+            *pp = w->next;
+            free(w);
+            d->cache_count--;
+        } else {
+            prev = w;
+            pp = &w->next;
+        }
+    }
+    d->cache_tail = prev;
+}
+
+static void sim_complete(struct sim_disk *d, unsigned idx)
+{
+    struct vs_disk_io *io = d->inflight[idx];
+    memmove(&d->inflight[idx], &d->inflight[idx + 1],
+            (d->n_inflight - idx - 1) * sizeof(*d->inflight));
+    d->n_inflight--;
+    int res = (int)io->len;
+    if (should_fail(d, io)) {
+        res = -EIO;
+    } else if (io->opcode == VS_DISK_READ) {
+        sim_read(d, io);
+    } else if (io->opcode == VS_DISK_WRITE) {
+        sim_write(d, io);
+    } else if (io->opcode == VS_DISK_FSYNC) {
+        sim_fsync(d, io);
+        res = 0;
+    } else {
+        res = 0;
+    }
+    io->cb(io, res);
+}
+
+/* Picks an io that may complete now, honouring DRAIN. */
+static unsigned sim_pick(struct sim_disk *d)
+{
+    unsigned limit = d->n_inflight;
+    for (unsigned i = 0; i < d->n_inflight; i++) {
+        if (d->inflight[i]->flags & VS_DISK_DRAIN) {
+            limit = i == 0 ? 1 : i; /* earlier ones first; the drain op alone */
+            break;
+        }
+    }
+    return (unsigned)(rnd_next(d) % limit);
+}
+
+unsigned vs_disk_sim_step(struct vs_disk *base, unsigned n)
+{
+    struct sim_disk *d = (struct sim_disk *)base;
+    unsigned done = 0;
+    while (done < n) {
+        sim_start_queued(d);
+        if (d->n_inflight == 0)
+            break;
+        sim_complete(d, sim_pick(d));
+        done++;
+    }
+    return done;
+}
+
+unsigned vs_disk_sim_run(struct vs_disk *base)
+{
+    return vs_disk_sim_step(base, ~0u);
+}
+
+static int sim_run_once(struct vs_disk *base)
+{
+    return (int)vs_disk_sim_step(base, 1);
+}
+
+/* Applies a random subset of w's sectors of size gran. */
+static void tear(struct sim_disk *d, unsigned dev, uint64_t off, const uint8_t *data, uint32_t len)
+{
+    uint64_t mode = rnd_next(d) % 4;
+    if (mode == 0)
+        return; /* dropped */
+    if (mode == 1) {
+        memcpy(d->img[dev] + off, data, len);
+        return;
+    }
+    uint32_t gran = mode == 2 ? 512 : 4096;
+    for (uint32_t o = 0; o < len; o += gran)
+        if (rnd_next(d) & 1)
+            memcpy(d->img[dev] + off + o, data + o, VS_MIN(gran, len - o));
+}
+
+void vs_disk_sim_crash(struct vs_disk *base)
+{
+    struct sim_disk *d = (struct sim_disk *)base;
+    d->queue_head = NULL; /* queued ios never reached the device */
+    d->queue_tail = NULL;
+    for (unsigned i = 0; i < d->n_inflight; i++) {
+        struct vs_disk_io *io = d->inflight[i];
+        if (io->opcode == VS_DISK_WRITE)
+            tear(d, io->dev, io->offset, io->buf, io->len);
+    }
+    d->n_inflight = 0;
+    while (d->cache_head) {
+        struct cached_write *w = d->cache_head;
+        d->cache_head = w->next;
+        tear(d, w->dev, w->offset, w->data, w->len);
+        free(w);
+    }
+    d->cache_tail = NULL;
+    d->cache_count = 0;
+    d->hook = NULL;
+    memset(&d->nth, 0, sizeof(d->nth));
+    memset(&d->rnd, 0, sizeof(d->rnd));
+}
+
+void vs_disk_sim_fail_nth(struct vs_disk *base, int opcode, int dev, uint64_t nth, unsigned count)
+{
+    struct sim_disk *d = (struct sim_disk *)base;
+    d->nth = (struct fail_rule){opcode, dev, nth, count, 0};
+}
+
+void vs_disk_sim_fail_random(struct vs_disk *base, int opcode, int dev, uint32_t ppm)
+{
+    struct sim_disk *d = (struct sim_disk *)base;
+    d->rnd = (struct fail_rule){opcode, dev, 0, 0, ppm};
+}
+
+uint8_t *vs_disk_sim_durable(struct vs_disk *base, unsigned dev)
+{
+    struct sim_disk *d = (struct sim_disk *)base;
+    VS_ASSERT(dev < base->dev_count);
+    return d->img[dev];
+}
+
+uint64_t vs_disk_sim_unsynced_writes(struct vs_disk *base)
+{
+    return ((struct sim_disk *)base)->cache_count;
+}
+
+static void sim_destroy(struct vs_disk *base)
+{
+    struct sim_disk *d = (struct sim_disk *)base;
+    while (d->cache_head) {
+        struct cached_write *w = d->cache_head;
+        d->cache_head = w->next;
+        free(w);
+    }
+    for (unsigned i = 0; i < base->dev_count; i++)
+        free(d->img[i]);
+    free(d->inflight);
+    free(d);
+}
+
+static const struct vs_disk_ops sim_ops = {
+    .submit = sim_submit,
+    .set_hook = sim_set_hook,
+    .run_once = sim_run_once,
+    .inflight = sim_inflight,
+    .destroy = sim_destroy,
+};
+
+int vs_disk_sim_create(unsigned count, const uint64_t *sizes, uint64_t seed, struct vs_disk **out)
+{
+    if (count == 0 || count > VS_STORE_DEVS_MAX)
+        return -EINVAL;
+    struct sim_disk *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    d->base.ops = &sim_ops;
+    d->base.dev_count = count;
+    d->rng = seed * 0x9E3779B97F4A7C15ull + 0x1234567ull;
+    if (d->rng == 0)
+        d->rng = 1;
+    for (unsigned i = 0; i < count; i++) {
+        d->base.dev_size[i] = sizes[i];
+        snprintf(d->base.dev_name[i], sizeof(d->base.dev_name[i]), "sim%u", i);
+        d->img[i] = calloc(1, sizes[i] ? sizes[i] : 1);
+        if (!d->img[i]) {
+            sim_destroy(&d->base);
+            return -ENOMEM;
+        }
+    }
+    *out = &d->base;
+    return 0;
+}

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * store_disk_uring.c -- the io_uring disk: 1..3 files or block devices opened
+ * O_DIRECT, driven through the process's struct vs_ring. The ring is shared
+ * with other code: we only take SQEs (vs_ring_sqe) and register one submit
+ * hook, the store's group-commit point. Completions run when the owner of the
+ * ring reaps it (vs_ring_process from the loop, or vs_disk_run_once here).
+ */
+#include "store_int.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct uring_disk {
+    struct vs_disk base;
+    struct vs_ring *ring;
+    int fd[VS_STORE_DEVS_MAX];
+    unsigned inflight;
+    void (*hook)(void *);
+    void *hook_ctx;
+    bool hook_registered;
+};
+
+static void uring_cb(struct vs_ring_op *op, int res)
+{
+    struct vs_disk_io *io = VS_CONTAINER_OF(op, struct vs_disk_io, ring);
+    struct uring_disk *d = (struct uring_disk *)(uintptr_t)io->seq;
+    VS_ASSERT(d->inflight > 0);
+    d->inflight--;
+    /* A short transfer on O_DIRECT means the device ended: report EIO. */
+    if (res >= 0 && (io->opcode == VS_DISK_READ || io->opcode == VS_DISK_WRITE) &&
+        (uint32_t)res != io->len)
+        res = -EIO;
+    io->cb(io, res);
+}
+
+static int uring_submit(struct vs_disk *base, struct vs_disk_io *io)
+{
+    struct uring_disk *d = (struct uring_disk *)base;
+    io->ring.cb = uring_cb;
+    io->seq = (uint64_t)(uintptr_t)d;
+    struct io_uring_sqe *sqe = vs_ring_sqe(d->ring, &io->ring);
+    if (!sqe)
+        return -EAGAIN;
+    int fd = d->fd[io->dev];
+    switch (io->opcode) {
+    case VS_DISK_READ:
+        io_uring_prep_read(sqe, fd, io->buf, io->len, io->offset);
+        break;
+    case VS_DISK_WRITE:
+        io_uring_prep_write(sqe, fd, io->buf, io->len, io->offset);
+        break;
+    case VS_DISK_FSYNC:
+        io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+        break;
+    default:
+        io_uring_prep_nop(sqe);
+        break;
+    }
+    if (io->flags & VS_DISK_DRAIN)
+        sqe->flags |= IOSQE_IO_DRAIN;
+    d->inflight++;
+    return 0;
+}
+
+static void uring_hook(void *ctx)
+{
+    struct uring_disk *d = ctx;
+    if (d->hook)
+        d->hook(d->hook_ctx);
+}
+
+static void uring_set_hook(struct vs_disk *base, void (*fn)(void *), void *ctx)
+{
+    struct uring_disk *d = (struct uring_disk *)base;
+    d->hook = fn;
+    d->hook_ctx = ctx;
+    if (!d->hook_registered && fn) {
+        if (vs_ring_add_submit_hook(d->ring, uring_hook, d) == 0)
+            d->hook_registered = true;
+    }
+}
+
+static int uring_run_once(struct vs_disk *base)
+{
+    struct uring_disk *d = (struct uring_disk *)base;
+    return vs_ring_run_once(d->ring);
+}
+
+static unsigned uring_inflight(struct vs_disk *base)
+{
+    return ((struct uring_disk *)base)->inflight;
+}
+
+static void uring_destroy(struct vs_disk *base)
+{
+    struct uring_disk *d = (struct uring_disk *)base;
+    VS_ASSERTF(d->inflight == 0, "inflight=%u", d->inflight);
+    if (d->hook_registered)
+        vs_ring_remove_submit_hook(d->ring, uring_hook, d);
+    for (unsigned i = 0; i < base->dev_count; i++)
+        if (d->fd[i] >= 0)
+            close(d->fd[i]);
+    free(d);
+}
+
+static const struct vs_disk_ops uring_ops = {
+    .submit = uring_submit,
+    .set_hook = uring_set_hook,
+    .run_once = uring_run_once,
+    .inflight = uring_inflight,
+    .destroy = uring_destroy,
+};
+
+static int open_one(struct uring_disk *d, unsigned i, const char *path, bool direct,
+                    bool readonly, char *errmsg, size_t esz)
+{
+    int flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
+    int fd = open(path, flags);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(errmsg, esz, "%s: open: %s%s", path, strerror(e),
+                 e == EINVAL && direct ? " (O_DIRECT unsupported here; tmpfs?)" : "");
+        return -e;
+    }
+    d->fd[i] = fd;
+    if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+        int e = errno;
+        snprintf(errmsg, esz, "%s: in use by another process (flock: %s)", path, strerror(e));
+        return e == EWOULDBLOCK ? -EBUSY : -e;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    uint64_t size = (uint64_t)st.st_size;
+    if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) < 0) {
+        int e = errno;
+        snprintf(errmsg, esz, "%s: BLKGETSIZE64: %s", path, strerror(e));
+        return -e;
+    }
+    if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+        snprintf(errmsg, esz, "%s: not a regular file or block device", path);
+        return -EINVAL;
+    }
+    d->base.dev_size[i] = size & ~(uint64_t)(SECTOR - 1);
+    snprintf(d->base.dev_name[i], sizeof(d->base.dev_name[i]), "%s", path);
+    return 0;
+}
+
+int vs_disk_uring_open(struct vs_ring *ring, const char *const *paths, unsigned count, bool direct,
+                       bool readonly, struct vs_disk **out, char *errmsg, size_t errmsg_size)
+{
+    if (count == 0 || count > VS_STORE_DEVS_MAX) {
+        snprintf(errmsg, errmsg_size, "need 1 to %u devices, got %u", VS_STORE_DEVS_MAX, count);
+        return -EINVAL;
+    }
+    struct uring_disk *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    d->base.ops = &uring_ops;
+    d->base.dev_count = count;
+    d->ring = ring;
+    for (unsigned i = 0; i < VS_STORE_DEVS_MAX; i++)
+        d->fd[i] = -1;
+    for (unsigned i = 0; i < count; i++) {
+        int rc = open_one(d, i, paths[i], direct, readonly, errmsg, errmsg_size);
+        if (rc < 0) {
+            uring_destroy(&d->base);
+            return rc;
+        }
+    }
+    *out = &d->base;
+    return 0;
+}

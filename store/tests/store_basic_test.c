@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * Targeted store tests: format refusals and bad input, the superblock and
+ * layout checks, request validation (-EINVAL), versions, unstable versions
+ * across reopen, back-pressure on a full journal, ENOSPC, split devices.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "store_test_util.h"
+
+static int wr(struct vs_disk *d, struct vs_store *s, uint64_t stripe, uint64_t version,
+              uint32_t off, uint32_t len, uint8_t fill, bool stable)
+{
+    uint8_t *buf = t_alloc(len);
+    memset(buf, fill, len);
+    struct t_op t;
+    t_init(&t);
+    t.op.oid = (struct vs_store_oid){1, stripe};
+    t.op.version = version;
+    t.op.offset = off;
+    t.op.len = len;
+    t.op.buf = buf;
+    t.op.flags = stable ? VS_STORE_STABLE : 0;
+    int rc = t_run(d, s, &t, vs_store_write);
+    free(buf);
+    return rc;
+}
+
+static uint64_t latest(struct vs_store *s, uint64_t stripe, uint64_t which)
+{
+    uint64_t v = 0;
+    if (vs_store_stat(s, (struct vs_store_oid){1, stripe}, which, &v, NULL) < 0)
+        return 0;
+    return v;
+}
+
+static void test_unstable_survives_reopen(void **st)
+{
+    (void)st;
+    for (int lazy = 0; lazy < 2; lazy++) {
+        struct vs_disk *d = t_sim_format(16 << 20, 1, 128 << 10, 1 << 20, false);
+        struct vs_store_config cfg = {.durability = lazy ? VS_STORE_LAZY : VS_STORE_DURABLE_ACK};
+        struct vs_store *s = t_open(d, &cfg);
+        assert_int_equal(wr(d, s, 0, 0, 0, 128 << 10, 1, true), 128 << 10);
+        assert_int_equal(wr(d, s, 0, 0, 4096, 4096, 2, false), 4096);
+        assert_int_equal(latest(s, 0, VS_STORE_READ_LATEST), 2);
+        assert_int_equal(latest(s, 0, VS_STORE_READ_STABLE), 1);
+        assert_int_equal(vs_store_close(s), 0);
+        s = t_open(d, &cfg);
+        assert_int_equal(latest(s, 0, VS_STORE_READ_LATEST), 2);
+        assert_int_equal(latest(s, 0, VS_STORE_READ_STABLE), 1);
+        assert_int_equal(vs_store_close(s), 0);
+        s = t_open(d, &cfg);
+        assert_int_equal(latest(s, 0, VS_STORE_READ_LATEST), 2);
+        assert_int_equal(vs_store_close(s), 0);
+        vs_disk_destroy(d);
+    }
+}
+
+static void test_bad_requests(void **st)
+{
+    (void)st;
+    struct vs_disk *d = t_sim_format(16 << 20, 1, 128 << 10, 1 << 20, false);
+    struct vs_store *s = t_open(d, NULL);
+    assert_int_equal(wr(d, s, 0, 0, 4096, 4096, 1, true), 4096);
+    assert_int_equal(wr(d, s, 0, 0, 100, 4096, 1, true), -EINVAL);
+    assert_int_equal(wr(d, s, 0, 0, 0, 100, 1, true), -EINVAL);
+    assert_int_equal(wr(d, s, 0, 0, 128 << 10, 4096, 1, true), -EINVAL);
+    assert_int_equal(wr(d, s, 0, 1, 0, 4096, 1, true), VS_EVERSIONCONFLICT);
+    assert_int_equal(wr(d, s, 0, UINT64_MAX, 0, 4096, 1, true), -EINVAL);
+    struct t_op t;
+    t_init(&t);
+    t.op.oid = (struct vs_store_oid){1, 0};
+    t.op.version = VS_STORE_READ_LATEST;
+    t.op.len = 4096;
+    t.op.offset = 124 << 10;
+    t.op.buf = (void *)8; /* misaligned */
+    assert_int_equal(t_start(s, &t, vs_store_read), -EINVAL);
+    t.op.buf = NULL;
+    t.op.offset = 128 << 10;
+    t.op.len = 0;
+    t.op.bitmap = NULL;
+    assert_int_equal(t_start(s, &t, vs_store_read), 0);
+    assert_int_equal(vs_store_run_until_idle(s), 0);
+    assert_int_equal(t.calls, 1);
+    assert_int_equal(t.op.out_version, 1);
+    t_init(&t);
+    t.op.oid = (struct vs_store_oid){2, 0};
+    t.op.version = VS_STORE_READ_LATEST;
+    assert_int_equal(t_start(s, &t, vs_store_read), -ENOENT);
+    struct vs_store_list_entry *le;
+    assert_int_equal(vs_store_list(s, 0, 4, 4, 1 << 20, &le), -EINVAL);
+    assert_int_equal(vs_store_close(s), 0);
+    vs_disk_destroy(d);
+}
+
+static void test_format_refusals(void **st)
+{
+    (void)st;
+    struct vs_disk *d = t_sim_format(16 << 20, 1, 128 << 10, 1 << 20, false);
+    struct vs_store_format_opts fo;
+    memset(&fo, 0, sizeof(fo));
+    char err[256];
+    assert_int_equal(vs_store_format(d, &fo, err, sizeof(err)), VS_EBADFORMAT);
+    assert_non_null(strstr(err, "vstor"));
+    assert_non_null(strstr(err, "--force"));
+    fo.block_size = 3000;
+    fo.force = true;
+    assert_int_equal(vs_store_format(d, &fo, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "block_size"));
+    fo.block_size = 0;
+    fo.csum_block_size = 8192;
+    assert_int_equal(vs_store_format(d, &fo, err, sizeof(err)), -EINVAL);
+    vs_disk_destroy(d);
+    /* an ext4 signature */
+    uint64_t size = 8 << 20;
+    assert_int_equal(vs_disk_sim_create(1, &size, 1, &d), 0);
+    vs_disk_sim_durable(d, 0)[1080] = 0x53;
+    vs_disk_sim_durable(d, 0)[1081] = 0xef;
+    memset(&fo, 0, sizeof(fo));
+    assert_int_equal(vs_store_format(d, &fo, err, sizeof(err)), VS_EBADFORMAT);
+    assert_non_null(strstr(err, "ext2/3/4"));
+    assert_int_equal(vs_disk_sim_durable(d, 0)[0], 0); /* nothing written */
+    /* too small */
+    vs_disk_destroy(d);
+    size = 64 << 10;
+    assert_int_equal(vs_disk_sim_create(1, &size, 1, &d), 0);
+    assert_int_equal(vs_store_format(d, &fo, err, sizeof(err)), -ENOSPC);
+    assert_non_null(strstr(err, "too small"));
+    vs_disk_destroy(d);
+}
+
+static void test_open_refusals(void **st)
+{
+    (void)st;
+    struct vs_disk *d = t_sim_format(16 << 20, 1, 128 << 10, 1 << 20, false);
+    char err[256];
+    struct vs_store *s;
+    struct vs_store_config cfg = {.expect_cluster_id = 8};
+    assert_int_equal(vs_store_open(d, &cfg, &s, err, sizeof(err)), VS_EWRONGCLUSTER);
+    assert_non_null(strstr(err, "cluster_id"));
+    /* a newer format version: nothing may be written */
+    uint8_t *img = vs_disk_sim_durable(d, 0);
+    img[8] = 9;
+    assert_int_equal(vs_store_open(d, NULL, &s, err, sizeof(err)), VS_EFORMATVERSION);
+    assert_non_null(strstr(err, "sim0"));
+    assert_non_null(strstr(err, "format version"));
+    img[8] = 1;
+    img[100] ^= 1; /* superblock crc */
+    assert_int_equal(vs_store_open(d, NULL, &s, err, sizeof(err)), VS_ECHECKSUM);
+    img[100] ^= 1;
+    vs_disk_destroy(d);
+    /* foreign device */
+    uint64_t size = 8 << 20;
+    assert_int_equal(vs_disk_sim_create(1, &size, 1, &d), 0);
+    assert_int_equal(vs_store_open(d, NULL, &s, err, sizeof(err)), VS_EBADFORMAT);
+    assert_non_null(strstr(err, "sim0"));
+    vs_disk_destroy(d);
+}
+
+/* Three devices (meta, journal, data); a device swapped for another store's
+ * is refused by uuid. */
+static void test_split_devices(void **st)
+{
+    (void)st;
+    uint64_t sizes[3] = {2 << 20, 2 << 20, 16 << 20};
+    struct vs_disk *d;
+    assert_int_equal(vs_disk_sim_create(3, sizes, 1, &d), 0);
+    struct vs_store_format_opts fo;
+    memset(&fo, 0, sizeof(fo));
+    fo.layout.journal_dev = 1;
+    fo.layout.data_dev = 2;
+    fo.layout.journal_size = 1 << 20;
+    char err[256];
+    assert_int_equal(vs_store_format(d, &fo, err, sizeof(err)), 0);
+    struct vs_store *s = t_open(d, NULL);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(wr(d, s, (uint64_t)i << 17, 0, 4096 * (uint32_t)(i % 8), 8192, 3, true),
+                         8192);
+    assert_int_equal(vs_store_close(s), 0);
+    s = t_open(d, NULL);
+    assert_int_equal(latest(s, 5 << 17, VS_STORE_READ_LATEST), 1);
+    assert_int_equal(vs_store_close(s), 0);
+    memset(vs_disk_sim_durable(d, 1), 0, 4096);
+    assert_int_equal(vs_store_open(d, NULL, &s, err, sizeof(err)), VS_EBADFORMAT);
+    assert_non_null(strstr(err, "sim1"));
+    vs_disk_destroy(d);
+}
+
+/* A journal far smaller than the data written: writes wait, never fail. */
+static void test_backpressure_and_enospc(void **st)
+{
+    (void)st;
+    struct vs_disk *d = t_sim_format(4 << 20, 1, 16 << 10, 64 << 10, false);
+    struct vs_store *s = t_open(d, NULL);
+    enum { N = 64 };
+    struct t_op t[N];
+    uint8_t *buf = t_alloc(16 << 10);
+    for (int i = 0; i < N; i++) {
+        t_init(&t[i]);
+        t[i].op.oid = (struct vs_store_oid){1, (uint64_t)(i % 8)};
+        t[i].op.offset = 4096;
+        t[i].op.len = 4096;
+        t[i].op.buf = buf;
+        t[i].op.flags = VS_STORE_STABLE;
+        assert_int_equal(t_start(s, &t[i], vs_store_write), 0);
+    }
+    assert_int_equal(vs_store_run_until_idle(s), 0);
+    for (int i = 0; i < N; i++) {
+        if (t[i].op.result != 4096)
+            fprintf(stderr, "op %d: calls %d result %d\n", i, t[i].calls, t[i].op.result);
+        assert_int_equal(t[i].op.result, 4096);
+    }
+    struct vs_store_stats stats;
+    vs_store_get_stats(s, &stats);
+    assert_true(stats.journal_waits > 0);
+    assert_true(stats.checkpoints > 0);
+    /* fill every block: then -ENOSPC, a real space error */
+    uint64_t blocks = stats.block_count, i;
+    int rc = 0;
+    for (i = 0; i < blocks + 8 && rc >= 0; i++)
+        rc = wr(d, s, 100 + i, 0, 0, 16 << 10, 5, true);
+    assert_int_equal(rc, -ENOSPC);
+    free(buf);
+    assert_int_equal(vs_store_close(s), 0);
+    vs_disk_destroy(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unstable_survives_reopen),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_format_refusals),
+        cmocka_unit_test(test_open_refusals),
+        cmocka_unit_test(test_split_devices),
+        cmocka_unit_test(test_backpressure_and_enospc),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
