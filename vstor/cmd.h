@@ -22,4 +22,7 @@ int vs_cmd_nbd_export(struct vs_cmd_ctx *ctx);
 int vs_cmd_map(struct vs_cmd_ctx *ctx);
 int vs_cmd_unmap(struct vs_cmd_ctx *ctx);
 
+int vs_cmd_bench(struct vs_cmd_ctx *ctx);    /* client/cmd_bench.c */
+int vs_cmd_rm(struct vs_cmd_ctx *ctx);       /* client/cmd_rm.c */
+
 #endif /* VSTOR_CMD_H */

@@ -32,7 +32,28 @@ static const struct vs_cmd_opt net_bench_opts[] = {
     {NULL, NULL, NULL, false},
 };
 
+static const struct vs_cmd_opt bench_opts[] = {
+    {"image", "NAME", "the image to test (its data is overwritten)", true},
+    {"runtime", "SECONDS", "measured seconds per test (default 20, as fio-suite.sh)", false},
+    {"ramp", "SECONDS", "unmeasured seconds before each test (default 2)", false},
+    {"size", "SIZE", "bytes of the image to use from its start (default: all of it)", false},
+    {"label", "NAME", "the first column of the table (default vstor)", false},
+    {"no-fill", NULL, "skip writing the range once before the tests", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt rm_opts[] = {
+    {"parallel", "N", "objects deleted at once (default 32)", false},
+    {NULL, NULL, NULL, false},
+};
+
 const struct vs_cmd vs_commands[] = {
+    {"bench", NULL, "measure an image through libvstor: the six tests of fio-suite.sh",
+     "Fills the image once with 4 MiB writes, then runs 4 MiB sequential write and read at\n"
+     "Q32, 4 KiB random write at T1Q1 with a sync after each write, 4 KiB random read at\n"
+     "T1Q1, and 4 KiB random write and read at Q128, and prints IOPS, MB/s, average and\n"
+     "p99 latency in the table format of shared/bench/fio-suite.sh. Overwrites the image.",
+     VS_SCOPE_CLIENT, bench_opts, 0, 0, vs_cmd_bench},
     {"config", NULL, "show the effective configuration and where each value came from",
      "Reads the config file and flags exactly as every other command does, and prints the\n"
      "result. Useful to check a config file before starting a daemon.",
@@ -50,6 +71,12 @@ const struct vs_cmd vs_commands[] = {
      "feasible share, primaries, moved PG members and the solve time. Nothing is written to\n"
      "the cluster. Exit status 1 when a pool cannot be placed (the others still are).",
      VS_SCOPE_GLOBAL, placement_simulate_opts, 0, 0, vs_cmd_placement_simulate},
+    {"rm", "NAME", "remove an image: its data objects in parallel, then its metadata",
+     "Deletes every object of the image (--parallel at a time; a progress bar on a\n"
+     "terminal, a line per 10 % otherwise), syncs, then removes config/inode and the\n"
+     "name index in one transaction. Waits out OSD restarts like any client. Exit status\n"
+     "1 when the image does not exist or the removal failed.",
+     VS_SCOPE_CLIENT, rm_opts, 1, 1, vs_cmd_rm},
     {"version", NULL, "print the version of vstor and its libraries", NULL, VS_SCOPE_GLOBAL,
      NULL, 0, 0, vs_cmd_version},
     /* NBD: vstor/nbd/cmd_nbd.c */

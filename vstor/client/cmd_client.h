@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * cmd_client.h -- what the client-mode commands built on libvstor share
+ * (`vstor bench`, `vstor rm`): a loop, a client made from the command's
+ * config (mon_address), and one open image.
+ */
+#ifndef VSTOR_CMD_CLIENT_H
+#define VSTOR_CMD_CLIENT_H
+
+#include "cli.h"
+#include "client_int.h"
+
+struct cmd_client {
+    uv_loop_t loop;
+    struct vstor_client *c;
+    struct vstor_image *img;
+    struct vstor_image_info info;
+    char *mon_copy;
+    uint64_t mod_rev; /* of the last key read (vstor rm) */
+    bool done;
+    int rc;
+};
+
+/* Creates the client and opens name. 0, or an exit code after printing why. */
+int cmd_client_open(struct vs_cmd_ctx *ctx, struct cmd_client *cc, const char *name);
+/* Closes the image and the client and runs the loop dry. */
+void cmd_client_close(struct cmd_client *cc);
+/* Runs the loop until cc->done. */
+void cmd_client_wait(struct cmd_client *cc);
+
+#endif
