@@ -216,7 +216,7 @@ static int check_rw(const struct vs_net_hdr *h, const struct vs_net_limits *lim,
     const char *name = op_table[h->opcode].name;
     if (rw->flags)
         return fail(err, n, "%s: unknown flags 0x%x", name, rw->flags);
-    if (rw->len > lim->data_max)
+    if (rw->len > lim->data_max && h->opcode != VS_NET_OP_DELETE) /* DELETE moves no data */
         return fail(err, n, "%s: len %u exceeds the limit %u", name, rw->len, lim->data_max);
     if (rw->offset + rw->len < rw->offset)
         return fail(err, n, "%s: offset %" PRIu64 " + len %u overflows", name, rw->offset,

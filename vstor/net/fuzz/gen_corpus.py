@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Writes the seed corpus of fuzz_net_frame (vstor/net/fuzz/corpus/frame).
+"""Writes the seed corpora of fuzz_net_frame (corpus/frame) and fuzz_net_stream
+(corpus/stream).
 
 This is a second, independent encoder of the frame layout, written from the
 byte tables of docs/protocol.md. Files named valid-* must decode cleanly:
 net_proto_test replays them and fails otherwise, so the document, this script
 and the C codec are checked against each other.
 
-Each file: one option byte (bit 0: the fuzz target repairs header CRCs,
-bit 1: small limits), then a stream of frames (header + meta + data).
-Run: python3 vstor/net/fuzz/gen_corpus.py vstor/net/fuzz/corpus/frame
+frame/: one option byte (bit 0: the fuzz target repairs header CRCs, bit 1:
+small limits), then a stream of frames (header + meta + data).
+stream/: one option byte (bit 0: the target sends a HELLO first, bit 1: it
+repairs CRCs), then what a client sends to a server.
+Run: python3 vstor/net/fuzz/gen_corpus.py vstor/net/fuzz/corpus
 """
 import os
 import struct
@@ -101,7 +104,34 @@ def requests():
            reply("SEC_LOCK", 16, retval=-4010, version=3))
 
 
-def main(out):
+def stream_corpus(out):
+    os.makedirs(out, exist_ok=True)
+    files = {}
+    hello = header("HELLO", 1, body=hello_body(cluster=b"fuzz-stream" + bytes(5), role=1,
+                                               node=0))
+    everything = b""
+    for name, req, _ in requests():
+        if name == "hello":
+            continue
+        files[f"op-{name}"] = b"\x01" + req
+        files[f"op-{name}-twice"] = b"\x01" + req + req
+        everything += req
+    files["all-ops"] = b"\x01" + everything
+    files["own-hello"] = b"\x00" + hello + everything
+    files["no-hello"] = b"\x00" + everything
+    files["bad-cluster"] = b"\x00" + header("HELLO", 1, body=hello_body(cluster=bytes(16)))
+    files["hello-twice"] = b"\x00" + hello + hello
+    files["reply-unknown"] = b"\x01" + reply("PING", 77)
+    files["garbage-crc-fixed"] = b"\x03" + bytes(range(256)) * 2
+    for name, blob in files.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(blob)
+    print(f"wrote {len(files)} files to {out}")
+
+
+def main(root):
+    stream_corpus(os.path.join(root, "stream"))
+    out = os.path.join(root, "frame")
     os.makedirs(out, exist_ok=True)
     files = {}
     stream = b""
@@ -131,4 +161,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "corpus/frame")
+    main(sys.argv[1] if len(sys.argv) > 1 else "corpus")
