@@ -14,6 +14,14 @@ int vs_cmd_version(struct vs_cmd_ctx *ctx);
 int vs_cmd_config(struct vs_cmd_ctx *ctx);
 int vs_cmd_placement_simulate(struct vs_cmd_ctx *ctx);
 int vs_cmd_net_bench(struct vs_cmd_ctx *ctx); /* net/net_bench.c */
+/* cli/cli_pool.c, cli/cli_image.c */
+int vs_cmd_pool_create(struct vs_cmd_ctx *ctx);
+int vs_cmd_pool_ls(struct vs_cmd_ctx *ctx);
+int vs_cmd_pool_rm(struct vs_cmd_ctx *ctx);
+int vs_cmd_create(struct vs_cmd_ctx *ctx);
+int vs_cmd_ls(struct vs_cmd_ctx *ctx);
+int vs_cmd_info(struct vs_cmd_ctx *ctx);
+int vs_cmd_resize(struct vs_cmd_ctx *ctx);
 
 /* nbd/cmd_nbd.c */
 extern const struct vs_cmd_opt vs_nbd_export_opts[];

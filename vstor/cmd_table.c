@@ -47,6 +47,42 @@ static const struct vs_cmd_opt rm_opts[] = {
     {NULL, NULL, NULL, false},
 };
 
+/* Pools and images: vstor/cli/cli_pool.c, cli_image.c (docs/commands.md). */
+static const struct vs_cmd_opt pool_create_opts[] = {
+    {"scheme", "S", "replicated, xor or ec", true},
+    {"pg-size", "N", "OSDs per PG (replicas, or data + parity chunks)", true},
+    {"pg-minsize", "N", "live OSDs a PG needs to accept I/O", true},
+    {"pg-count", "N", "PGs in the pool (powers of two recommended)", true},
+    {"failure-domain", "LEVEL", "no two OSDs of a PG under one node of LEVEL (default host)",
+     false},
+    {"parity-chunks", "N", "xor: 1; ec: parity chunks per stripe", false},
+    {"root-node", "NODE", "only OSDs under this placement node", false},
+    {"osd-tags", "T,...", "only OSDs carrying all these tags", false},
+    {"primary-affinity-tags", "T,...", "prefer primaries carrying these tags", false},
+    {"block-size", "SIZE", "object size (default: the cluster's)", false},
+    {"bitmap-granularity", "SIZE", "sector of the pool's images (default: the cluster's)", false},
+    {"pg-stripe-size", "SIZE", "bytes of an image mapped to one PG in a row", false},
+    {"immediate-commit", "MODE", "all, small or none (default: the cluster's)", false},
+    {"local-reads", "MODE", "primary, nearest or random", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt json_opts[] = {
+    {"json", NULL, "print JSON instead of a table", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt create_opts[] = {
+    {"size", "SIZE", "image size: a multiple of 4 KiB (suffixes k, m, g, t)", true},
+    {"pool", "POOL", "the pool, by name or id", true},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt resize_opts[] = {
+    {"size", "SIZE", "the new size: not smaller than the current one", true},
+    {NULL, NULL, NULL, false},
+};
+
 const struct vs_cmd vs_commands[] = {
     {"bench", NULL, "measure an image through libvstor: the six tests of fio-suite.sh",
      "Fills the image once with 4 MiB writes, then runs 4 MiB sequential write and read at\n"
@@ -79,6 +115,29 @@ const struct vs_cmd vs_commands[] = {
      VS_SCOPE_CLIENT, rm_opts, 1, 1, vs_cmd_rm},
     {"version", NULL, "print the version of vstor and its libraries", NULL, VS_SCOPE_GLOBAL,
      NULL, 0, 0, vs_cmd_version},
+    /* Pools and images: vstor/cli/cli_pool.c, cli_image.c */
+    {"create", "NAME", "create an image",
+     "Creates an image of --size bytes in --pool. The name must be unique in the cluster;\n"
+     "of two concurrent creates of one name exactly one succeeds. Exit status 1 when the\n"
+     "name exists or the pool does not, 2 for a bad name or size.",
+     VS_SCOPE_CLIENT, create_opts, 1, 1, vs_cmd_create},
+    {"info", "NAME", "show one image: pool, number, size, flags, I/O rates", NULL,
+     VS_SCOPE_CLIENT, json_opts, 1, 1, vs_cmd_info},
+    {"ls", NULL, "list images", NULL, VS_SCOPE_CLIENT, json_opts, 0, 0, vs_cmd_ls},
+    {"pool create", "NAME", "create a pool",
+     "Adds a pool to config/pools; the monitor places its PGs at once (docs/monitor.md).\n"
+     "Fields and their rules: docs/placement.md section 2. Exit status 1 when the name\n"
+     "exists, 2 for invalid options.",
+     VS_SCOPE_CLIENT, pool_create_opts, 1, 1, vs_cmd_pool_create},
+    {"pool ls", NULL, "list pools with their PGs and images", NULL, VS_SCOPE_CLIENT, json_opts,
+     0, 0, vs_cmd_pool_ls},
+    {"pool rm", "NAME", "remove a pool that holds no image",
+     "Removes the pool from config/pools (the monitor drops its PGs) with its image number\n"
+     "allocator, PG histories and image statistics. Refused while the pool holds images.",
+     VS_SCOPE_CLIENT, NULL, 1, 1, vs_cmd_pool_rm},
+    {"resize", "NAME", "grow an image",
+     "Sets the image's size. Shrinking is refused: the data past the new end would stay.",
+     VS_SCOPE_CLIENT, resize_opts, 1, 1, vs_cmd_resize},
     /* NBD: vstor/nbd/cmd_nbd.c */
     {"map", NULL, "attach an image to a kernel /dev/nbdN device and serve it",
      "Attaches the data to the kernel's nbd driver (generic netlink, or ioctls on old\n"

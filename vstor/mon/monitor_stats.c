@@ -153,7 +153,7 @@ static int add_sample(struct vs_mon_stats *st, struct fold *f, const char *id, j
 
 static json_t *load(const struct vs_meta_kv *kv)
 {
-    return json_loadb((const char *)kv->value, kv->value_len, 0, NULL);
+    return json_loadb((const char *)kv->value, kv->value_len, JSON_DECODE_ANY, NULL);
 }
 
 static int one_kv(struct vs_mon_stats *st, struct fold *f, const char *key,

@@ -392,7 +392,7 @@ int mon__view_build(struct mon_view *v, const struct vs_meta_kv *kvs, unsigned n
         uint32_t klen = VS_MIN(kvs[i].key_len, VS_META_KEY_MAX);
         memcpy(key, kvs[i].key, klen);
         key[klen] = 0;
-        json_t *j = json_loadb((const char *)kvs[i].value, kvs[i].value_len, 0, NULL);
+        json_t *j = json_loadb((const char *)kvs[i].value, kvs[i].value_len, JSON_DECODE_ANY, NULL);
         if (j && json_array_append_new(v->docs, j) < 0)
             rc = -ENOMEM;
         if (rc == 0)
