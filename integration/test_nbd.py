@@ -435,6 +435,18 @@ def test_bad_options_get_error_replies(export):
     assert e.proc.alive()
 
 
+def test_idle_handshake_is_timed_out(export):
+    e = export(size=8 * MiB, extra=("--nbd-handshake-timeout", "300ms"))
+    idle = RawClient(e.sock)        # greeting read, flags sent, then nothing
+    busy = RawClient(e.sock)
+    assert busy.go()[0] == REP_ACK  # a client that finished its handshake stays
+    wait_for(idle.closed_by_server, 10, what="the idle client to be disconnected")
+    time.sleep(0.5)
+    busy.request(CMD_FLUSH, 0, 0, cookie=3)
+    assert busy.simple_reply()[:2] == (0, 3)
+    assert "handshake not finished in time" in e.proc.log()
+
+
 # ---- lifecycle and command line ---------------------------------------------
 
 def test_sigterm_finishes_requests_and_exits(export):
@@ -449,6 +461,24 @@ def test_sigterm_finishes_requests_and_exits(export):
     assert not os.path.exists(e.sock)  # the socket file is removed
     assert e.read_file(0, 65536) == b"s" * 65536
     assert "closing the backend" in e.proc.log()
+
+
+def test_sigterm_waits_for_a_write_under_way(export):
+    """A WRITE whose payload is still arriving when the server is told to stop
+    is received, written and answered before the connection closes."""
+    e = export(size=8 * MiB)
+    c = RawClient(e.sock)
+    assert c.go()[0] == REP_ACK
+    c.request(CMD_WRITE, 4096, 8192, cookie=7, payload=b"p" * 4096)  # half the payload
+    time.sleep(0.3)
+    e.proc.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert e.proc.alive()
+    c.s.sendall(b"p" * 4096)
+    assert c.simple_reply()[:2] == (0, 7)
+    assert c.closed_by_server()
+    assert e.proc.wait(20) == 0
+    assert e.read_file(4096, 8192) == b"p" * 8192
 
 
 def test_nbd_export_usage_errors(vstor, tmp_path, sockdir):

@@ -76,7 +76,9 @@ enum vs_cfg_type {
     X(mon_change_delay, VS_CFG_MS, "100ms", 1, 60000, VS_SCOPE_MON,                      \
       "monitor: wait this long after a change before planning (bursts coalesce)")       \
     X(mon_stats_interval, VS_CFG_MS, "10s", 1000, 3600000, VS_SCOPE_MON,                 \
-      "monitor: how often OSD statistics are folded into stats and inode/stats")
+      "monitor: how often OSD statistics are folded into stats and inode/stats")         \
+    X(nbd_handshake_timeout, VS_CFG_MS, "30s", 0, 3600000, VS_SCOPE_NBD,                 \
+      "an NBD client still negotiating after this is disconnected; 0 = never")
 
 enum vs_cfg_source { VS_CFG_SRC_DEFAULT, VS_CFG_SRC_FILE, VS_CFG_SRC_FLAG };
 

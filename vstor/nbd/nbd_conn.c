@@ -331,9 +331,19 @@ void nbd__conn_payload_received(struct nbd_conn *c, size_t n)
     }
 }
 
+/* Whether c may parse input now: in the transmission phase, or while
+ * draining only to finish a WRITE payload already under way (its request
+ * holds a slot, so the drain cannot end without it). */
+static bool rx_allowed(const struct nbd_conn *c)
+{
+    if (c->blocked != BLOCK_NONE)
+        return false;
+    return c->state == CONN_TRANSMISSION || (c->state == CONN_DRAINING && c->rx == RX_PAYLOAD);
+}
+
 void nbd__conn_rx_process(struct nbd_conn *c)
 {
-    while (c->state == CONN_TRANSMISSION && c->blocked == BLOCK_NONE) {
+    while (rx_allowed(c)) {
         size_t avail = c->rend - c->rpos;
         if (c->rx == RX_SKIP) {
             if (avail == 0)
@@ -352,6 +362,11 @@ void nbd__conn_rx_process(struct nbd_conn *c)
         }
     }
     nbd__conn_update_reading(c);
+}
+
+bool nbd__conn_wants_input(const struct nbd_conn *c)
+{
+    return rx_allowed(c);
 }
 
 /* ---- Sending ------------------------------------------------------------ */

@@ -164,7 +164,8 @@ static void op_ring_cb(struct vs_ring_op *rop, int res)
     } else {
         op_rw_progress(op, res);
     }
-    drain_waiters(fb);
+    if (fb->wait_head) /* a slot is free now (NOTES 2) */
+        drain_waiters(fb);
 }
 
 static void prep(struct file_op *op, struct io_uring_sqe *sqe)

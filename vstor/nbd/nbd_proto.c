@@ -447,11 +447,14 @@ int vs_nbd_request_check(const struct vs_nbd_session *s, const struct vs_nbd_req
     }
     if (r->type == VS_NBD_CMD_DISC)
         return 0; /* "no reply to NBD_CMD_DISC": nothing to refuse */
+    /* "SHOULD return NBD_EPERM if it receives a write or trim request on a
+     * read-only export" -- even though TRIM and WRITE_ZEROES are not
+     * advertised there. */
+    if (is_write_type(r->type) && (s->tx_flags & VS_NBD_FLAG_READ_ONLY))
+        return VS_NBD_EPERM;
     uint32_t allowed = allowed_flags(s, r->type);
     if (allowed == UINT32_MAX || (r->flags & ~allowed))
         return VS_NBD_EINVAL;
-    if (is_write_type(r->type) && (s->tx_flags & VS_NBD_FLAG_READ_ONLY))
-        return VS_NBD_EPERM;
     if (r->type == VS_NBD_CMD_FLUSH)
         return (r->offset || r->length) ? VS_NBD_EINVAL : 0;
     uint64_t end = r->offset + r->length;

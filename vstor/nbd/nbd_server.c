@@ -50,8 +50,8 @@ void nbd__conn_update_reading(struct nbd_conn *c)
     bool want = false;
     if (c->state == CONN_HANDSHAKE)
         want = c->hs && c->hs->state != VS_NBD_HS_CLOSE && c->hs->state != VS_NBD_HS_GO;
-    else if (c->state == CONN_TRANSMISSION)
-        want = c->blocked == BLOCK_NONE;
+    else if (c->state == CONN_TRANSMISSION || c->state == CONN_DRAINING)
+        want = nbd__conn_wants_input(c);
     if (want && !c->reading) {
         nbd__read_start(c);
     } else if (!want && c->reading) {
@@ -120,6 +120,9 @@ void nbd__conn_maybe_free(struct nbd_conn *c)
 static void conn_closed_cb(uv_handle_t *h)
 {
     struct nbd_conn *c = h->data;
+    VS_ASSERT(c->handles_open > 0);
+    if (--c->handles_open > 0)
+        return;
     c->handle_closed = true;
     nbd__conn_maybe_free(c);
 }
@@ -167,6 +170,8 @@ void nbd__conn_close(struct nbd_conn *c, const char *why)
     c->reading = false;
     conn_release_idle_reqs(c);
     uv_close(&c->h.handle, conn_closed_cb);
+    if (c->has_timer)
+        uv_close((uv_handle_t *)&c->hs_timer, conn_closed_cb);
 }
 
 /* ---- Reading ------------------------------------------------------------ */
@@ -175,7 +180,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct nbd_conn *c = h->data;
     (void)suggested;
-    if (c->rx == RX_PAYLOAD && c->rpos == c->rend && c->state == CONN_TRANSMISSION) {
+    if (c->rx == RX_PAYLOAD && c->rpos == c->rend && c->state != CONN_HANDSHAKE) {
         struct nbd_req *req = c->rx_req; /* NOTES (1) of nbd_conn.c: zero copy */
         c->alloc_to_payload = true;
         *buf = uv_buf_init((char *)req->buf + req->rx_got, req->r.length - req->rx_got);
@@ -208,7 +213,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->rend += (size_t)nread;
     if (c->state == CONN_HANDSHAKE)
         handshake_process(c);
-    if (c->state == CONN_TRANSMISSION)
+    if (c->state == CONN_TRANSMISSION || c->state == CONN_DRAINING)
         nbd__conn_rx_process(c);
 }
 
@@ -283,6 +288,8 @@ static void handshake_done(struct nbd_conn *c)
                      (unsigned long long)c->id);
     free(c->hs);
     c->hs = NULL;
+    if (c->has_timer)
+        uv_timer_stop(&c->hs_timer);
     nbd__conn_enter_transmission(c, &s);
 }
 
@@ -325,6 +332,7 @@ static struct nbd_conn *conn_new(struct vs_nbd_server *srv)
 
 static void conn_link(struct vs_nbd_server *srv, struct nbd_conn *c)
 {
+    c->handles_open = 1; /* the stream */
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
@@ -359,6 +367,13 @@ static void peer_name(struct nbd_conn *c, bool is_unix)
     snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
 }
 
+static void hs_timeout_cb(uv_timer_t *t)
+{
+    struct nbd_conn *c = t->data;
+    if (c->state == CONN_HANDSHAKE)
+        nbd__conn_close(c, "handshake not finished in time (nbd_handshake_timeout)");
+}
+
 static int conn_start_handshake(struct nbd_conn *c)
 {
     uint8_t g[VS_NBD_HS_OUT_MAX];
@@ -368,6 +383,12 @@ static int conn_start_handshake(struct nbd_conn *c)
         return -ENOMEM;
     vs_nbd_hs_init(c->hs, &c->srv->exp, &ob);
     c->state = CONN_HANDSHAKE;
+    uv_timer_init(&c->srv->loop->uv, &c->hs_timer);
+    c->hs_timer.data = c;
+    c->has_timer = true;
+    c->handles_open++;
+    if (c->srv->hs_timeout_ms > 0)
+        uv_timer_start(&c->hs_timer, hs_timeout_cb, c->srv->hs_timeout_ms, 0);
     int rc = hs_send(c, g, ob.len);
     if (rc == 0)
         nbd__conn_update_reading(c);
@@ -687,6 +708,7 @@ int vs_nbd_server_create(struct vs_loop *loop, struct vs_nbd_backend *be,
     srv->be = be;
     srv->iodepth = cfg->iodepth;
     srv->conn_max = cfg->conn_max;
+    srv->hs_timeout_ms = cfg->handshake_timeout_ms;
     srv->priv_stride = (be->props.io_priv_bytes + 15u) & ~(size_t)15;
     int rc = fill_export(srv, cfg, err, err_size);
     if (rc == 0 && cfg->buffer_bytes < 2ull * srv->exp.block_max) {

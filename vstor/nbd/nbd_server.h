@@ -41,10 +41,12 @@ struct vs_loop;
 struct vs_nbd_server;
 
 struct vs_nbd_server_config {
-    const char *export_name; /* at most VS_NBD_NAME_MAX bytes */
-    unsigned iodepth;        /* request slots per connection */
-    unsigned conn_max;       /* connections at once; more are refused */
-    uint64_t buffer_bytes;   /* data buffer arena, >= 2 x the largest request */
+    const char *export_name;       /* at most VS_NBD_NAME_MAX bytes */
+    unsigned iodepth;              /* request slots per connection */
+    unsigned conn_max;             /* connections at once; more are refused */
+    uint64_t buffer_bytes;         /* data buffer arena, >= 2 x the largest request */
+    uint64_t handshake_timeout_ms; /* a client still negotiating after this is
+                                    * disconnected; 0 = never */
 };
 
 typedef void (*vs_nbd_server_stopped_cb)(void *arg);

@@ -10,8 +10,9 @@
  *       |                              |                                |
  *       +--ABORT, bad input, EOF-------+--bad framing, EOF, write error--+--idle--> CLOSING
  *
- * DRAINING reads nothing more, lets accepted requests finish and their
- * replies go out, then closes. CLOSING waits for the handle's close callback
+ * DRAINING reads no new request (only the rest of a WRITE payload already
+ * under way), lets accepted requests finish and their replies go out, then
+ * closes. CLOSING waits for the handle's close callback
  * and for the backend to return every request still in flight; only then is
  * the memory freed (nbd__conn_maybe_free).
  *
@@ -67,6 +68,9 @@ struct nbd_conn {
     char peer[96];
     enum nbd_conn_state state;
     bool reading, handle_closed, close_after_write, alloc_to_payload;
+    unsigned handles_open; /* h and, for accepted connections, hs_timer */
+    uv_timer_t hs_timer;   /* ends a handshake that takes too long */
+    bool has_timer;
     enum nbd_blocked blocked;
     /* receive: bytes [rpos, rend) of rbuf are unparsed */
     uint8_t *rbuf;
@@ -116,6 +120,7 @@ struct vs_nbd_server {
     struct vs_nbd_export exp;
     struct vs_nbd_bufpool *pool;
     unsigned iodepth, conn_max;
+    uint64_t hs_timeout_ms;
     size_t priv_stride;
     struct nbd_listener listeners[NBD_LISTENERS_MAX];
     unsigned nlisteners, listeners_closing;
@@ -135,6 +140,7 @@ struct vs_nbd_server {
 void nbd__conn_enter_transmission(struct nbd_conn *c, const struct vs_nbd_session *s);
 void nbd__conn_rx_process(struct nbd_conn *c);
 void nbd__conn_payload_received(struct nbd_conn *c, size_t n);
+bool nbd__conn_wants_input(const struct nbd_conn *c);
 void nbd__conn_flush(struct nbd_conn *c);
 void nbd__conn_begin_drain(struct nbd_conn *c, const char *why);
 void nbd__wake_bufwaiters(struct vs_nbd_server *srv);

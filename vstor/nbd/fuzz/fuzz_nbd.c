@@ -36,8 +36,8 @@ static void export_for(uint8_t sel, struct vs_nbd_export *e)
     if (sel & 2)
         e->tx_flags |= VS_NBD_FLAG_READ_ONLY;
     else
-        e->tx_flags |= VS_NBD_FLAG_SEND_TRIM | VS_NBD_FLAG_SEND_WRITE_ZEROES |
-                       VS_NBD_FLAG_SEND_FAST_ZERO;
+        e->tx_flags |=
+            VS_NBD_FLAG_SEND_TRIM | VS_NBD_FLAG_SEND_WRITE_ZEROES | VS_NBD_FLAG_SEND_FAST_ZERO;
 }
 
 /* Every option reply in out is a well-formed header plus its data. */
@@ -61,8 +61,7 @@ static size_t handshake(struct vs_nbd_hs *hs, const uint8_t *in, size_t len, siz
         struct vs_nbd_obuf ob = {out, 0, sizeof(out)};
         size_t n = vs_nbd_hs_feed(hs, in + used, avail, &ob);
         VS_ASSERT(n <= avail);
-        VS_ASSERT(n > 0 || ob.len > 0 || hs->state == VS_NBD_HS_GO ||
-                  hs->state == VS_NBD_HS_CLOSE);
+        VS_ASSERT(n > 0 || ob.len > 0 || hs->state == VS_NBD_HS_GO || hs->state == VS_NBD_HS_CLOSE);
         bool export_name_reply = hs->state == VS_NBD_HS_GO && hs->opt == VS_NBD_OPT_EXPORT_NAME;
         if (export_name_reply)
             VS_ASSERT(ob.len == 10 || ob.len == VS_NBD_EXPORT_NAME_REPLY_MAX);

@@ -134,8 +134,8 @@ static void assert_file_bytes(uint64_t off, size_t len, int value)
     close(fd);
     for (size_t i = 0; i < len; i++)
         if (b[i] != value)
-            fail_msg("byte %zu at offset %llu is 0x%02x, not 0x%02x", i,
-                     (unsigned long long)off, b[i], value);
+            fail_msg("byte %zu at offset %llu is 0x%02x, not 0x%02x", i, (unsigned long long)off,
+                     b[i], value);
     free(b);
 }
 
@@ -239,9 +239,9 @@ static void test_read_only(void **state)
     assert_true(be->props.read_only);
     /* two read-only exports share the file; a writable one is refused */
     assert_int_equal(vs_nbd_file_open(&loop, path, true, &be2, err, sizeof(err)), 0);
-    assert_int_equal(vs_nbd_file_open(&loop, path, false, &(struct vs_nbd_backend *){NULL}, err,
-                                      sizeof(err)),
-                     -EWOULDBLOCK);
+    assert_int_equal(
+        vs_nbd_file_open(&loop, path, false, &(struct vs_nbd_backend *){NULL}, err, sizeof(err)),
+        -EWOULDBLOCK);
     assert_non_null(strstr(err, "in use by another process"));
     uint8_t *r = abuf(4096, 1);
     assert_int_equal(run1(&loop, be, be->ops->read, 0, 4096, r, 0), 0);

@@ -28,8 +28,8 @@ static void test_parse_device(void **state)
     assert_int_equal(i, 15);
     assert_int_equal(vs_nbd_kernel_parse_device("0", &i), 0);
     assert_int_equal(i, 0);
-    const char *bad[] = {"", "/dev/", "/dev/nbd", "nbd-1", "/dev/sda", "nbd3p1", "nbd03",
-                         "99999999999", "/dev/nbd 1", "x"};
+    const char *bad[] = {"",       "/dev/", "/dev/nbd",    "nbd-1",      "/dev/sda",
+                         "nbd3p1", "nbd03", "99999999999", "/dev/nbd 1", "x"};
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
         assert_int_equal(vs_nbd_kernel_parse_device(bad[k], &i), -EINVAL);
 }
