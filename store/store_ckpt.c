@@ -92,7 +92,7 @@ static void retire_from(struct vs_store *s, uint32_t ei, uint32_t keep_ref)
     while (ei) {
         struct store_entry *e = &s->ents[ei];
         uint32_t next = e->next;
-        uint32_t ref = e->kind == ENT_BIG ? e->block
+        uint32_t ref = e->kind == ENT_BIG && !(e->flags & EF_NOBLOCK) ? e->block
                        : e->kind == ENT_DELETE ? TOMB_BIT | e->block : NONE32;
         if (ref != keep_ref)
             release_ref(s, ref, false);
@@ -119,6 +119,10 @@ static void apply_obj(struct vs_store *s, uint32_t oi)
         uint32_t ref = e->kind == ENT_BIG ? e->block : TOMB_BIT | e->block;
         release_ref(s, o->block, true);
         o->block = ref;
+        if (getenv("STORE_DEBUG"))
+            fprintf(stderr, "apply: obj %u v%llu -> %s %u (old base %x)\n", oi,
+                    (unsigned long long)e->version, e->kind == ENT_BIG ? "block" : "tomb",
+                    e->block, o->block);
         o->version = e->version;
         if (e->kind == ENT_BIG)
             s->block_owner[e->block] = oi;
@@ -238,6 +242,10 @@ static bool flush_issue(struct vs_store *s)
             struct vs_disk_io *io = ck_io(s, &slot);
             if (!io)
                 return false;
+            if (getenv("STORE_DEBUG"))
+                fprintf(stderr, "flush: obj %u block %u sec %u+%u from v%llu seq %llu\n", oi,
+                        block, sec, n, (unsigned long long)e->version,
+                        (unsigned long long)e->seq);
             const struct vs_store_layout *l = &s->sb.layout;
             ck_submit(s, io, l->data_dev,
                       l->data_offset + (uint64_t)block * s->block_size + (uint64_t)sec * SECTOR,
@@ -366,23 +374,41 @@ void store__ck_compute_start(struct vs_store *s)
     }
 }
 
-static void ckpt_issue(struct vs_store *s)
+/* Writes checkpoint block ckpt_seq + 1 with the given journal start. */
+static void ckpt_issue_at(struct vs_store *s, uint64_t pos, uint64_t seq, uint32_t prev)
 {
     unsigned slot;
     struct vs_disk_io *io = ck_io(s, &slot);
     VS_ASSERT(io != NULL);
-    struct store_ckpt c = {s->ckpt_seq + 1, s->ck.new_start_pos, s->ck.new_start_seq,
-                           s->ck.new_start_prev_crc, s->synced_seq};
+    struct store_ckpt c = {s->ckpt_seq + 1, pos, seq, prev, s->synced_seq};
     uint8_t *buf = s->ck.page_bufs + (size_t)slot * s->page_size;
     store__ckpt_encode(&c, buf);
     const struct vs_store_layout *l = &s->sb.layout;
-    ck_submit(s, io, l->meta_dev, l->meta_offset + ((s->ckpt_seq + 1) % 2) * CKPT_SIZE, buf,
+    /* Never over the newest valid block (I4): a torn write must leave it. */
+    ck_submit(s, io, l->meta_dev, l->meta_offset + (s->ckpt_slot ^ 1u) * CKPT_SIZE, buf,
               CKPT_SIZE);
+}
+
+static void ckpt_issue(struct vs_store *s)
+{
+    ckpt_issue_at(s, s->ck.new_start_pos, s->ck.new_start_seq, s->ck.new_start_prev_crc);
+}
+
+/* A checkpoint block that changes nothing but synced_seq: once durable, no
+ * replay rechecks a big write below it (I8), so its block may be overwritten
+ * in place by the flush that follows (I7). */
+static void ck_mark_done(struct vs_store *s)
+{
+    s->ckpt_seq++;
+    s->ckpt_slot ^= 1u;
+    s->ckpt_synced = s->synced_seq;
 }
 
 static void ck_done(struct vs_store *s)
 {
     s->ckpt_seq++;
+    s->ckpt_slot ^= 1u;
+    s->ckpt_synced = s->synced_seq;
     s->ck.progress = s->ck.new_start_seq != s->start_seq || s->ck.pend_frozen_blocks ||
                      s->ck.pend_frozen_tombs;
     uint64_t dist = (s->ck.new_start_pos + s->jsize - s->jstart) % s->jsize;
@@ -400,6 +426,7 @@ static void ck_done(struct vs_store *s)
                 s->ents_live, (unsigned long long)s->jused);
     store__pending_release(s, s->ck.pend_frozen_blocks, s->ck.pend_frozen_tombs);
     s->st.checkpoints++;
+    VS_DASSERT(store__invariants(s));
 }
 
 static void ck_finish(struct vs_store *s)
@@ -435,6 +462,30 @@ static void ck_after_flush(struct vs_store *s)
     s->ck.state = CK_PAGES;
 }
 
+static void ck_before_flush(struct vs_store *s)
+{
+    s->ck.flush_i = s->ck.flush_sec = 0;
+    s->ck.state = s->ck.flush_n && s->ckpt_synced < s->synced_seq ? CK_MARK : CK_FLUSH;
+    if (s->ck.state == CK_MARK)
+        ckpt_issue_at(s, s->jstart, s->start_seq, s->start_prev_crc);
+}
+
+static bool ck_mark_step(struct vs_store *s)
+{
+    if (s->ck.state == CK_MARK) {
+        if (s->ck.ios_inflight)
+            return false;
+        s->ck.fsync_wait = ck_fsync(s, 1u << s->sb.layout.meta_dev);
+        s->ck.state = CK_MARK_FSYNC;
+        return true;
+    }
+    if (s->fsync_done < s->ck.fsync_wait)
+        return false;
+    ck_mark_done(s);
+    s->ck.state = CK_FLUSH;
+    return true;
+}
+
 /* One transition; returns false when the machine must wait for an event. */
 static bool ck_advance(struct vs_store *s)
 {
@@ -450,13 +501,16 @@ static bool ck_advance(struct vs_store *s)
         if (s->fsync_done < ck->fsync_wait)
             return false;
         apply_all(s);
+        VS_DASSERT(store__invariants(s));
         return ck_barrier(s, CK_BARRIER1);
     case CK_BARRIER1:
         if (s->barriers_done < ck->barrier_ticket)
             return false;
-        ck->flush_i = ck->flush_sec = 0;
-        ck->state = CK_FLUSH;
+        ck_before_flush(s);
         return true;
+    case CK_MARK:
+    case CK_MARK_FSYNC:
+        return ck_mark_step(s);
     case CK_FLUSH:
         if (!flush_issue(s) || ck->ios_inflight)
             return false;

@@ -196,6 +196,9 @@ static void sim_complete(struct sim_disk *d, unsigned idx)
     } else if (io->opcode == VS_DISK_WRITE) {
         sim_write(d, io);
     } else if (io->opcode == VS_DISK_FSYNC) {
+        /* A drained fsync really starts only now, after every earlier io. */
+        if (io->flags & VS_DISK_DRAIN)
+            io->seq = d->done_seq;
         sim_fsync(d, io);
         res = 0;
     } else {

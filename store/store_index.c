@@ -312,6 +312,8 @@ void store__pending_release(struct vs_store *s, uint32_t nblocks, uint32_t ntomb
 {
     for (uint32_t i = 0; i < nblocks; i++) {
         uint32_t b = s->pend_blocks[i];
+        if (getenv("STORE_DEBUG"))
+            fprintf(stderr, "release: block %u (owner %u)\n", b, s->block_owner[b]);
         s->block_free[b / 64] |= 1ull << (b % 64);
         s->block_owner[b] = NONE32;
         s->blocks_free++;
@@ -337,4 +339,42 @@ void store__page_mark_dirty(struct vs_store *s, uint64_t slot)
         bit_set(s->page_dirty, (uint32_t)p);
         s->pages_dirty++;
     }
+}
+
+/* O(n) whole-index check (debug builds, VS_DASSERT): every block is exactly
+ * one of free, a base, a live big entry's, or pending release (I6). */
+bool store__invariants(struct vs_store *s)
+{
+    uint8_t *refs = calloc(s->block_count ? s->block_count : 1, 1);
+    VS_ASSERT(refs != NULL);
+    bool ok = true;
+    for (uint32_t oi = 0; oi < s->obj_cap; oi++) {
+        const struct store_obj *o = &s->objs[oi];
+        if (o->version == FREE_VERSION)
+            continue;
+        if (o->block != NONE32 && !(o->block & TOMB_BIT))
+            refs[o->block]++;
+        for (uint32_t ei = o->dirty; ei; ei = s->ents[ei].next) {
+            const struct store_entry *e = &s->ents[ei];
+            ok = ok && !(e->flags & EF_ZOMBIE) && e->kind != ENT_FREE && e->obj == oi;
+            if (e->kind == ENT_BIG && !(e->flags & EF_NOBLOCK))
+                refs[e->block]++;
+        }
+    }
+    for (uint32_t i = 0; i < s->pend_blocks_n; i++)
+        refs[s->pend_blocks[i]]++;
+    for (uint32_t i = 0; i < s->rb_blocks_n; i++)
+        refs[s->rb_blocks[i]]++;
+    uint64_t nfree = 0;
+    for (uint32_t b = 0; b < s->block_count; b++) {
+        bool is_free = (s->block_free[b / 64] >> (b % 64)) & 1;
+        nfree += is_free;
+        if (refs[b] != (is_free ? 0 : 1)) {
+            fprintf(stderr, "invariant: block %u free=%d refs=%u\n", b, is_free, refs[b]);
+            ok = false;
+        }
+    }
+    ok = ok && nfree == s->blocks_free;
+    free(refs);
+    return ok;
 }

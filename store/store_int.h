@@ -141,6 +141,8 @@ enum ck_state {
     CK_IDLE,
     CK_FSYNC1,   /* fsync everything written: entries become durable */
     CK_BARRIER1, /* reads that might see in-place writes drain */
+    CK_MARK,     /* checkpoint block recording synced_seq, before in-place writes */
+    CK_MARK_FSYNC,
     CK_FLUSH,    /* in-place writes of stable journal data into base blocks */
     CK_FSYNC2,
     CK_BARRIER2,
@@ -230,7 +232,10 @@ struct vs_store {
     uint32_t *rec_pos;   /* journal sector of each record in the journal, by seq % rec_cap */
     uint32_t rb_blocks_n;
     uint32_t last_crc, start_prev_crc;
+    unsigned ckpt_slot; /* slot holding the newest valid checkpoint block */
+    uint64_t max_page_seq;
     uint64_t ckpt_seq;
+    uint64_t ckpt_synced; /* synced_seq recorded in the newest checkpoint block */
     /* durability */
     uint64_t fsync_issued, fsync_done;
     unsigned dirty_devs;   /* devices written since the last fsync batch */
@@ -277,6 +282,7 @@ void store__tomb_mark_used(struct vs_store *s, uint32_t t);
 void store__tomb_release(struct vs_store *s, uint32_t t);
 void store__pending_release(struct vs_store *s, uint32_t nblocks, uint32_t ntombs);
 void store__page_mark_dirty(struct vs_store *s, uint64_t slot);
+bool store__invariants(struct vs_store *s);
 uint64_t store__newest_version(const struct vs_store *s, uint32_t oi, bool *deleted);
 static inline uint8_t *store__bitmap(struct vs_store *s, uint32_t b)
 {

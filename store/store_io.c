@@ -224,7 +224,9 @@ void store__issue_fsync(struct vs_store *s)
     bool drain = !s->cfg.fsync_no_drain;
     s->batch_covers = drain ? s->oldest_unsubmitted : s->oldest_incomplete;
     s->fsync_batch_inflight = ++s->fsync_issued;
-    unsigned devs = s->dirty_devs;
+    /* With DRAIN the batch covers exactly the ios submitted before it; without,
+     * a record submitted earlier may complete later, so fsync every device. */
+    unsigned devs = drain ? s->dirty_devs : (1u << s->disk->dev_count) - 1;
     s->dirty_devs = 0;
     unsigned n = 0;
     for (unsigned d = 0; d < s->disk->dev_count; d++) {
@@ -358,10 +360,10 @@ void store__rollback_obj(struct vs_store *s, uint32_t oi, uint64_t version, bool
 /* ---- records -------------------------------------------------------------- */
 
 /* Reserves len contiguous journal bytes (a record never wraps, I2). */
-static uint64_t jalloc(struct vs_store *s, uint64_t len, bool use_reserve)
+static uint64_t jalloc(struct vs_store *s, uint64_t len, bool use_reserve, uint64_t reserve_more)
 {
     uint64_t waste = s->jhead + len > s->jsize ? s->jsize - s->jhead : 0;
-    uint64_t reserve = use_reserve ? 0 : VS_MIN(s->jreserved, s->jsize / 8);
+    uint64_t reserve = use_reserve ? 0 : s->jreserved + reserve_more;
     if (waste + len + reserve > s->jsize - s->jused)
         return UINT64_MAX;
     uint64_t pos = waste ? 0 : s->jhead;
@@ -435,8 +437,8 @@ static void op_io_done(struct vs_store_op *op, int res, const char *what)
         store__complete(s, op, -EIO);
     } else {
         process_acks(s);
-        if (s->cfg.fsync_no_drain && s->fsync_wanted)
-            store__request_fsync(s);
+        if (s->cfg.fsync_no_drain && op->p.seq >= s->synced_seq)
+            store__request_fsync(s); /* covers the records completed so far */
     }
     retry_flush(s);
 }
@@ -487,13 +489,22 @@ static int write_plan(struct vs_store *s, struct vs_store_op *op, struct wplan *
         return -E2BIG;
     if (s->ent_free == 0)
         return -EAGAIN;
+    /* Unstable versions reserve a sector each for their stabilize/rollback
+     * record; they may hold at most a quarter of the journal. */
+    if (!(op->flags & VS_STORE_STABLE) && s->jreserved + SECTOR > s->jsize / 4)
+        return -EAGAIN;
     if (w->big && s->blocks_free == 0)
         return s->pend_blocks_n || s->rb_blocks_n ? -EAGAIN : -ENOSPC;
-    w->pos = jalloc(s, (uint64_t)w->hdr_len + w->data_len, false);
+    /* An unstable write also reserves the sector of its own future record. */
+    w->pos = jalloc(s, (uint64_t)w->hdr_len + w->data_len, false,
+                    op->flags & VS_STORE_STABLE ? 0 : SECTOR);
     if (w->pos == UINT64_MAX)
         return -EAGAIN;
     w->ei = store__ent_alloc(s);
     w->block = w->big ? store__block_alloc(s) : NONE32;
+    if (getenv("STORE_DEBUG") && w->big)
+        fprintf(stderr, "alloc: block %u for obj %u v%llu seq %llu\n", w->block, w->oi,
+                (unsigned long long)w->version, (unsigned long long)s->next_seq);
     return 0;
 }
 
@@ -589,7 +600,7 @@ static int delete_try(struct vs_store *s, struct vs_store_op *op)
         return -EAGAIN;
     if (s->tombs_free == 0)
         return s->pend_tombs_n ? -EAGAIN : -ENOSPC;
-    uint64_t pos = jalloc(s, SECTOR, false);
+    uint64_t pos = jalloc(s, SECTOR, false, 0);
     if (pos == UINT64_MAX)
         return -EAGAIN;
     uint32_t ei = store__ent_alloc(s);
@@ -649,15 +660,39 @@ static int list_check(struct vs_store *s, struct vs_store_op *op, bool rollback)
     return 0;
 }
 
+/* How many unstable entries the op would stabilize or drop. */
+static uint32_t list_effect(struct vs_store *s, struct vs_store_op *op)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < op->list_count; i++) {
+        const struct vs_store_obj_ver *ov = &op->list[i];
+        uint32_t oi = store__obj_find(s, ov->oid.inode, ov->oid.stripe);
+        for (uint32_t ei = oi == NONE32 ? 0 : s->objs[oi].dirty; ei; ei = s->ents[ei].next) {
+            const struct store_entry *e = &s->ents[ei];
+            bool stable = e->flags & EF_STABLE;
+            k += op->p.kind == OPK_ROLLBACK ? (!stable && e->version > ov->version)
+                                            : (!stable && e->version <= ov->version);
+        }
+    }
+    return k;
+}
+
 static int list_try(struct vs_store *s, struct vs_store_op *op, bool rollback)
 {
     int rc = list_check(s, op, rollback);
     if (rc < 0)
         return rc;
+    uint32_t k = list_effect(s, op);
+    if (k == 0) { /* nothing to change: no record (and no journal space) */
+        op->result = 0;
+        store__defer(s, op);
+        return 0;
+    }
     uint32_t hdr_len = roundup_sector(REC_HDR_SIZE + 24ull * op->list_count);
     if (hdr_len > s->jsize / 4)
         return -E2BIG;
-    uint64_t pos = jalloc(s, hdr_len, true);
+    /* The reserve holds a sector per unstable entry: this record may use it. */
+    uint64_t pos = jalloc(s, hdr_len, hdr_len / SECTOR <= k, 0);
     if (pos == UINT64_MAX)
         return -EAGAIN;
     uint8_t *p = rec_begin(s, pos, rollback ? REC_ROLLBACK : REC_STABLE, hdr_len, 0,
@@ -735,8 +770,15 @@ static int op_start(struct vs_store *s, struct vs_store_op *op, int kind, bool o
     s->ops_inflight++;
     s->ck.progress = true; /* something changed: checkpoints may help again */
     int rc = ordered && s->wait_q.head ? -EAGAIN : op_try(s, op);
-    if (rc == -EAGAIN) {
+    if (rc == -EAGAIN && !ordered) { /* stabilize, rollback: ahead of writes */
+        op->p.next = s->wait_q.head;
+        s->wait_q.head = op;
+        if (!s->wait_q.tail)
+            s->wait_q.tail = op;
+    } else if (rc == -EAGAIN) {
         q_push(&s->wait_q, op);
+    }
+    if (rc == -EAGAIN) {
         s->st.journal_waits++;
         if (s->zn_cur)
             store__barrier_request(s);

@@ -395,6 +395,7 @@ int store__load_ckpt(struct vs_store *s, struct store_ckpt *out, char *err, size
     }
     int pick = r0 < 0 ? 1 : r1 < 0 ? 0 : c[1].ckpt_seq > c[0].ckpt_seq;
     *out = c[pick];
+    s->ckpt_slot = (unsigned)pick;
     if (out->jstart_pos >= s->jsize || out->jstart_pos % SECTOR) {
         snprintf(err, esz, "%s: checkpoint field jstart_pos %llu is out of range",
                  s->disk->dev_name[l->meta_dev], (unsigned long long)out->jstart_pos);
@@ -463,6 +464,9 @@ static int load_page(struct vs_store *s, uint64_t p, const uint8_t *c0, const ui
     int pick = r0 < 0 ? 1 : r1 < 0 ? 0 : q1 > q0;
     if (pick)
         bit_set(s->page_copy, (uint32_t)p);
+    /* Pages of an unfinished checkpoint may be newer than the checkpoint
+     * block: the next checkpoint numbers its pages above them (I3). */
+    s->max_page_seq = VS_MAX(s->max_page_seq, pick ? q1 : q0);
     if ((pick ? r1 : r0) == 1)
         return 0; /* never written: empty */
     const uint8_t *pg = pick ? c1 : c0;
@@ -534,7 +538,17 @@ int vs_store_run_until_idle(struct vs_store *s)
         if (rc < 0)
             return rc;
         if (rc == 0 && s->disk->ops->inflight(s->disk) == 0 && !s->retry_head)
-            break; /* nothing in flight: waiting ops can not progress */
+        {
+            /* Nothing in flight, yet ops wait: unstable versions pin the journal. */
+            if (s->ops_inflight && getenv("STORE_DEBUG"))
+                fprintf(stderr, "stuck: start %llu next %llu jstart %llu jhead %llu jused %llu "
+                        "reserved %llu unstable %u live %u progress %d\n",
+                        (unsigned long long)s->start_seq, (unsigned long long)s->next_seq,
+                        (unsigned long long)s->jstart, (unsigned long long)s->jhead,
+                        (unsigned long long)s->jused, (unsigned long long)s->jreserved,
+                        s->unstable_count, s->ents_live, s->ck.progress);
+            return s->ops_inflight ? -EDEADLK : 0;
+        }
     }
     return 0;
 }
@@ -565,7 +579,8 @@ int vs_store_close(struct vs_store *s)
     vs_store_run_until_idle(s);
     if (s->broken)
         rc = -EIO;
-    s->disk->ops->set_hook(s->disk, NULL, NULL);
+    if (!s->cfg.readonly)
+        s->disk->ops->set_hook(s->disk, NULL, NULL);
     store__free(s);
     return rc;
 }

@@ -147,7 +147,12 @@ static bool fill_from_block(struct vs_store *s, struct vs_store_op *op, uint32_t
         return true;
     }
     const uint32_t *crc = s->block_csum ? &s->block_csum[(size_t)block * s->ncsum + sec] : NULL;
-    return verify(dst, crc);
+    bool ok = verify(dst, crc);
+    if (!ok && getenv("STORE_DEBUG"))
+        fprintf(stderr, "csum: block %u sector %u (entry %u base v%llu read v%llu)\n", block, sec,
+                op->p.entry, (unsigned long long)op->p.base_version,
+                (unsigned long long)op->out_version);
+    return ok;
 }
 
 static bool overlay(struct vs_store *s, struct vs_store_op *op, uint64_t *filled)
@@ -174,7 +179,11 @@ static bool overlay(struct vs_store *s, struct vs_store_op *op, uint64_t *filled
             uint32_t js = e->jpos + e->hdr_sectors + (sec - e->offset / SECTOR);
             uint8_t *dst = (uint8_t *)op->buf + (size_t)i * SECTOR;
             memcpy(dst, s->jbuf + (size_t)js * SECTOR, SECTOR);
-            ok = ok && verify(dst, s->jcrc ? &s->jcrc[js] : NULL);
+            bool ok1 = verify(dst, s->jcrc ? &s->jcrc[js] : NULL);
+            if (!ok1 && getenv("STORE_DEBUG"))
+                fprintf(stderr, "csum: journal sector %u (entry v%llu)\n", js,
+                        (unsigned long long)e->version);
+            ok = ok && ok1;
         }
     }
     for (uint32_t i = 0; i < n; i++)

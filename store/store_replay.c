@@ -131,6 +131,10 @@ static int apply_write(struct vs_store *s, const struct rec_ref *ref)
     e->len = w.len;
     e->kind = big ? ENT_BIG : ENT_SMALL;
     e->flags = EF_WRITTEN | (noblock ? EF_NOBLOCK : 0);
+    if (noblock && getenv("STORE_DEBUG"))
+        fprintf(stderr, "replay: seq %llu v%llu block %u in use (owner %u)\n",
+                (unsigned long long)ref->r.seq, (unsigned long long)w.version, w.block,
+                s->block_owner[w.block]);
     e->block = big ? w.block : NONE32;
     store__ent_link(s, oi, ei);
     const uint8_t *crcs = p + REC_HDR_SIZE + 40;
@@ -145,7 +149,7 @@ static int apply_write(struct vs_store *s, const struct rec_ref *ref)
                 s->block_csum[(size_t)w.block * s->ncsum + w.offset / SECTOR + i] =
                     vs_get_u32(crcs + 4 * i);
         }
-    } else if (s->jcrc) {
+    } else if (!big && s->jcrc) {
         for (uint32_t i = 0; i < w.len / SECTOR; i++)
             s->jcrc[e->jpos + e->hdr_sectors + i] = vs_get_u32(crcs + 4 * i);
     }
@@ -215,7 +219,12 @@ static int replay(struct vs_store *s, const struct store_ckpt *ck, char *err, si
     /* Blocks are reused only after a checkpoint, whose FSYNC1 made every
      * record that referenced them durable: such records are never rechecked. */
     max_synced = VS_MAX(max_synced, ck->synced_seq);
+    uint32_t n0 = n;
     n = verify_big(s, refs, n, max_synced, buf);
+    if (getenv("STORE_DEBUG"))
+        fprintf(stderr, "replay: from seq %llu pos %llu: %u records, %u after verify "
+                "(max_synced %llu)\n", (unsigned long long)ck->jstart_seq,
+                (unsigned long long)ck->jstart_pos, n0, n, (unsigned long long)max_synced);
     int rc = 0;
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         s->rec_pos[refs[i].r.seq % s->rec_cap] = (uint32_t)(refs[i].pos / SECTOR);
@@ -253,7 +262,8 @@ static int replay(struct vs_store *s, const struct store_ckpt *ck, char *err, si
     if (n && s->jused == 0)
         s->jused = s->jsize;
     s->synced_seq = s->next_seq;
-    s->ckpt_seq = ck->ckpt_seq;
+    s->ckpt_seq = VS_MAX(ck->ckpt_seq, s->max_page_seq);
+    s->ckpt_synced = ck->synced_seq;
     s->st.journal_replayed = n;
     free(refs);
     free(buf);
@@ -273,6 +283,29 @@ static int read_journal(struct vs_store *s)
     return 0;
 }
 
+/* After a truncated replay a stale record may sit at the end position, or at
+ * 0 where the next record goes if it does not fit: it could carry exactly the
+ * next seq and prev_crc. Zero both (unless live) so a later replay can never
+ * take it for the record written there now (I2). */
+static int invalidate_tail(struct vs_store *s)
+{
+    if (s->jused == s->jsize)
+        return 0;
+    const struct vs_store_layout *l = &s->sb.layout;
+    uint8_t *zero = store__aligned_alloc(SECTOR);
+    if (!zero)
+        return -ENOMEM;
+    memset(zero, 0, SECTOR);
+    int rc = store__sync_io(s->disk, VS_DISK_WRITE, l->journal_dev, l->journal_offset + s->jhead,
+                            zero, SECTOR);
+    bool zero_live = s->jused && (s->jstart == 0 || s->jstart + s->jused > s->jsize);
+    if (rc == 0 && s->jhead != 0 && !zero_live)
+        rc = store__sync_io(s->disk, VS_DISK_WRITE, l->journal_dev, l->journal_offset, zero,
+                            SECTOR);
+    free(zero);
+    return rc;
+}
+
 static int open_steps(struct vs_store *s, char *err, size_t esz)
 {
     int rc = store__read_superblock(s, err, esz);
@@ -290,6 +323,10 @@ static int open_steps(struct vs_store *s, char *err, size_t esz)
                  vs_strerror(rc));
     if (rc == 0)
         rc = replay(s, &ck, err, esz);
+    VS_DASSERT(rc < 0 || store__invariants(s));
+    if (rc == 0 && !s->cfg.readonly && (rc = invalidate_tail(s)) < 0)
+        snprintf(err, esz, "%s: journal write: %s", s->disk->dev_name[s->sb.layout.journal_dev],
+                 vs_strerror(rc));
     for (unsigned d = 0; rc == 0 && !s->cfg.readonly && d < s->disk->dev_count; d++)
         if (!s->cfg.fsync_disabled[d])
             rc = store__sync_io(s->disk, VS_DISK_FSYNC, d, 0, NULL, 0);
@@ -313,7 +350,8 @@ int vs_store_open(struct vs_disk *disk, const struct vs_store_config *cfg, struc
         return rc;
     }
     s->oldest_unsubmitted = s->oldest_incomplete = s->next_seq;
-    disk->ops->set_hook(disk, store__hook, s);
+    if (!s->cfg.readonly) /* a read-only instance may share the disk with a live one */
+        disk->ops->set_hook(disk, store__hook, s);
     *out = s;
     return 0;
 }

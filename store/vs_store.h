@@ -235,7 +235,9 @@ int vs_store_close(struct vs_store *s);
 /* Frees the store without any I/O, after vs_disk_sim_crash (tests only). */
 void vs_store_abandon(struct vs_store *s);
 
-/* Drives the disk until the store has nothing in flight (tools and tests). */
+/* Drives the disk until the store has nothing in flight (tools and tests).
+ * Returns -EDEADLK when ops still wait but nothing is in flight: the journal
+ * is pinned by unstable versions that only a stabilize or rollback frees. */
 int vs_store_run_until_idle(struct vs_store *s);
 
 /* ------------------------------------------------------------------------ */
