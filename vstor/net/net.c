@@ -32,6 +32,7 @@ void vs_net_cfg_init(struct vs_net_cfg *cfg)
     cfg->role = VS_NET_ROLE_CLIENT;
     vs_net_limits_default(&cfg->limits);
     cfg->req_pool_size = 1024;
+    cfg->sec_pool_size = 1024;
     cfg->conn_req_max = 256;
     cfg->conn_op_max = 1024;
     cfg->conn_max = 4096;
@@ -61,8 +62,8 @@ static int check_cfg(const struct vs_net_cfg *c, char *err, size_t n)
     const char *bad = NULL;
     if (c->role < VS_NET_ROLE_CLIENT || c->role > VS_NET_ROLE_MON)
         bad = "role";
-    else if (c->req_pool_size == 0 || c->conn_req_max == 0 || c->conn_max == 0)
-        bad = "req_pool_size, conn_req_max and conn_max must be > 0";
+    else if (!c->req_pool_size || !c->sec_pool_size || !c->conn_req_max || !c->conn_max)
+        bad = "req_pool_size, sec_pool_size, conn_req_max and conn_max must be > 0";
     else if (c->conn_op_max < 4 || c->conn_op_max > NET_SLOT_MASK)
         bad = "conn_op_max must be 4..2^20-1";
     else if (c->read_buf_size < 4 * VS_NET_HDR_SIZE || c->read_buf_size > (1u << 30))
@@ -85,16 +86,21 @@ static void idle_cb(uv_idle_t *h)
     (void)h; /* only keeps the loop from blocking; prepare_cb does the work */
 }
 
-static int alloc_pool(struct vs_net *net)
+static int alloc_pools(struct vs_net *net)
 {
-    net->reqs = calloc(net->cfg.req_pool_size, sizeof(*net->reqs));
+    uint32_t sizes[NET_POOLS] = {net->cfg.req_pool_size, net->cfg.sec_pool_size};
+    net->reqs = calloc((size_t)sizes[0] + sizes[1], sizeof(*net->reqs));
     if (!net->reqs)
         return -ENOMEM;
-    for (uint32_t i = net->cfg.req_pool_size; i-- > 0;) {
-        net->reqs[i].next = net->free_reqs;
-        net->free_reqs = &net->reqs[i];
+    struct vs_net_req *r = net->reqs;
+    for (uint8_t p = 0; p < NET_POOLS; p++) {
+        net->pools[p].size = net->pools[p].nfree = sizes[p];
+        for (uint32_t i = 0; i < sizes[p]; i++, r++) {
+            r->pool = p;
+            r->next = net->pools[p].free;
+            net->pools[p].free = r;
+        }
     }
-    net->reqs_free = net->cfg.req_pool_size;
     return 0;
 }
 
@@ -113,11 +119,12 @@ int vs_net_create(uv_loop_t *loop, const struct vs_net_cfg *cfg, struct vs_net *
     struct vs_net *net = calloc(1, sizeof(*net));
     if (net)
         net->cfg = *cfg;
-    if (!net || alloc_pool(net) < 0) {
+    if (!net || alloc_pools(net) < 0) {
         if (net)
             free(net->reqs);
         free(net);
-        snprintf(err, err_size, "net: out of memory for %u requests", cfg->req_pool_size);
+        snprintf(err, err_size, "net: out of memory for %u requests",
+                 cfg->req_pool_size + cfg->sec_pool_size);
         return -ENOMEM;
     }
     net->loop = loop;
@@ -158,15 +165,25 @@ int vs_net_handle(struct vs_net *net, uint16_t opcode, const struct vs_net_handl
 
 /* ---- Request pool ----------------------------------------------------------- */
 
-struct vs_net_req *net__req_get(struct vs_net *net, struct vs_net_conn *conn)
+/* Client ops (16..31) come from one pool, everything else from the other. */
+static uint8_t pool_of(uint16_t opcode)
 {
-    if (!net->free_reqs || conn->reqs_held >= net->cfg.conn_req_max)
+    return opcode >= VS_NET_OP_READ && opcode < VS_NET_OP_SEC_READ ? NET_POOL_CLIENT
+                                                                   : NET_POOL_SEC;
+}
+
+struct vs_net_req *net__req_get(struct vs_net *net, struct vs_net_conn *conn, uint16_t opcode)
+{
+    struct net_pool *pool = &net->pools[pool_of(opcode)];
+    if (!pool->free || conn->reqs_held >= net->cfg.conn_req_max)
         return NULL;
-    struct vs_net_req *req = net->free_reqs;
-    net->free_reqs = req->next;
-    net->reqs_free--;
+    struct vs_net_req *req = pool->free;
+    uint8_t which = req->pool;
+    pool->free = req->next;
+    pool->nfree--;
     VS_ASSERT(req->state == REQ_FREE);
     memset(req, 0, sizeof(*req));
+    req->pool = which;
     req->conn = conn;
     req->state = REQ_HANDLER;
     conn->reqs_held++;
@@ -185,10 +202,11 @@ void net__req_finish(struct vs_net_req *req, int rc)
     const struct net_handler *h = &net->handlers[req->hdr.opcode];
     if (req->owned && h->h.done)
         h->h.done(req, rc, h->ctx);
+    struct net_pool *pool = &net->pools[req->pool];
     req->state = REQ_FREE;
-    req->next = net->free_reqs;
-    net->free_reqs = req;
-    net->reqs_free++;
+    req->next = pool->free;
+    pool->free = req;
+    pool->nfree++;
     VS_ASSERT(conn->reqs_held > 0);
     conn->reqs_held--;
     net->resume = true;
@@ -409,7 +427,8 @@ void net__maybe_finish(struct vs_net *net)
             uv_close((uv_handle_t *)&net->idle, handle_closed_cb);
         return;
     }
-    VS_ASSERT(net->reqs_free == net->cfg.req_pool_size);
+    for (int p = 0; p < NET_POOLS; p++)
+        VS_ASSERT(net->pools[p].nfree == net->pools[p].size);
     void (*cb)(void *) = net->close_cb;
     void *ctx = net->close_ctx;
     free(net->reqs);
@@ -444,5 +463,7 @@ void net__emit(struct vs_net_conn *conn, enum vs_net_event ev, int rc)
 void vs_net_get_stats(const struct vs_net *net, struct vs_net_stats *out)
 {
     *out = net->stats;
-    out->reqs_in_use = net->cfg.req_pool_size - net->reqs_free;
+    out->reqs_in_use = 0;
+    for (int p = 0; p < NET_POOLS; p++)
+        out->reqs_in_use += net->pools[p].size - net->pools[p].nfree;
 }

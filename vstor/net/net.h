@@ -42,6 +42,17 @@
  *  vs_net_retryable() is true for -ENOTCONN and -ECONNRESET: the caller
  *  (libvstor, the OSD primary) retries those, typically on a fresh map.
  *
+ * Deadlock freedom. A request needs a vs_net_req from its pool before its
+ * payload is read; with none free, the connection stops reading (TCP pushes
+ * back) -- and frames queued behind that request wait too. Two rules keep
+ * this from closing a cycle between OSDs:
+ *  - client requests and secondary requests come from separate pools, so an
+ *    OSD whose client pool is full of writes waiting for their secondaries
+ *    still reads the secondary writes its peers send it;
+ *  - a handler of a secondary opcode (SEC_*) must complete without waiting
+ *    for any network request of its own (it may wait for its disk).
+ * A client never serves requests, and PING is answered at once.
+ *
  * Connection events (cfg.on_event), per connection, in this order:
  *  - outgoing:  (UP DOWN)* ... CLOSED. A DOWN also reports every failed
  *    connection attempt, with rc: -ECONNREFUSED, -ETIMEDOUT (connect or
@@ -102,7 +113,12 @@ struct vs_net_cfg {
     uint64_t features;
     struct vs_net_limits limits;  /* frame limits (net_proto.h) */
     /* Pools and queues. */
-    uint32_t req_pool_size;       /* requests served at once, all connections */
+    uint32_t req_pool_size;       /* client requests (READ, WRITE, SYNC, DELETE) served
+                                   * at once, all connections together */
+    uint32_t sec_pool_size;       /* every other request (SEC_*, PING) served at once:
+                                   * a separate pool, so that client requests waiting
+                                   * for secondaries can never starve the secondary
+                                   * requests they wait for (see "Deadlock" above) */
     uint32_t conn_req_max;        /* requests served at once for one connection */
     uint32_t conn_op_max;         /* ops awaiting a reply per connection; more wait */
     uint32_t conn_max;            /* incoming connections; more are refused */
@@ -185,7 +201,8 @@ struct vs_net_req {
     struct vs_net_req *next;
     struct vs_net_tx tx;
     uint8_t state;
-    bool owned; /* the handler has seen it (buffers() or recv()) */
+    uint8_t pool; /* which pool it came from */
+    bool owned;   /* the handler has seen it (buffers() or recv()) */
 };
 
 /* Sends req's reply (rep, rep_meta, rep_data). After this call the handler

@@ -114,6 +114,13 @@ struct vs_net_conn {
     struct vs_net_req hello_req;
 };
 
+/* Request pools by opcode class (net.h, "Deadlock freedom"). */
+enum { NET_POOL_CLIENT, NET_POOL_SEC, NET_POOLS };
+struct net_pool {
+    struct vs_net_req *free;
+    uint32_t nfree, size;
+};
+
 struct net_handler {
     struct vs_net_handler h;
     void *ctx;
@@ -133,8 +140,8 @@ struct vs_net {
     bool listening, listener_open, prepare_open, idle_open, idle_on, closing;
     uint16_t port;
     struct net_handler handlers[VS_NET_OP_LIMIT];
-    struct vs_net_req *reqs, *free_reqs;
-    uint32_t reqs_free;
+    struct vs_net_req *reqs;             /* both pools, one allocation */
+    struct net_pool pools[NET_POOLS];
     struct vs_net_req *dropped;          /* replies to dead conns: done(-ECONNRESET) */
     struct vs_net_conn *conns;
     struct vs_net_conn *dirty;
@@ -147,7 +154,7 @@ struct vs_net {
 };
 
 /* net.c */
-struct vs_net_req *net__req_get(struct vs_net *net, struct vs_net_conn *conn);
+struct vs_net_req *net__req_get(struct vs_net *net, struct vs_net_conn *conn, uint16_t opcode);
 void net__req_finish(struct vs_net_req *req, int rc);
 void net__kick(struct vs_net *net);
 void net__maybe_finish(struct vs_net *net);

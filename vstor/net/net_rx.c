@@ -101,7 +101,7 @@ static int start_request(struct vs_net_conn *conn, const struct vs_net_hdr *h)
     }
     if (h->opcode == VS_NET_OP_HELLO)
         return proto_fail(conn, "HELLO after the handshake");
-    struct vs_net_req *req = net__req_get(net, conn);
+    struct vs_net_req *req = net__req_get(net, conn, h->opcode);
     if (!req) {
         pause_conn(conn); /* design note 3 */
         return RX_PAUSE;

@@ -41,8 +41,8 @@ static struct {
     uv_loop_t loop;
     struct vs_net *net;
     uint16_t port;
-    uint8_t arena[POOL][2 * SEG];
-    uint8_t *free_slots[POOL];
+    uint8_t arena[2 * POOL][2 * SEG];
+    uint8_t *free_slots[2 * POOL];
     unsigned nfree;
     struct vs_net_req *held[HELD_MAX];
     unsigned nheld;
@@ -51,7 +51,7 @@ static struct {
 static int take_buffers(struct vs_net_req *req, void *ctx)
 {
     (void)ctx;
-    VS_ASSERT(S.nfree > 0); /* the pool has POOL requests, the arena POOL slots */
+    VS_ASSERT(S.nfree > 0); /* two pools of POOL requests, 2 * POOL arena slots */
     uint8_t *slot = S.free_slots[--S.nfree];
     req->user = slot;
     req->meta = slot;
@@ -121,6 +121,7 @@ static void setup(void)
     cfg.role = VS_NET_ROLE_OSD;
     cfg.limits = (struct vs_net_limits){.data_max = SEG, .meta_max = SEG, .bitmap_max = 512};
     cfg.req_pool_size = POOL;
+    cfg.sec_pool_size = POOL;
     cfg.conn_req_max = POOL / 2;
     cfg.read_buf_size = 4096;
     cfg.log_name = "fuzz";
@@ -132,7 +133,7 @@ static void setup(void)
     for (uint16_t op = 3; op < VS_NET_OP_LIMIT; op++)
         if (vs_net_op_valid(op))
             vs_net_handle(S.net, op, vs_net_op_has_req_payload(op) ? &with : &without, NULL);
-    for (unsigned i = 0; i < POOL; i++)
+    for (unsigned i = 0; i < 2 * POOL; i++)
         S.free_slots[S.nfree++] = S.arena[i];
 }
 
@@ -252,7 +253,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vs_net_get_stats(S.net, &st);
     VS_ASSERTF(clear, "leaked: %u connections, %u requests (%u held)", st.conns_open,
                st.reqs_in_use, S.nheld);
-    VS_ASSERT(S.nfree == POOL);
+    VS_ASSERT(S.nfree == 2 * POOL);
     close(fd);
     free(stream);
     return 0;

@@ -180,6 +180,8 @@ static void srv_event(struct vs_net_conn *conn, enum vs_net_event ev, int rc, vo
     struct srv *s = ctx;
     if (ev == VS_NET_EV_UP) {
         s->ev_up++;
+        if (vs_net_conn_peer(conn)->role == VS_NET_ROLE_OSD)
+            return; /* a link between OSDs (test_no_deadlock_between_osds) */
         s->last_conn = conn;
         assert_int_equal(vs_net_conn_peer(conn)->role, VS_NET_ROLE_CLIENT);
     } else if (ev == VS_NET_EV_DOWN) {
@@ -773,6 +775,123 @@ static void test_reconnect_after_restart(void **state)
     loop_done(&loop);
 }
 
+/* ---- Two OSDs forwarding to each other ----------------------------------------- */
+
+/* An OSD-like node: its WRITE handler forwards the data to its peer as
+ * SEC_WRITE_STABLE and answers the client when the peer has answered. */
+struct node {
+    struct srv s;
+    struct vs_net_conn *peer;
+};
+
+struct fwd {
+    struct vs_net_op op;
+    struct vs_net_req *req;
+};
+
+static void fwd_cb(struct vs_net_op *op, int rc)
+{
+    struct fwd *f = VS_CONTAINER_OF(op, struct fwd, op);
+    struct vs_net_req *req = f->req;
+    req->rep.retval = rc;
+    req->rep.version = rc == 0 ? op->reply.rep.version : 0;
+    vs_net_reply(req);
+    free(f);
+}
+
+static void write_fwd_recv(struct vs_net_req *req, void *ctx)
+{
+    struct node *n = VS_CONTAINER_OF(ctx, struct node, s);
+    n->s.recv_count++;
+    struct fwd *f = calloc(1, sizeof(*f));
+    f->req = req;
+    f->op.req.opcode = VS_NET_OP_SEC_WRITE_STABLE;
+    f->op.req.req.sec = (struct vs_net_sec){.inode = req->hdr.req.rw.inode,
+                                            .stripe = req->hdr.req.rw.offset, .version = 1,
+                                            .len = req->hdr.data_len};
+    f->op.req.data_len = req->hdr.data_len;
+    f->op.data = req->data;
+    f->op.cb = fwd_cb;
+    if (vs_net_send(n->peer, &f->op) != 0) {
+        free(f);
+        vs_net_reply_err(req, -ENOTCONN);
+    }
+}
+
+/* The secondary side: the version is the CRC of what arrived. */
+static void sec_write_recv(struct vs_net_req *req, void *ctx)
+{
+    (void)ctx;
+    req->rep.version = vs_crc32c(req->data, req->hdr.data_len);
+    vs_net_reply(req);
+}
+
+static void node_start(struct node *n, uv_loop_t *loop, unsigned client_pool)
+{
+    struct vs_net_cfg cfg;
+    srv_cfg(&cfg, &n->s);
+    cfg.req_pool_size = client_pool;
+    cfg.sec_pool_size = 4;
+    cfg.conn_req_max = 64;
+    srv_start(&n->s, loop, &cfg, 0);
+    struct vs_net_handler w = {.buffers = buffers_malloc, .recv = write_fwd_recv,
+                               .done = done_free};
+    struct vs_net_handler sw = {.buffers = buffers_malloc, .recv = sec_write_recv,
+                                .done = done_free};
+    assert_int_equal(vs_net_handle(n->s.net, VS_NET_OP_WRITE, &w, &n->s), 0);
+    assert_int_equal(vs_net_handle(n->s.net, VS_NET_OP_SEC_WRITE_STABLE, &sw, &n->s), 0);
+}
+
+static void node_link(struct node *n, const struct node *peer)
+{
+    char err[256], addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", vs_net_listen_port(peer->s.net));
+    assert_int_equal(vs_net_connect(n->s.net, addr, NULL, &n->peer, err, sizeof(err)), 0);
+}
+
+/* Each OSD's client pool fills with writes that wait for the other OSD,
+ * while both keep serving the other's secondary writes: no deadlock. (With
+ * one pool for both kinds, each OSD would stop reading its peer's
+ * SEC_WRITE_STABLE and both would wait for ever.) */
+static void test_no_deadlock_between_osds(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct node a, b;
+    node_start(&a, &loop, 4);
+    node_start(&b, &loop, 4);
+    node_link(&a, &b);
+    node_link(&b, &a);
+    struct cli ca, cb;
+    struct vs_net_cfg cfg;
+    cli_cfg(&cfg, &ca);
+    cli_start(&ca, &loop, &cfg, vs_net_listen_port(a.s.net));
+    cli_cfg(&cfg, &cb);
+    cli_start(&cb, &loop, &cfg, vs_net_listen_port(b.s.net));
+    assert_true(wait_count(&loop, &a.s.ev_up, 3, 5000)); /* peer in, peer out, client */
+    assert_true(wait_count(&loop, &b.s.ev_up, 3, 5000));
+    enum { N = 400 };
+    struct top *t = calloc(N, sizeof(*t));
+    ops_done = 0;
+    for (unsigned i = 0; i < N; i++) {
+        top_write(&t[i], (uint64_t)i * 4096, 4096);
+        assert_int_equal(vs_net_send(i % 2 ? ca.conn : cb.conn, &t[i].op), 0);
+    }
+    assert_true(wait_ops(&loop, N, 20000));
+    for (unsigned i = 0; i < N; i++)
+        top_check(&t[i]); /* the CRC computed by the secondary, relayed */
+    assert_int_equal(a.s.recv_count + b.s.recv_count, N);
+    vs_net_conn_close(a.peer);
+    vs_net_conn_close(b.peer);
+    close_all(&loop, NULL, &ca);
+    close_all(&loop, NULL, &cb);
+    close_all(&loop, &a.s, NULL);
+    close_all(&loop, &b.s, NULL);
+    free(t);
+    loop_done(&loop);
+}
+
 /* ---- Raw peers (threads with blocking sockets) -------------------------------- */
 
 static int raw_listen(uint16_t *port)
@@ -1326,6 +1445,7 @@ int main(void)
         cmocka_unit_test(test_pipelining_out_of_order),
         cmocka_unit_test(test_large_payloads),
         cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_no_deadlock_between_osds),
         cmocka_unit_test(test_unserved_and_refused_requests),
         cmocka_unit_test(test_close_semantics),
         cmocka_unit_test(test_connect_refused),
