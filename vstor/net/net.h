@@ -62,8 +62,14 @@
  *    vs_net_conn_close() or vs_net_close().
  *  - incoming:  UP DOWN CLOSED; nothing is reported for a connection that
  *    never completed the handshake.
- *  Every op of the connection has completed before DOWN is reported. The
- *  conn pointer is invalid once the CLOSED callback returns.
+ *  A local close of a connection that was up reports DOWN with -ECANCELED.
+ *  Every op of the connection has completed before DOWN is reported. Ops
+ *  sent on an outgoing connection while it is down wait for the next
+ *  attempt (and fail with -ENOTCONN if it fails). The conn pointer is
+ *  invalid once the CLOSED callback returns -- except through the requests
+ *  a handler still holds: a connection's memory lives until each of its
+ *  requests has been replied to, so vs_net_conn_is_up(req->conn) and
+ *  vs_net_conn_peer(req->conn) stay valid until vs_net_reply(req).
  */
 #ifndef VSTOR_NET_H
 #define VSTOR_NET_H
