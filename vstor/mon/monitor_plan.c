@@ -123,8 +123,7 @@ static void report_pools(struct plan_ctx *p, const struct vs_placement_report *r
         if (r->rc < 0)
             mon__msg(p->plan, VS_MON_MSG_ERROR, "%s", r->errmsg);
         else if (r->degraded)
-            mon__msg(p->plan, VS_MON_MSG_WARN, "pool %u (%.64s): placed degraded: %s",
-                     r->pool_id, r->name, r->errmsg);
+            mon__msg(p->plan, VS_MON_MSG_WARN, "%s", r->errmsg); /* names the pool */
         else
             mon__msg(p->plan, VS_MON_MSG_INFO,
                      "pool %u (%.64s): placed, %" PRIu64 " members moved, %u primaries changed",

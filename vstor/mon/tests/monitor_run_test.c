@@ -189,7 +189,7 @@ static int setup(void **state)
     return 0;
 }
 
-static bool server_closed(void *arg)
+static bool bool_true(void *arg)
 {
     return *(bool *)arg;
 }
@@ -200,7 +200,7 @@ static int teardown(void **state)
     bool mon_closed = false, srv_closed = false;
     vs_raft_server_on_leader(E.srv, NULL, NULL);
     vs_monitor_close(E.mon, closed_cb, &mon_closed);
-    assert_true(run_until(server_closed, &mon_closed, 2000));
+    assert_true(run_until(bool_true, &mon_closed, 2000));
     vs_raft_server_close(E.srv, closed_cb, &srv_closed);
     while (!srv_closed)
         uv_run(&E.loop, UV_RUN_ONCE);
@@ -318,6 +318,74 @@ static void test_close_with_txn_in_flight(void **state)
     assert_true(E.events[VS_MONITOR_PROPOSING] > proposing);
 }
 
+/* ---- statistics through the volatile path ---- */
+
+static void vput_cb(void *ctx, int status, const struct vs_meta_txn_result *res)
+{
+    (void)res;
+    *(int *)ctx = status == 0 ? 1 : -1;
+}
+
+static void client_closed(void *ctx)
+{
+    *(bool *)ctx = true;
+}
+
+static bool flag_set(void *arg)
+{
+    return *(int *)arg != 0;
+}
+
+/* An OSD's report, as vs_meta_volatile_put from another process would send it. */
+static void report(struct vs_meta_client *cl, uint64_t writes)
+{
+    char value[512];
+    snprintf(value, sizeof(value),
+             "{\"size_bytes\":1000,\"free_bytes\":600,\"ops\":{\"write\":{\"count\":%llu,"
+             "\"bytes\":%llu,\"usec\":%llu}}}",
+             (unsigned long long)writes, (unsigned long long)writes * 4096,
+             (unsigned long long)writes * 50);
+    int done = 0;
+    assert_int_equal(vs_meta_volatile_put(cl, "osd/stats/1", 11, value,
+                                          (uint32_t)strlen(value), vput_cb, &done),
+                     0);
+    assert_true(run_until(flag_set, &done, 5000));
+    assert_int_equal(done, 1);
+}
+
+static bool stats_written(void *arg)
+{
+    (void)arg;
+    struct got g = get("stats");
+    json_t *j = g.value ? json_loads(g.value, 0, NULL) : NULL;
+    json_t *w = json_object_get(json_object_get(j, "ops"), "write");
+    bool ok = json_integer_value(json_object_get(w, "iops")) > 0 &&
+              json_integer_value(json_object_get(j, "free_bytes")) == 600;
+    json_decref(j);
+    free(g.value);
+    return ok;
+}
+
+static void test_stats_folded(void **state)
+{
+    (void)state;
+    osd_up(1, "h1", true);
+    const char *members[] = {E.addr};
+    struct vs_meta_client_opts co = {.members = members, .n_members = 1};
+    struct vs_meta_client *cl;
+    assert_int_equal(vs_meta_client_create(&E.loop, &co, &cl), 0);
+    report(cl, 100);
+    run_ms(300); /* the monitor's baseline */
+    report(cl, 5000);
+    assert_true(run_until(stats_written, NULL, 5000));
+    struct vs_monitor_status st;
+    vs_monitor_status(E.mon, &st);
+    assert_true(st.stats_writes >= 1);
+    bool closed = false;
+    vs_meta_client_close(cl, client_closed, &closed);
+    assert_true(run_until(bool_true, &closed, 2000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +393,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflict_is_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bursts_coalesce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_with_txn_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats_folded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
