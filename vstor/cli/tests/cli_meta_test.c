@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "../../mon/tests/free_port.h"
 #include "cli.h"
 #include "cli_meta.h"
 #include "vs_err.h"
@@ -89,7 +90,8 @@ static int setup(void **state)
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", S.dir);
     assert_int_equal(system(cmd), 0);
-    snprintf(S.addr, sizeof(S.addr), "127.0.0.1:%d", 25000 + (int)(getpid() % 1000) * 4 + round++);
+    snprintf(S.addr, sizeof(S.addr), "127.0.0.1:%d",
+             test_free_port((unsigned)getpid() * 17 + 89u * (unsigned)round++));
     snprintf(S.flag, sizeof(S.flag), "--mon-address=%s", S.addr);
     atomic_store(&S.leader, 0);
     atomic_store(&S.failed, 0);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "free_port.h"
 #include "mon/monitor.h"
 #include "vs_placement.h"
 
@@ -171,8 +172,9 @@ static int setup(void **state)
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", E.dir);
     assert_int_equal(system(cmd), 0);
-    static int round;
-    snprintf(E.addr, sizeof(E.addr), "127.0.0.1:%d", 30000 + (int)(getpid() % 5000) * 4 + round++);
+    static unsigned round;
+    snprintf(E.addr, sizeof(E.addr), "127.0.0.1:%d",
+             test_free_port((unsigned)getpid() * 31 + 101 * round++));
     struct vs_raft_member m = {.id = 1, .role = RAFT_VOTER};
     snprintf(m.address, sizeof(m.address), "%s", E.addr);
     struct vs_raft_server_opts o = {.data_dir = E.dir, .id = 1, .address = E.addr,
