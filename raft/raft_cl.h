@@ -97,6 +97,7 @@ struct meta_client {
     uint64_t next_watch_id;
     struct vs_meta_lease_keeper *keepers;
     uv_timer_t tick;
+    uv_timer_t kick_timer; /* delayed retries and reconnects */
     uv_prepare_t prepare;
     int handles_closing;
     bool closing, finished;

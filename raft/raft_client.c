@@ -44,7 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CL_TICK_MS 20
+#define CL_TICK_MS 100 /* deadlines, keepers, draining; retries use kick_timer */
 #define DRAIN_MS 5000
 #define RETRY_AGAIN_MS 20
 
@@ -253,6 +253,23 @@ static void send_op(struct meta_client *c, struct cl_conn *cc, struct cl_op *o)
     o->where = OP_SENT;
 }
 
+static void kick_timer_cb(uv_timer_t *t)
+{
+    kick(t->data);
+}
+
+/* Makes kick() run at `at` (loop time), for a delayed retry or reconnect. */
+static void kick_at(struct meta_client *c, uint64_t at)
+{
+    if (c->closing)
+        return;
+    uint64_t now = cl_now(c);
+    uint64_t due = uv_timer_get_due_in(&c->kick_timer);
+    uint64_t delay = at > now ? at - now : 0;
+    if (!uv_is_active((uv_handle_t *)&c->kick_timer) || delay < due)
+        uv_timer_start(&c->kick_timer, kick_timer_cb, delay, 0);
+}
+
 /* Sends every queued op whose connection is ready. */
 static void kick(struct meta_client *c)
 {
@@ -292,6 +309,7 @@ static void conn_lost(struct meta_client *c, struct cl_conn *cc)
         o = next;
     }
     cl_watches_lost(c, cc);
+    kick_at(c, cl_now(c));
 }
 
 static void cl_closed(struct raft_conn *rc)
@@ -322,6 +340,7 @@ static void cl_closed(struct raft_conn *rc)
     if (current && !c->closing) {
         /* The target is down or refused us: try the next member shortly. */
         c->reconnect_at_ms = cl_now(c) + c->backoff_ms;
+        kick_at(c, c->reconnect_at_ms);
         c->backoff_ms = VS_MIN(c->backoff_ms * 2, 1000u);
         if (!cc->ready || cl_now(c) - cc->opened_ms < 1000)
             retarget(c, NULL);
@@ -396,6 +415,7 @@ static void handle_resp(struct meta_client *c, struct cl_conn *cc, const uint8_t
             retarget(c, hint);
         o->not_before_ms = cl_now(c) + (hint[0] ? 0 : RETRY_AGAIN_MS);
         queue_push(c, o);
+        kick_at(c, o->not_before_ms);
         return;
     }
     c->last_ok_ms = cl_now(c);
@@ -493,6 +513,8 @@ int vs_meta_client_create(uv_loop_t *loop, const struct vs_meta_client_opts *opt
     uv_timer_start(&c->tick, tick_cb, CL_TICK_MS, CL_TICK_MS);
     uv_prepare_init(loop, &c->prepare);
     c->prepare.data = c;
+    uv_timer_init(loop, &c->kick_timer);
+    c->kick_timer.data = c;
     *out = (struct vs_meta_client *)c;
     return 0;
 }
@@ -531,7 +553,8 @@ void vs_meta_client_close(struct vs_meta_client *vc, void (*cb)(void *ctx), void
     cl_watches_close(c);
     for (struct cl_conn *cc = c->conns; cc; cc = cc->next)
         raft__conn_close(&cc->c);
-    c->handles_closing = 2;
+    c->handles_closing = 3;
+    uv_close((uv_handle_t *)&c->kick_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&c->tick, handle_closed_cb);
     uv_close((uv_handle_t *)&c->prepare, handle_closed_cb);
 }

@@ -743,6 +743,24 @@ static int open_node(struct meta_server *s, char *errmsg, size_t size)
     return 0;
 }
 
+/* mkdir -p: the data dir and its missing parents. */
+static int mkdir_p(const char *path)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
 int vs_raft_server_open(uv_loop_t *loop, const struct vs_raft_server_opts *opts,
                         struct vs_raft_server **out, char *errmsg, size_t errmsg_size)
 {
@@ -756,10 +774,11 @@ int vs_raft_server_open(uv_loop_t *loop, const struct vs_raft_server_opts *opts,
     set_defaults(s, opts);
     char path[600];
     snprintf(path, sizeof(path), "%s/meta.db", s->data_dir);
-    if (mkdir(s->data_dir, 0750) < 0 && errno != EEXIST) {
-        int rc = -errno;
+    int mrc = mkdir_p(s->data_dir);
+    if (mrc < 0) {
+        fail_open(errmsg, errmsg_size, mrc, "%s: %s", s->data_dir, strerror(-mrc));
         free(s);
-        return fail_open(errmsg, errmsg_size, rc, "%s: %s", s->data_dir, strerror(-rc));
+        return mrc;
     }
     int rc = raft__db_open(path, &s->db, errmsg, errmsg_size);
     if (rc == 0)

@@ -221,6 +221,17 @@ int vs_meta_sync_member(const struct vs_meta_client_opts *o, bool add, uint64_t 
     return sync_run(&opts, start_member, &a, res);
 }
 
+static int start_compact(struct vs_meta_client *c, struct sync_run *run, const void *arg)
+{
+    return vs_meta_compact(c, *(const uint64_t *)arg, txn_cb, run);
+}
+
+int vs_meta_sync_compact(const struct vs_meta_client_opts *o, uint64_t rev,
+                         struct vs_meta_sync_result *res)
+{
+    return sync_run(o, start_compact, &rev, res);
+}
+
 void vs_meta_sync_free(struct vs_meta_sync_result *res)
 {
     free(res->mem);

@@ -471,6 +471,8 @@ int vs_meta_sync_status(const struct vs_meta_client_opts *o, const char *address
                         struct vs_meta_sync_result *res);
 int vs_meta_sync_member(const struct vs_meta_client_opts *o, bool add, uint64_t id,
                         const char *address, struct vs_meta_sync_result *res);
+int vs_meta_sync_compact(const struct vs_meta_client_opts *o, uint64_t rev,
+                         struct vs_meta_sync_result *res);
 void vs_meta_sync_free(struct vs_meta_sync_result *res);
 
 /* what for vs_meta_sync_lease */

@@ -33,4 +33,22 @@ int vs_cmd_unmap(struct vs_cmd_ctx *ctx);
 int vs_cmd_bench(struct vs_cmd_ctx *ctx);    /* client/cmd_bench.c */
 int vs_cmd_rm(struct vs_cmd_ctx *ctx);       /* client/cmd_rm.c */
 
+/* mon/ -- the metadata service: `vstor mon` and `vstor meta ...` */
+int vs_cmd_mon(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_get(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_put(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_del(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_txn(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_watch(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_compact(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_lease_grant(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_lease_revoke(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_lease_keepalive(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_lease_ttl(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_status(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_member_list(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_member_add(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_member_remove(struct vs_cmd_ctx *ctx);
+int vs_cmd_meta_bench(struct vs_cmd_ctx *ctx);
+
 #endif /* VSTOR_CMD_H */

@@ -83,6 +83,91 @@ static const struct vs_cmd_opt resize_opts[] = {
     {NULL, NULL, NULL, false},
 };
 
+static const struct vs_cmd_opt mon_opts[] = {
+    {"id", "N", "this member's id (> 0)", true},
+    {"address", "IP:PORT", "this member's address: listened on, and given to the others", true},
+    {"init", NULL, "bootstrap a new cluster from --members if the data dir is empty", false},
+    {"members", "LIST", "the initial members, ID=IP:PORT,... (with --init)", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt meta_get_opts[] = {
+    {"prefix", NULL, "every key that starts with KEY", false},
+    {"limit", "N", "at most N keys", false},
+    {"keys-only", NULL, "no values", false},
+    {"count-only", NULL, "only the number of keys", false},
+    {"print-value-only", NULL, "values without keys", false},
+    {"serializable", NULL, "read any member's state (not linearizable, no leader needed)", false},
+    {"volatile", NULL, "read the leader's volatile keys (statistics)", false},
+    {"json", NULL, "print JSON", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt meta_put_opts[] = {
+    {"lease", "ID", "attach the key to a lease", false},
+    {"prev-kv", NULL, "print the previous value", false},
+    {"json", NULL, "print JSON", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt meta_del_opts[] = {
+    {"prefix", NULL, "every key that starts with KEY", false},
+    {"prev-kv", NULL, "print the deleted keys and values", false},
+    {"json", NULL, "print JSON", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt meta_txn_opts[] = {
+    {"file", "FILE", "the transaction as JSON (default: stdin)", false},
+    {"json", NULL, "print JSON", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt meta_watch_opts[] = {
+    {"prefix", NULL, "every key that starts with KEY", false},
+    {"rev", "N", "start at revision N (default: the next one)", false},
+    {"count", "N", "exit after N events", false},
+    {"json", NULL, "print one JSON object per event", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt meta_lease_grant_opts[] = {
+    {"id", "ID", "the lease id to use (default: the leader picks)", false},
+    {"json", NULL, "print JSON", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt meta_lease_keepalive_opts[] = {
+    {"once", NULL, "one keepalive, then exit", false},
+    {"json", NULL, "print JSON", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt meta_status_opts[] = {
+    {"member", "IP:PORT", "only this member (default: every mon_address)", false},
+    {"json", NULL, "print JSON", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt meta_bench_opts[] = {
+    {"target", "NAME", "vstor (default) or etcd", false},
+    {"endpoints", "LIST", "members to use (default mon_address; etcd: IP:PORT of clients)", false},
+    {"workload", "LIST", "all (put,get,throughput,watch), fill, lincheck, or a list", false},
+    {"clients", "N", "concurrent clients for throughput, fill, lincheck (default 64)", false},
+    {"ops", "N", "ops of each latency workload (default 2000)", false},
+    {"seconds", "N", "length of throughput and lincheck runs (default 5)", false},
+    {"keys", "N", "keys for fill (default 100000) or lincheck (default 3)", false},
+    {"value-size", "N", "bytes per value (default 100)", false},
+    {"history", "FILE", "lincheck: write every op as a JSON line", false},
+    {"json", NULL, "print JSON", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt meta_json_opts[] = {
+    {"json", NULL, "print JSON", false},
+    {NULL, NULL, NULL, false},
+};
+
 const struct vs_cmd vs_commands[] = {
     {"bench", NULL, "measure an image through libvstor: the six tests of fio-suite.sh",
      "Fills the image once with 4 MiB writes, then runs 4 MiB sequential write and read at\n"
@@ -94,6 +179,49 @@ const struct vs_cmd vs_commands[] = {
      "Reads the config file and flags exactly as every other command does, and prints the\n"
      "result. Useful to check a config file before starting a daemon.",
      ~0u, config_opts, 0, 0, vs_cmd_config},
+    {"meta bench", NULL, "benchmark the metadata service (or etcd) with the same workloads",
+     "Measures put latency, linearizable get latency, put throughput with many clients and\n"
+     "watch delivery delay, against vstor (mon_address) or etcd 3.4 (--target etcd), in\n"
+     "one run. docs/performance.md has the figures and the script that runs both.",
+     VS_SCOPE_CLIENT, meta_bench_opts, 0, 0, vs_cmd_meta_bench},
+    {"meta compact", "REV", "drop the metadata history below revision REV", NULL,
+     VS_SCOPE_CLIENT, meta_json_opts, 1, 1, vs_cmd_meta_compact},
+    {"meta del", "KEY", "delete a metadata key (or every key with a prefix)", NULL,
+     VS_SCOPE_CLIENT, meta_del_opts, 1, 1, vs_cmd_meta_del},
+    {"meta get", "KEY", "read a metadata key (or a prefix) -- linearizable by default", NULL,
+     VS_SCOPE_CLIENT, meta_get_opts, 1, 1, vs_cmd_meta_get},
+    {"meta lease grant", "TTL", "grant a lease (TTL like 10s)", NULL, VS_SCOPE_CLIENT,
+     meta_lease_grant_opts, 1, 1, vs_cmd_meta_lease_grant},
+    {"meta lease keepalive", "ID", "keep a lease alive until interrupted (or --once)",
+     "Prints the lease's state when it changes: alive, unknown (the service is unreachable:\n"
+     "the lease may or may not still exist), expired (then exits with status 1).",
+     VS_SCOPE_CLIENT, meta_lease_keepalive_opts, 1, 1, vs_cmd_meta_lease_keepalive},
+    {"meta lease revoke", "ID", "revoke a lease and delete its keys", NULL, VS_SCOPE_CLIENT,
+     meta_json_opts, 1, 1, vs_cmd_meta_lease_revoke},
+    {"meta lease ttl", "ID", "the time a lease has left", NULL, VS_SCOPE_CLIENT, meta_json_opts,
+     1, 1, vs_cmd_meta_lease_ttl},
+    {"meta member add", "ID IP:PORT", "add a member (it joins as a standby, then votes)",
+     "Start the new member first (vstor mon --id ID --address IP:PORT, empty data dir, no\n"
+     "--init); this waits until it has caught up and became a voter.",
+     VS_SCOPE_CLIENT, meta_json_opts, 2, 2, vs_cmd_meta_member_add},
+    {"meta member list", NULL, "list the metadata service members", NULL, VS_SCOPE_CLIENT,
+     meta_json_opts, 0, 0, vs_cmd_meta_member_list},
+    {"meta member remove", "ID", "remove a member", NULL, VS_SCOPE_CLIENT, meta_json_opts, 1, 1,
+     vs_cmd_meta_member_remove},
+    {"meta put", "KEY VALUE", "write a metadata key (VALUE - reads stdin)", NULL,
+     VS_SCOPE_CLIENT, meta_put_opts, 2, 2, vs_cmd_meta_put},
+    {"meta status", NULL, "status of each metadata service member", NULL, VS_SCOPE_CLIENT,
+     meta_status_opts, 0, 0, vs_cmd_meta_status},
+    {"meta txn", NULL, "run a transaction written in JSON (compares, then ops)",
+     "Reads {\"compare\": [...], \"success\": [...], \"failure\": [...]} from --file or\n"
+     "stdin; see docs/metadata.md (\"vstor meta\") for the format.",
+     VS_SCOPE_CLIENT, meta_txn_opts, 0, 0, vs_cmd_meta_txn},
+    {"meta watch", "KEY", "print changes of a key (or a prefix) as they happen", NULL,
+     VS_SCOPE_CLIENT, meta_watch_opts, 1, 1, vs_cmd_meta_watch},
+    {"mon", NULL, "run a member of the metadata service (and, on the leader, the monitor)",
+     "Runs one member of the metadata service (Raft on SQLite) in DATA_DIR/mon. On the\n"
+     "Raft leader it also runs the monitor tasks. See docs/metadata.md.",
+     VS_SCOPE_MON, mon_opts, 0, 0, vs_cmd_mon},
     {"net bench", NULL, "measure the messenger: round-trip latency, throughput, CPU per op",
      "Runs WRITE and READ round trips of 4 KiB and 4 MiB at queue depth 1 and 128\n"
      "over loopback, each case against a fresh server process, and prints ops/s,\n"

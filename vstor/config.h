@@ -50,6 +50,23 @@ enum vs_cfg_type {
       "log verbosity: error, warn, info, debug or trace")                                \
     X(mon_address, VS_CFG_LIST, NULL, 0, 0, VS_SCOPE_CLIENT | VS_SCOPE_OSD | VS_SCOPE_MON, \
       "metadata service members as host:port, comma-separated")                          \
+    X(meta_timeout, VS_CFG_MS, "10s", 100, 86400000, VS_SCOPE_CLIENT,                    \
+      "deadline of one metadata operation of a command (meta get, put, ...)")            \
+    X(mon_election_timeout, VS_CFG_MS, "1s", 50, 60000, VS_SCOPE_MON,                    \
+      "Raft election timeout: a follower that hears no leader this long (randomised "    \
+      "up to twice) starts an election")                                                 \
+    X(mon_heartbeat_interval, VS_CFG_MS, "100ms", 10, 10000, VS_SCOPE_MON,               \
+      "how often the Raft leader sends heartbeats (at most half the election timeout)")  \
+    X(mon_snapshot_threshold, VS_CFG_U64, "2048", 16, 10000000, VS_SCOPE_MON,            \
+      "applied log entries between two snapshots of the metadata log")                   \
+    X(mon_snapshot_trailing, VS_CFG_U64, "1024", 1, 10000000, VS_SCOPE_MON,              \
+      "log entries kept behind a snapshot, so a briefly lagging member catches up by log") \
+    X(mon_max_value, VS_CFG_SIZE, "1m", 4096, 64ull << 20, VS_SCOPE_MON,                 \
+      "largest metadata value; a bigger put is refused")                                 \
+    X(mon_history_retention, VS_CFG_MS, "10m", 1000, 2592000000ull, VS_SCOPE_MON,        \
+      "metadata history kept for watches that resume; older revisions are compacted")    \
+    X(mon_compact_interval, VS_CFG_MS, "1m", 100, 86400000, VS_SCOPE_MON,                \
+      "how often the leader compacts the metadata history")                              \
     X(data_dir, VS_CFG_STR, "/var/lib/vstor", 0, 0, VS_SCOPE_MON | VS_SCOPE_SERVE,       \
       "directory for mon databases and node state")                                      \
     X(enable_debug, VS_CFG_BOOL, "false", 0, 0, VS_SCOPE_GLOBAL,                         \
