@@ -96,6 +96,14 @@ void meta_key_range(const char *key, bool prefix, struct vs_meta_op *op, uint8_t
     op->type = VS_META_OP_RANGE;
     op->key = key;
     op->key_len = (uint32_t)strlen(key);
+    if (prefix && op->key_len == 0) { /* "" --prefix: every key, as etcdctl */
+        op->key = "\0";
+        op->key_len = 1;
+        end[0] = 0;
+        op->range_end = end;
+        op->range_end_len = 1;
+        return;
+    }
     if (prefix) {
         op->range_end = end;
         op->range_end_len = vs_meta_prefix_end(key, op->key_len, end);
