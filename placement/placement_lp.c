@@ -40,11 +40,15 @@
  * Pruning keeps the program small. A fresh pool is one class (every PG is
  * empty). For a change only PGs with holes and a sample of the PGs on each
  * over-target OSD of an excess domain are in the program (those that can
- * move to most receivers first); the rest keep everything. A class gets every
- * receiver when that is small, else a seeded sample weighted by need. When
- * the solution misses the lower bound (holes left that capacity could take,
- * or members dropped beyond the surplus), a wider program follows, up to
- * every PG of the excess domains with every receiver.
+ * move to most receivers first); the rest keep everything. A class gets
+ * every receiver when that is small, else a seeded sample weighted by need.
+ * A big change is cut into passes of at most LP_ACTIVE_MAX PGs (GLPK's time
+ * grows faster than the program): each pass takes some over-target OSDs,
+ * asks their domains to drop only those OSDs' surplus, solves and applies;
+ * the next pass starts from the result. When a pass that holds the whole
+ * change misses the lower bound (holes left that capacity could take, or
+ * members dropped beyond the surplus), a wider program follows, up to every
+ * PG on those OSDs with every receiver.
  */
 #include "placement_int.h"
 
@@ -56,8 +60,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LP_COLS_BUDGET 20000u /* add columns before receivers are sampled per class */
+#define LP_COLS_BUDGET 3000u /* add columns before receivers are sampled per class */
 #define LP_ROUNDS 3
+#define LP_ACTIVE_MAX 300u /* PGs in one program; bigger changes take several passes */
 
 enum { DOM_NEUTRAL = 0, DOM_EXCESS = 1, DOM_RECEIVER = 2 };
 enum { VAR_ADD = 0, VAR_REG = 1, VAR_SUR = 2 };
@@ -79,13 +84,16 @@ struct lp_var {
 
 struct lp {
     struct pl_work *w;
-    uint32_t *have;  /* per domain: members in the base cells */
+    uint32_t *count; /* per OSD: members it holds now (kept or fixed) */
+    uint32_t *have;  /* per domain: members it holds now */
     uint8_t *state;  /* per domain: DOM_* */
     uint32_t *need;  /* per domain: receivers' room */
-    uint32_t *over;  /* per OSD: surplus in an excess domain */
+    uint32_t *over;  /* per OSD: surplus, for the OSDs this pass works on */
+    uint32_t *drop;  /* per excess domain: members this pass must drop from it */
     uint32_t *osd_pgs_start, *osd_pgs; /* per OSD: PGs with a kept member on it */
     uint32_t receivers;
     uint64_t holes_total;
+    bool capped; /* this pass leaves work for the next one */
 
     /* One round. */
     uint8_t *is_active; /* per PG */
@@ -99,9 +107,10 @@ struct lp {
     uint64_t placed, wanted, dropped_reg;
 };
 
+/* A member the program may drop: kept, on an OSD this pass works on. */
 static bool is_var_cell(const struct lp *lp, size_t c)
 {
-    return lp->w->ckind[c] == PL_CELL_KEPT && lp->state[lp->w->cdom[c]] == DOM_EXCESS;
+    return lp->w->ckind[c] == PL_CELL_KEPT && lp->over[lp->w->cpref[c]] > 0;
 }
 
 /* ---- The base map: loads, states, per-OSD lists ---- */
@@ -110,18 +119,20 @@ static int lp_census(struct lp *lp)
 {
     struct pl_work *w = lp->w;
     size_t n = (size_t)w->pg_count * w->pg_size;
-    lp->osd_pgs_start = calloc(w->osd_count + 2, sizeof(uint32_t));
-    lp->osd_pgs = malloc((n + 1) * sizeof(uint32_t));
+    memset(lp->count, 0, w->osd_count * sizeof(uint32_t));
+    memset(lp->have, 0, w->dom_count * sizeof(uint32_t));
+    memset(lp->osd_pgs_start, 0, (w->osd_count + 2) * sizeof(uint32_t));
     uint32_t *fill = calloc(w->osd_count + 1, sizeof(uint32_t));
-    if (!lp->osd_pgs_start || !lp->osd_pgs || !fill) {
-        free(fill);
+    if (!fill)
         return -ENOMEM;
-    }
+    lp->holes_total = 0;
     for (uint32_t pg = 0; pg < w->pg_count; pg++)
         lp->holes_total += w->k - placement__pg_members(w, pg);
     for (size_t c = 0; c < n; c++) {
         if (w->cdom[c] != PL_NONE)
             lp->have[w->cdom[c]]++;
+        if (w->ckind[c] == PL_CELL_KEPT || w->ckind[c] == PL_CELL_FIXED)
+            lp->count[w->cpref[c]]++;
         if (w->ckind[c] == PL_CELL_KEPT)
             lp->osd_pgs_start[w->cpref[c] + 1]++;
     }
@@ -136,23 +147,47 @@ static int lp_census(struct lp *lp)
     return 0;
 }
 
+static uint32_t osd_over(const struct lp *lp, uint32_t o)
+{
+    const struct pl_eosd *e = &lp->w->osds[o];
+    return e->up && lp->count[o] > e->target ? lp->count[o] - e->target : 0;
+}
+
+/* Domain states and the OSDs this pass works on. A big change is cut into
+ * passes: over-target OSDs of excess domains are taken, in a seeded order,
+ * while the program stays under LP_ACTIVE_MAX PGs (at least one per pass),
+ * and each excess domain must drop only the surplus of its OSDs taken now. */
 static void lp_classify(struct lp *lp)
 {
     struct pl_work *w = lp->w;
+    uint64_t budget = lp->holes_total;
+    lp->receivers = 0;
+    lp->capped = lp->holes_total > LP_ACTIVE_MAX;
+    memset(lp->need, 0, w->dom_count * sizeof(uint32_t));
+    memset(lp->drop, 0, w->dom_count * sizeof(uint32_t));
+    memset(lp->over, 0, w->osd_count * sizeof(uint32_t));
     for (uint32_t h = 0; h < w->dom_count; h++) {
-        uint32_t target = w->doms[h].target;
-        if (lp->have[h] > target) {
-            lp->state[h] = DOM_EXCESS;
-        } else if (lp->have[h] < target) {
+        lp->state[h] = DOM_NEUTRAL;
+        if (lp->have[h] < w->doms[h].target) {
             lp->state[h] = DOM_RECEIVER;
-            lp->need[h] = target - lp->have[h];
+            lp->need[h] = w->doms[h].target - lp->have[h];
             lp->receivers++;
         }
     }
-    for (uint32_t o = 0; o < w->osd_count; o++) {
-        const struct pl_eosd *e = &w->osds[o];
-        if (e->up && lp->state[e->dom] == DOM_EXCESS && e->base_count > e->target)
-            lp->over[o] = e->base_count - e->target;
+    for (uint32_t i = 0; i < w->osd_count; i++) {
+        uint32_t o = (uint32_t)((i + w->seed) % w->osd_count), h = w->osds[o].dom;
+        uint32_t over = osd_over(lp, o);
+        if (!over || lp->have[h] <= w->doms[h].target)
+            continue;
+        uint64_t cost = VS_MIN(lp->count[o], 4ull * over + 8);
+        if (budget > 0 && budget + cost > LP_ACTIVE_MAX) {
+            lp->capped = true;
+            continue;
+        }
+        budget += cost;
+        lp->over[o] = over;
+        lp->state[h] = DOM_EXCESS;
+        lp->drop[h] = VS_MIN(lp->drop[h] + over, lp->have[h] - w->doms[h].target);
     }
 }
 
@@ -222,7 +257,7 @@ static int select_active(struct lp *lp, uint64_t alpha)
     struct cand *cands = malloc((w->pg_count + 1) * sizeof(*cands));
     if (!cands)
         return -ENOMEM;
-    for (uint32_t pg = 0; pg < w->pg_count; pg++)
+    for (uint32_t pg = 0; pg < w->pg_count && lp->active_count < LP_ACTIVE_MAX; pg++)
         if (placement__pg_members(w, pg) < w->k)
             activate(lp, pg);
     for (uint32_t o = 0; o < w->osd_count; o++)
@@ -428,12 +463,11 @@ static void model_bounds(const struct lp *lp, const struct rows *rw, struct pl_l
         m->row_ub[i] = 0;
     for (uint32_t o = 0; o < w->osd_count; o++)
         if (rw->osd_row[o] != PL_NONE)
-            m->row_ub[rw->osd_row[o]] = (double)w->osds[o].target - w->osds[o].base_count;
+            m->row_ub[rw->osd_row[o]] = (double)w->osds[o].target - lp->count[o];
     for (uint32_t h = 0; h < w->dom_count; h++)
         if (rw->dom_row[h] != PL_NONE)
-            m->row_ub[rw->dom_row[h]] = lp->state[h] == DOM_RECEIVER
-                                            ? (double)lp->need[h]
-                                            : (double)w->doms[h].target - lp->have[h];
+            m->row_ub[rw->dom_row[h]] = lp->state[h] == DOM_RECEIVER ? (double)lp->need[h]
+                                                                     : -(double)lp->drop[h];
     for (uint32_t g = 0; g < lp->class_count; g++) {
         const struct lp_class *cl = &lp->classes[g];
         for (uint32_t i = cl->var_first; i < cl->var_first + cl->var_count; i++) {
@@ -446,6 +480,8 @@ static void model_bounds(const struct lp *lp, const struct rows *rw, struct pl_l
                 m->row_ub[rw->dom_row[v->dom]] += cl->n;
         }
     }
+    for (uint32_t i = 0; i < m->rows; i++) /* a pass may have to drop all it holds */
+        m->row_ub[i] = fmax(m->row_ub[i], 0);
 }
 
 static void model_cols(const struct lp *lp, const struct rows *rw, struct pl_lpmodel *m)
@@ -523,7 +559,7 @@ static int count_dropped_reg(struct lp *lp)
     if (!kept)
         return -ENOMEM;
     for (uint32_t o = 0; o < w->osd_count; o++)
-        kept[o] = w->osds[o].base_count;
+        kept[o] = lp->count[o];
     for (uint32_t g = 0; g < lp->class_count; g++) {
         const struct lp_class *cl = &lp->classes[g];
         for (uint32_t i = cl->var_first; i < cl->var_first + cl->var_count; i++) {
@@ -537,7 +573,7 @@ static int count_dropped_reg(struct lp *lp)
     lp->dropped_reg = 0;
     for (uint32_t o = 0; o < w->osd_count; o++) {
         const struct pl_eosd *e = &w->osds[o];
-        int64_t floor_keep = VS_MIN(e->target, e->base_count);
+        int64_t floor_keep = VS_MIN(e->target, lp->count[o]);
         if (e->up && lp->state[e->dom] == DOM_EXCESS && kept[o] < floor_keep)
             lp->dropped_reg += (uint64_t)(floor_keep - kept[o]);
     }
@@ -632,46 +668,76 @@ static int lp_round(struct lp *lp, uint32_t round)
         rc = lp_solve(lp);
     if (rc == 0)
         rc = count_dropped_reg(lp);
-    w->rep->lp_rounds = round + 1;
+    w->rep->lp_rounds++;
     return rc;
 }
 
 static void lp_free(struct lp *lp)
 {
     round_reset(lp);
-    free(lp->have), free(lp->state), free(lp->need), free(lp->over);
+    free(lp->count), free(lp->have), free(lp->state), free(lp->need), free(lp->over);
+    free(lp->drop);
     free(lp->osd_pgs_start), free(lp->osd_pgs);
     free(lp->is_active), free(lp->active), free(lp->vars);
+}
+
+static int lp_alloc(struct lp *lp)
+{
+    const struct pl_work *w = lp->w;
+    lp->count = calloc(w->osd_count + 1, sizeof(uint32_t));
+    lp->have = calloc(w->dom_count, sizeof(uint32_t));
+    lp->need = calloc(w->dom_count, sizeof(uint32_t));
+    lp->state = calloc(w->dom_count, 1);
+    lp->over = calloc(w->osd_count + 1, sizeof(uint32_t));
+    lp->drop = calloc(w->dom_count + 1, sizeof(uint32_t));
+    lp->osd_pgs_start = calloc(w->osd_count + 2, sizeof(uint32_t));
+    lp->osd_pgs = malloc(((size_t)w->pg_count * w->pg_size + 1) * sizeof(uint32_t));
+    lp->is_active = calloc(w->pg_count, 1);
+    lp->active = malloc(w->pg_count * sizeof(uint32_t));
+    return lp->count && lp->have && lp->need && lp->state && lp->over && lp->drop &&
+                   lp->osd_pgs_start &&
+                   lp->osd_pgs && lp->is_active && lp->active
+               ? 0
+               : -ENOMEM;
+}
+
+/* One pass: the program over this pass's domains, widened up to LP_ROUNDS
+ * times while it misses the lower bound, then applied. *more: another pass
+ * is needed. */
+static int lp_pass(struct lp *lp, bool *more)
+{
+    int rc = lp_census(lp);
+    *more = false;
+    if (rc < 0)
+        return rc;
+    lp_classify(lp);
+    bool work = lp->holes_total > 0;
+    for (uint32_t h = 0; h < lp->w->dom_count; h++)
+        work = work || lp->state[h] == DOM_EXCESS;
+    if (!work)
+        return 0;
+    for (uint32_t round = 0; rc == 0 && round < (lp->capped ? 1 : LP_ROUNDS); round++) {
+        rc = lp_round(lp, round);
+        /* The lower bound: every hole the receivers can take is filled and
+         * only surplus members were dropped. */
+        if (rc == 0 && lp->placed == lp->wanted && lp->dropped_reg == 0)
+            break;
+    }
+    if (rc == 0)
+        rc = lp_apply(lp);
+    *more = rc == 0 && lp->capped && lp->placed > 0;
+    return rc;
 }
 
 int placement__assign_domains(struct pl_work *w)
 {
     struct lp lp = {.w = w};
-    lp.have = calloc(w->dom_count, sizeof(uint32_t));
-    lp.need = calloc(w->dom_count, sizeof(uint32_t));
-    lp.state = calloc(w->dom_count, 1);
-    lp.over = calloc(w->osd_count, sizeof(uint32_t));
-    lp.is_active = calloc(w->pg_count, 1);
-    lp.active = malloc(w->pg_count * sizeof(uint32_t));
-    int rc = lp.have && lp.need && lp.state && lp.over && lp.is_active && lp.active
-                 ? lp_census(&lp)
-                 : -ENOMEM;
-    bool work = false;
-    if (rc == 0) {
-        lp_classify(&lp);
-        for (uint32_t h = 0; h < w->dom_count; h++)
-            work = work || lp.state[h] == DOM_EXCESS;
-        work = work || lp.holes_total > 0;
-    }
-    for (uint32_t round = 0; rc == 0 && work && round < LP_ROUNDS; round++) {
-        rc = lp_round(&lp, round);
-        /* The lower bound: every hole the receivers can take is filled and
-         * only surplus members were dropped. */
-        if (rc == 0 && lp.placed == lp.wanted && lp.dropped_reg == 0)
-            break;
-    }
-    if (rc == 0 && work)
-        rc = lp_apply(&lp);
+    int rc = lp_alloc(&lp);
+    bool more = rc == 0;
+    /* Each pass takes at least one excess domain or LP_ACTIVE_MAX holes. */
+    uint64_t passes = (uint64_t)w->dom_count + w->pg_count / LP_ACTIVE_MAX + 2;
+    for (uint64_t pass = 0; rc == 0 && more && pass < passes; pass++)
+        rc = lp_pass(&lp, &more);
     lp_free(&lp);
     return rc;
 }

@@ -5,6 +5,7 @@
  * infeasible pools, down/out OSDs, PG count changes, EC roles, primaries,
  * history and determinism.
  */
+#include "placement_int.h"
 #include "placement_testlib.h"
 #include "vs_err.h"
 
@@ -410,6 +411,23 @@ static void test_last_clean(void **state)
     json_decref(tree), json_decref(pools);
 }
 
+/* GLPK reports internal errors through a hook and would then abort; the
+ * hook must turn them into -EIO, and GLPK must work again afterwards. */
+static void test_glpk_error_is_eio(void **state)
+{
+    (void)state;
+    double row_ub[1] = {3}, col_ub[2] = {2, 2}, obj[2] = {1, 2}, x[2] = {-1, -1};
+    uint32_t col_start[3] = {0, 1, 2}, row_of[2] = {0, 7}; /* row 7 does not exist */
+    struct pl_lpmodel m = {.rows = 1, .cols = 2, .row_ub = row_ub, .col_ub = col_ub,
+                           .obj = obj, .col_start = col_start, .row_of = row_of};
+    assert_int_equal(placement__glpk_solve(&m, x), -EIO);
+    row_of[1] = 0; /* max x0 + 2 x1, x0 + x1 <= 3, 0 <= x <= 2: x = (1, 2) */
+    assert_int_equal(placement__glpk_solve(&m, x), 0);
+    assert_true(x[0] > 0.999 && x[0] < 1.001 && x[1] > 1.999 && x[1] < 2.001);
+    m.cols = 0; /* an empty program is solved without GLPK */
+    assert_int_equal(placement__glpk_solve(&m, x), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_history),
         cmocka_unit_test(test_last_clean),
+        cmocka_unit_test(test_glpk_error_is_eio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
