@@ -439,6 +439,15 @@ static void ck_finish(struct vs_store *s)
         store__complete(s, w, s->broken ? -EIO : 0);
         w = next;
     }
+    if (s->broken) { /* no checkpoint will run again: fail the later callers too */
+        w = s->ck.waiters_next;
+        s->ck.waiters_next = NULL;
+        while (w) {
+            struct vs_store_op *next = w->p.next;
+            store__complete(s, w, -EIO);
+            w = next;
+        }
+    }
     if (s->ck.waiters_next)
         s->ck.requested = true;
     store__kick_waiters(s);

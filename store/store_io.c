@@ -292,6 +292,8 @@ void store__set_broken(struct vs_store *s, int err, const char *what)
         store__complete(s, op, -EIO);
     while ((op = q_pop(&s->wait_q)) != NULL)
         store__complete(s, op, -EIO);
+    if (s->ck.state != CK_IDLE)
+        store__ck_step(s); /* abandons the checkpoint once its own ios are done */
 }
 
 /* ---- chains --------------------------------------------------------------- */

@@ -15,6 +15,7 @@
  */
 #include "store_int.h"
 
+#include "vs_byte.h"
 #include "vs_crc32c.h"
 
 #include <stdlib.h>
@@ -268,7 +269,7 @@ int vs_store_read(struct vs_store *s, struct vs_store_op *op)
 static bool in_pg(const struct store_obj *o, uint64_t pool, uint32_t pg_count, uint32_t pg,
                   uint64_t pg_stripe_size)
 {
-    if ((o->inode >> 48) != pool)
+    if (pool != VS_STORE_POOL_ANY && (o->inode >> 48) != pool)
         return false;
     return pg_count == 0 || (o->stripe / pg_stripe_size) % pg_count == pg;
 }
@@ -368,4 +369,32 @@ void vs_store_get_info(struct vs_store *s, struct vs_store_info *out)
 uint32_t vs_store_bitmap_bytes(const struct vs_store *s)
 {
     return s->bitmap_bytes;
+}
+
+long vs_store_dump_journal(struct vs_store *s, void (*fn)(void *ctx, const struct vs_store_jrec *r),
+                           void *ctx)
+{
+    static const char *const names[] = {"?", "write", "delete", "stabilize", "rollback"};
+    long n = 0;
+    for (uint64_t seq = s->start_seq; seq < s->next_seq; seq++, n++) {
+        uint64_t pos = (uint64_t)s->rec_pos[seq % s->rec_cap] * SECTOR;
+        struct store_rec r;
+        if (store__rec_decode(s->jbuf + pos, s->jsize - pos, &r) < 0 || r.seq != seq)
+            continue; /* still in flight (not sealed) or not ours */
+        const uint8_t *p = s->jbuf + pos + REC_HDR_SIZE;
+        struct vs_store_jrec j = {seq, pos, names[r.type], r.item_count, 0,
+                                  {vs_get_u64(p), vs_get_u64(p + 8)}, vs_get_u64(p + 16),
+                                  0, 0, NONE32};
+        if (r.type == REC_WRITE) {
+            struct store_witem w;
+            if (store__witem_decode(p, r.hdr_len - REC_HDR_SIZE, &w) == 0) {
+                j.offset = w.offset;
+                j.len = w.len;
+                j.block = w.block;
+                j.flags = w.flags;
+            }
+        }
+        fn(ctx, &j);
+    }
+    return n;
 }

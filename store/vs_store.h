@@ -330,8 +330,23 @@ struct vs_store_list_entry {
  * is pool_id and whose PG, (stripe / pg_stripe_size) % pg_count, is pg
  * (0-based). pg_count 0 = every PG of the pool. Returns the count and a
  * malloc'ed array in *out (free() it), or -ENOMEM / -EINVAL. */
+#define VS_STORE_POOL_ANY UINT64_MAX /* vs_store_list: every pool (tools) */
 long vs_store_list(struct vs_store *s, uint64_t pool_id, uint32_t pg_count, uint32_t pg,
                    uint64_t pg_stripe_size, struct vs_store_list_entry **out);
+
+/* One live journal record, for `vstor disk dump --journal`. */
+struct vs_store_jrec {
+    uint64_t seq, pos;
+    const char *type; /* "write", "delete", "stabilize", "rollback" */
+    uint32_t items, flags; /* flags: 1 stable, 2 big (writes) */
+    struct vs_store_oid oid; /* first item */
+    uint64_t version;
+    uint32_t offset, len, block;
+};
+/* Calls fn for every record from the journal start to its head, in order;
+ * returns the count. */
+long vs_store_dump_journal(struct vs_store *s, void (*fn)(void *ctx, const struct vs_store_jrec *r),
+                           void *ctx);
 
 struct vs_store_stats {
     uint64_t block_size, block_count, blocks_used, blocks_free;

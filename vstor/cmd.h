@@ -50,5 +50,11 @@ int vs_cmd_meta_member_list(struct vs_cmd_ctx *ctx);
 int vs_cmd_meta_member_add(struct vs_cmd_ctx *ctx);
 int vs_cmd_meta_member_remove(struct vs_cmd_ctx *ctx);
 int vs_cmd_meta_bench(struct vs_cmd_ctx *ctx);
+/* cli/cli_disk.c, cli/cli_disk_bench.c */
+int vs_cmd_disk_format(struct vs_cmd_ctx *ctx);
+int vs_cmd_disk_info(struct vs_cmd_ctx *ctx);
+int vs_cmd_disk_check(struct vs_cmd_ctx *ctx);
+int vs_cmd_disk_dump(struct vs_cmd_ctx *ctx);
+int vs_cmd_disk_bench(struct vs_cmd_ctx *ctx);
 
 #endif /* VSTOR_CMD_H */

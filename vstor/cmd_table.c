@@ -168,6 +168,35 @@ static const struct vs_cmd_opt meta_json_opts[] = {
     {NULL, NULL, NULL, false},
 };
 
+static const struct vs_cmd_opt disk_format_opts[] = {
+    {"force", NULL, "overwrite an existing vstor store or foreign signature", false},
+    {"osd-id", "N", "the OSD this drive belongs to", false},
+    {"cluster-id", "N", "the cluster this drive belongs to", false},
+    {"journal-device", "I", "device (0-based argument) holding the journal (default 0)", false},
+    {"data-device", "I", "device (0-based argument) holding the data (default 0)", false},
+    {"tombstones", "N", "tombstone slots (default: blocks / 8)", false},
+    {"no-direct", NULL, "do not use O_DIRECT (tmpfs)", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt disk_show_opts[] = {
+    {"json", NULL, "print JSON", false},
+    {"journal", NULL, "dump: the live journal records instead of the objects", false},
+    {"no-direct", NULL, "do not use O_DIRECT (tmpfs)", false},
+    {NULL, NULL, NULL, false},
+};
+
+static const struct vs_cmd_opt disk_bench_opts[] = {
+    {"size", "SIZE", "bytes of FILE to use (default 2G); FILE is formatted", false},
+    {"runtime", "SECONDS", "seconds per test (default 10)", false},
+    {"fio-suite", "PATH", "also run fio-suite.sh raw on FILE and print ratios", false},
+    {"cpu-writes", "N", "instead: N durable 4 KiB writes on the simulated disk, CPU per write",
+     false},
+    {"ram-objects", "N", "instead: RAM per object with N objects (simulated disk)", false},
+    {"no-direct", NULL, "do not use O_DIRECT (tmpfs)", false},
+    {NULL, NULL, NULL, false},
+};
+
 const struct vs_cmd vs_commands[] = {
     {"bench", NULL, "measure an image through libvstor: the six tests of fio-suite.sh",
      "Fills the image once with 4 MiB writes, then runs 4 MiB sequential write and read at\n"
@@ -175,6 +204,21 @@ const struct vs_cmd vs_commands[] = {
      "T1Q1, and 4 KiB random write and read at Q128, and prints IOPS, MB/s, average and\n"
      "p99 latency in the table format of shared/bench/fio-suite.sh. Overwrites the image.",
      VS_SCOPE_CLIENT, bench_opts, 0, 0, vs_cmd_bench},
+    {"disk bench", "[FILE]", "benchmark the block store on FILE against fio on the raw file",
+     "Formats FILE, runs the six tests of fio-suite.sh through the store (io_uring,\n"
+     "O_DIRECT, durable on ack), then fio-suite.sh raw on the same file, as ratios.",
+     VS_SCOPE_STORE, disk_bench_opts, 0, 1, vs_cmd_disk_bench},
+    {"disk check", "DEVICE...", "verify every checksum of a store offline; exit 1 on damage",
+     NULL, VS_SCOPE_STORE, disk_show_opts, 1, 3, vs_cmd_disk_check},
+    {"disk dump", "DEVICE...", "list a store's objects or journal records", NULL,
+     VS_SCOPE_STORE, disk_show_opts, 1, 3, vs_cmd_disk_dump},
+    {"disk format", "DEVICE...", "create a block store on 1 to 3 files or devices",
+     "The first DEVICE holds the superblock and metadata; the journal and the data go to\n"
+     "the first device too unless --journal-device / --data-device name another one.\n"
+     "Refuses a device that holds a vstor store or another signature, unless --force.",
+     VS_SCOPE_STORE, disk_format_opts, 1, 3, vs_cmd_disk_format},
+    {"disk info", "DEVICE...", "show a store's superblock and usage", NULL, VS_SCOPE_STORE,
+     disk_show_opts, 1, 3, vs_cmd_disk_info},
     {"config", NULL, "show the effective configuration and where each value came from",
      "Reads the config file and flags exactly as every other command does, and prints the\n"
      "result. Useful to check a config file before starting a daemon.",

@@ -95,7 +95,19 @@ enum vs_cfg_type {
     X(mon_stats_interval, VS_CFG_MS, "10s", 1000, 3600000, VS_SCOPE_MON,                 \
       "monitor: how often OSD statistics are folded into stats and inode/stats")         \
     X(nbd_handshake_timeout, VS_CFG_MS, "30s", 0, 3600000, VS_SCOPE_NBD,                 \
-      "an NBD client still negotiating after this is disconnected; 0 = never")
+      "an NBD client still negotiating after this is disconnected; 0 = never")           \
+    X(store_block_size, VS_CFG_SIZE, "128k", 4096, 128ull << 20, VS_SCOPE_STORE,         \
+      "object size of a new store: a power of two from 4k to 128m (vstor disk format)")  \
+    X(store_journal_size, VS_CFG_SIZE, "32m", 64ull << 10, 1ull << 40, VS_SCOPE_STORE,   \
+      "journal area of a new store (vstor disk format)")                                 \
+    X(store_csum_block_size, VS_CFG_SIZE, "4k", 0, 4096, VS_SCOPE_STORE,                 \
+      "data checksum block of a new store: 4k (crc32c), or 0 for none")                  \
+    X(store_lazy_sync, VS_CFG_BOOL, "false", 0, 0, VS_SCOPE_STORE | VS_SCOPE_OSD,        \
+      "acknowledge writes when written; durable at sync (default: durable on ack)")      \
+    X(store_disable_fsync, VS_CFG_BOOL, "false", 0, 0, VS_SCOPE_STORE | VS_SCOPE_OSD,    \
+      "never fsync the store devices: only for drives with power-loss protection")       \
+    X(store_checkpoint_pct, VS_CFG_U64, "50", 10, 90, VS_SCOPE_STORE | VS_SCOPE_OSD,     \
+      "start a store checkpoint when the journal is this full (percent)")
 
 enum vs_cfg_source { VS_CFG_SRC_DEFAULT, VS_CFG_SRC_FILE, VS_CFG_SRC_FLAG };
 

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * EIO injection: errors reach the caller, the store stays consistent (reads go
+ * on; mutations fail with -EIO once a write failed), nothing crashes, and a
+ * reopen recovers every acknowledged write. The fault loop (STYLE B20) fails
+ * the 1st, 2nd, 3rd ... io of a workload with checkpoints until a run
+ * completes without the fault firing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "store_test_util.h"
+
+#define BS (16u << 10)
+#define NOBJ 8
+
+static int put(struct vs_disk *d, struct vs_store *s, int obj, uint8_t fill, uint32_t off,
+               uint32_t len)
+{
+    uint8_t *buf = t_alloc(len);
+    memset(buf, fill, len);
+    struct t_op t;
+    t_init(&t);
+    t.op.oid = (struct vs_store_oid){1, (uint64_t)obj};
+    t.op.offset = off;
+    t.op.len = len;
+    t.op.buf = buf;
+    t.op.flags = VS_STORE_STABLE;
+    int rc = t_run(d, s, &t, vs_store_write);
+    free(buf);
+    return rc;
+}
+
+static int get(struct vs_disk *d, struct vs_store *s, int obj, uint8_t *buf)
+{
+    struct t_op t;
+    t_init(&t);
+    t.op.oid = (struct vs_store_oid){1, (uint64_t)obj};
+    t.op.version = VS_STORE_READ_LATEST;
+    t.op.len = BS;
+    t.op.buf = buf;
+    return t_run(d, s, &t, vs_store_read);
+}
+
+static void test_read_eio(void **st)
+{
+    (void)st;
+    struct vs_disk *d = t_sim_format(4 << 20, 1, BS, 256 << 10, false);
+    struct vs_store *s = t_open(d, NULL);
+    assert_int_equal(put(d, s, 0, 7, 0, BS), (int)BS);
+    uint8_t *buf = t_alloc(BS);
+    vs_disk_sim_fail_nth(d, VS_DISK_READ, -1, 1, 1);
+    assert_int_equal(get(d, s, 0, buf), -EIO);
+    assert_int_equal(get(d, s, 0, buf), (int)BS); /* a read error breaks nothing */
+    assert_int_equal(buf[100], 7);
+    assert_int_equal(put(d, s, 0, 8, 0, 4096), 4096);
+    assert_int_equal(vs_store_close(s), 0);
+    free(buf);
+    vs_disk_destroy(d);
+}
+
+static void test_write_and_fsync_eio(void **st)
+{
+    (void)st;
+    for (int op = VS_DISK_WRITE; op <= VS_DISK_FSYNC; op++) {
+        struct vs_disk *d = t_sim_format(4 << 20, 1, BS, 256 << 10, false);
+        struct vs_store *s = t_open(d, NULL);
+        assert_int_equal(put(d, s, 0, 7, 0, BS), (int)BS);
+        vs_disk_sim_fail_nth(d, op, -1, 1, 1);
+        assert_int_equal(put(d, s, 1, 9, 0, 4096), -EIO);
+        assert_int_equal(put(d, s, 2, 9, 0, 4096), -EIO); /* broken: refused at once */
+        struct vs_store_stats stats;
+        vs_store_get_stats(s, &stats);
+        assert_true(stats.broken);
+        uint8_t *buf = t_alloc(BS);
+        assert_int_equal(get(d, s, 0, buf), (int)BS); /* reads go on */
+        assert_int_equal(buf[5], 7);
+        assert_int_equal(vs_store_close(s), -EIO);
+        s = t_open(d, NULL); /* recovery: the acked write is there */
+        assert_int_equal(get(d, s, 0, buf), (int)BS);
+        assert_int_equal(buf[BS - 1], 7);
+        assert_int_equal(vs_store_close(s), 0);
+        free(buf);
+        vs_disk_destroy(d);
+    }
+}
+
+static void test_open_eio(void **st)
+{
+    (void)st;
+    struct vs_disk *d = t_sim_format(4 << 20, 1, BS, 256 << 10, false);
+    for (uint64_t nth = 1; nth < 6; nth++) {
+        vs_disk_sim_fail_nth(d, 0, -1, nth, 1);
+        struct vs_store *s;
+        char err[256];
+        int rc = vs_store_open(d, NULL, &s, err, sizeof(err));
+        if (rc == 0)
+            assert_int_equal(vs_store_close(s), 0);
+        else
+            assert_true(strlen(err) > 0);
+    }
+    vs_disk_sim_fail_nth(d, 0, -1, 0, 0);
+    vs_disk_destroy(d);
+}
+
+static int doubt_obj = -1; /* the write that failed may or may not have happened */
+static uint8_t doubt[BS];
+
+/* Writes until the fault fires; returns the number of acked writes. */
+static int workload(struct vs_disk *d, struct vs_store *s, uint8_t *acked, bool *fired)
+{
+    doubt_obj = -1;
+    int n = 0;
+    for (int i = 0; i < 40; i++) {
+        int obj = i % NOBJ;
+        bool full = i % 5 == 0;
+        int rc = put(d, s, obj, (uint8_t)(i + 1), full ? 0 : (uint32_t)(i % 4) * 4096,
+                     full ? BS : 4096);
+        if (rc < 0) {
+            assert_int_equal(rc, -EIO);
+            *fired = true;
+            doubt_obj = obj;
+            memcpy(doubt, acked + obj * BS, BS);
+            memset(doubt + (full ? 0 : (i % 4) * 4096), i + 1, full ? BS : 4096);
+            return n;
+        }
+        if (full) { /* a full-block write sets the whole object */
+            memset(acked + obj * BS, i + 1, BS);
+        } else {
+            memset(acked + obj * BS + (i % 4) * 4096, i + 1, 4096);
+        }
+        n++;
+        if (i % 13 == 12) {
+            struct t_op t;
+            t_init(&t);
+            if (t_run(d, s, &t, vs_store_checkpoint) < 0) {
+                *fired = true;
+                return n;
+            }
+        }
+    }
+    return n;
+}
+
+static void test_fault_loop(void **st)
+{
+    (void)st;
+    uint8_t *acked = calloc(NOBJ, BS), *buf = t_alloc(BS);
+    bool fired = true;
+    uint64_t nth;
+    for (nth = 1; fired && nth < 400; nth++) {
+        struct vs_disk *d = t_sim_format(4 << 20, nth, BS, 128 << 10, false);
+        struct vs_store *s = t_open(d, NULL);
+        memset(acked, 0, (size_t)NOBJ * BS);
+        fired = false;
+        vs_disk_sim_fail_nth(d, 0, -1, nth, 1);
+        workload(d, s, acked, &fired);
+        vs_store_close(s);
+        vs_disk_sim_fail_nth(d, 0, -1, 0, 0);
+        s = t_open(d, NULL);
+        for (int obj = 0; obj < NOBJ; obj++) {
+            int rc = get(d, s, obj, buf);
+            bool any = false;
+            for (uint32_t i = 0; i < BS; i++)
+                any = any || acked[obj * BS + i];
+            if (!any && (rc == -ENOENT || obj == doubt_obj))
+                continue;
+            assert_int_equal(rc, (int)BS);
+            if (obj == doubt_obj && memcmp(buf, doubt, BS) == 0)
+                continue;
+            assert_memory_equal(buf, acked + obj * BS, BS);
+        }
+        struct vs_store_stats stats;
+        vs_store_get_stats(s, &stats);
+        assert_int_equal(stats.csum_errors, 0);
+        assert_int_equal(vs_store_close(s), 0);
+        vs_disk_destroy(d);
+    }
+    printf("fault loop: %llu runs until the workload completed without a fault\n",
+           (unsigned long long)nth - 1);
+    assert_false(fired);
+    free(acked);
+    free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_read_eio),
+        cmocka_unit_test(test_write_and_fsync_eio),
+        cmocka_unit_test(test_open_eio),
+        cmocka_unit_test(test_fault_loop),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * cli_disk.c -- `vstor disk format|info|check|dump`: offline tools over one
+ * store (1..3 devices), through libvstore on the process's io_uring.
+ * `vstor disk bench` is in cli_disk_bench.c.
+ */
+#include "cli_disk.h"
+
+#include "vs_err.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- shared helpers ------------------------------------------------------- */
+
+int vs_disk_cli_open(struct vs_cmd_ctx *ctx, bool readonly, struct vs_disk_cli *dc)
+{
+    memset(dc, 0, sizeof(*dc));
+    char err[VS_ERRMSG_SIZE];
+    int rc = vs_ring_create(1024, &dc->ring, err, sizeof(err));
+    if (rc < 0) {
+        vs_cmd_error(ctx, "%s", err);
+        return rc;
+    }
+    const char *paths[3];
+    for (int i = 0; i < ctx->argc && i < 3; i++)
+        paths[i] = ctx->argv[i];
+    bool direct = !vs_cmd_flag(ctx, "no-direct");
+    rc = vs_disk_uring_open(dc->ring, paths, (unsigned)ctx->argc, direct, readonly, &dc->disk, err,
+                            sizeof(err));
+    if (rc < 0) {
+        vs_cmd_error(ctx, "%s", err);
+        vs_ring_destroy(dc->ring);
+        dc->ring = NULL;
+    }
+    return rc;
+}
+
+void vs_disk_cli_close(struct vs_disk_cli *dc)
+{
+    if (dc->store)
+        vs_store_close(dc->store);
+    vs_disk_destroy(dc->disk);
+    vs_ring_destroy(dc->ring);
+    memset(dc, 0, sizeof(*dc));
+}
+
+/* The store configuration from the config keys (scope store). */
+void vs_disk_cli_config(const struct vs_cmd_ctx *ctx, struct vs_store_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->durability = ctx->cfg.store_lazy_sync ? VS_STORE_LAZY : VS_STORE_DURABLE_ACK;
+    cfg->fsync_disabled[0] = ctx->cfg.store_disable_fsync;
+    cfg->fsync_disabled[1] = ctx->cfg.store_disable_fsync;
+    cfg->fsync_disabled[2] = ctx->cfg.store_disable_fsync;
+    cfg->journal_checkpoint_pct = (uint32_t)ctx->cfg.store_checkpoint_pct;
+}
+
+int vs_disk_cli_open_store(struct vs_cmd_ctx *ctx, bool readonly, struct vs_disk_cli *dc)
+{
+    int rc = vs_disk_cli_open(ctx, readonly, dc);
+    if (rc < 0)
+        return rc;
+    struct vs_store_config cfg;
+    vs_disk_cli_config(ctx, &cfg);
+    cfg.readonly = readonly;
+    char err[VS_ERRMSG_SIZE];
+    rc = vs_store_open(dc->disk, &cfg, &dc->store, err, sizeof(err));
+    if (rc < 0) {
+        vs_cmd_error(ctx, "%s (%s)", err, vs_errname(rc));
+        vs_disk_cli_close(dc);
+    }
+    return rc;
+}
+
+static void uuid_str(const uint8_t *u, char *out)
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", u[i]);
+}
+
+/* ---- format ---------------------------------------------------------------- */
+
+static int parse_format_opts(struct vs_cmd_ctx *ctx, struct vs_store_format_opts *fo)
+{
+    memset(fo, 0, sizeof(*fo));
+    fo->block_size = (uint32_t)ctx->cfg.store_block_size;
+    fo->layout.journal_size = ctx->cfg.store_journal_size;
+    fo->csum_disabled = ctx->cfg.store_csum_block_size == 0;
+    fo->csum_block_size = (uint32_t)ctx->cfg.store_csum_block_size;
+    fo->force = vs_cmd_flag(ctx, "force");
+    uint64_t v = 0;
+    if (vs_cmd_opt_u64(ctx, "osd-id", &fo->osd_id) || vs_cmd_opt_u64(ctx, "cluster-id",
+                                                                     &fo->cluster_id))
+        return VS_EUSAGE;
+    if (vs_cmd_opt_u64(ctx, "tombstones", &fo->tomb_count))
+        return VS_EUSAGE;
+    v = 0;
+    if (vs_cmd_opt_u64(ctx, "journal-device", &v) || v >= (uint64_t)ctx->argc)
+        return VS_EUSAGE;
+    fo->layout.journal_dev = (uint8_t)v;
+    v = 0;
+    if (vs_cmd_opt_u64(ctx, "data-device", &v) || v >= (uint64_t)ctx->argc)
+        return VS_EUSAGE;
+    fo->layout.data_dev = (uint8_t)v;
+    return 0;
+}
+
+int vs_cmd_disk_format(struct vs_cmd_ctx *ctx)
+{
+    struct vs_store_format_opts fo;
+    if (parse_format_opts(ctx, &fo) < 0) {
+        vs_cmd_error(ctx, "bad --osd-id, --cluster-id, --tombstones or device index");
+        return VS_EXIT_USAGE;
+    }
+    struct vs_disk_cli dc;
+    if (vs_disk_cli_open(ctx, false, &dc) < 0)
+        return VS_EXIT_FAIL;
+    char err[VS_ERRMSG_SIZE];
+    int rc = vs_store_format(dc.disk, &fo, err, sizeof(err));
+    if (rc < 0) {
+        vs_cmd_error(ctx, "%s", err);
+        vs_disk_cli_close(&dc);
+        return rc == -EINVAL ? VS_EXIT_USAGE : VS_EXIT_FAIL;
+    }
+    struct vs_store *s;
+    struct vs_store_config cfg = {.readonly = true};
+    rc = vs_store_open(dc.disk, &cfg, &s, err, sizeof(err));
+    if (rc == 0) {
+        struct vs_store_info info;
+        vs_store_get_info(s, &info);
+        char u[40];
+        uuid_str(info.uuid, u);
+        printf("formatted %s: uuid %s, %" PRIu64 " blocks of %u bytes, journal %" PRIu64
+               " bytes\n", ctx->argv[0], u, info.block_count, info.block_size,
+               info.layout.journal_size);
+        vs_store_close(s);
+    }
+    vs_disk_cli_close(&dc);
+    return rc == 0 ? VS_EXIT_OK : VS_EXIT_FAIL;
+}
+
+/* ---- info ------------------------------------------------------------------ */
+
+static json_t *info_json(struct vs_store *s)
+{
+    struct vs_store_info in;
+    struct vs_store_stats st;
+    vs_store_get_info(s, &in);
+    vs_store_get_stats(s, &st);
+    char u[40];
+    uuid_str(in.uuid, u);
+    return json_pack(
+        "{s:s, s:i, s:I, s:I, s:i, s:i, s:I, s:I, s:{s:i, s:I, s:i, s:I, s:I, s:i, s:I, s:I},"
+        " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "uuid", u, "format_version", (int)in.format_version, "cluster_id",
+        (json_int_t)in.cluster_id, "osd_id", (json_int_t)in.osd_id, "block_size",
+        (int)in.block_size, "csum_block_size", (int)in.csum_block_size, "block_count",
+        (json_int_t)in.block_count, "tomb_count", (json_int_t)in.tomb_count, "layout",
+        "meta_device", (int)in.layout.meta_dev, "meta_offset", (json_int_t)in.layout.meta_offset,
+        "journal_device", (int)in.layout.journal_dev, "journal_offset",
+        (json_int_t)in.layout.journal_offset, "journal_size", (json_int_t)in.layout.journal_size,
+        "data_device", (int)in.layout.data_dev, "data_offset", (json_int_t)in.layout.data_offset,
+        "data_size", (json_int_t)in.layout.data_size, "blocks_used", (json_int_t)st.blocks_used,
+        "bytes_used", (json_int_t)st.bytes_used, "bytes_free", (json_int_t)st.bytes_free,
+        "objects", (json_int_t)st.object_count, "tombstones_used", (json_int_t)st.tomb_used,
+        "journal_used", (json_int_t)st.journal_used, "journal_records_replayed",
+        (json_int_t)st.journal_replayed, "ram_index_bytes", (json_int_t)st.ram_index_bytes);
+}
+
+static void print_json(json_t *j)
+{
+    char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", txt);
+    free(txt);
+    json_decref(j);
+}
+
+int vs_cmd_disk_info(struct vs_cmd_ctx *ctx)
+{
+    struct vs_disk_cli dc;
+    if (vs_disk_cli_open_store(ctx, true, &dc) < 0)
+        return VS_EXIT_FAIL;
+    json_t *j = info_json(dc.store);
+    if (vs_cmd_flag(ctx, "json")) {
+        print_json(j);
+    } else {
+        const char *key;
+        json_t *v;
+        json_object_foreach(j, key, v) {
+            if (json_is_object(v)) {
+                const char *k2;
+                json_t *v2;
+                json_object_foreach(v, k2, v2)
+                    printf("%-26s %" JSON_INTEGER_FORMAT "\n", k2, json_integer_value(v2));
+            } else if (json_is_string(v)) {
+                printf("%-26s %s\n", key, json_string_value(v));
+            } else {
+                printf("%-26s %" JSON_INTEGER_FORMAT "\n", key, json_integer_value(v));
+            }
+        }
+        json_decref(j);
+    }
+    vs_disk_cli_close(&dc);
+    return VS_EXIT_OK;
+}
+
+/* ---- check ----------------------------------------------------------------- */
+
+static void run_cb(struct vs_store_op *op)
+{
+    *(int *)op->ctx = 1;
+}
+
+int vs_disk_cli_run(struct vs_disk_cli *dc, struct vs_store_op *op,
+                    int (*fn)(struct vs_store *, struct vs_store_op *))
+{
+    int done = 0;
+    op->cb = run_cb;
+    op->ctx = &done;
+    int rc = fn(dc->store, op);
+    if (rc < 0)
+        return rc;
+    while (!done) {
+        rc = vs_ring_run_once(dc->ring);
+        if (rc < 0 && !done)
+            return rc;
+    }
+    return op->result;
+}
+
+/* Reads every retained version of every object in full: every checksum. */
+int vs_cmd_disk_check(struct vs_cmd_ctx *ctx)
+{
+    struct vs_disk_cli dc;
+    if (vs_disk_cli_open_store(ctx, true, &dc) < 0) {
+        fprintf(stderr, "vstor disk check: DAMAGED: the store does not open\n");
+        return VS_EXIT_FAIL;
+    }
+    struct vs_store_info in;
+    vs_store_get_info(dc.store, &in);
+    struct vs_store_list_entry *le;
+    long n = vs_store_list(dc.store, VS_STORE_POOL_ANY, 0, 0, 0, &le);
+    void *buf = NULL;
+    if (n < 0 || posix_memalign(&buf, 4096, in.block_size) != 0) {
+        vs_disk_cli_close(&dc);
+        return VS_EXIT_FAIL;
+    }
+    uint8_t *bm = malloc(vs_store_bitmap_bytes(dc.store));
+    long bad = 0, versions = 0;
+    for (long i = 0; i < n; i++) {
+        if (le[i].flags & VS_STORE_LIST_DELETED)
+            continue;
+        struct vs_store_op op;
+        memset(&op, 0, sizeof(op));
+        op.oid = le[i].oid;
+        op.version = le[i].version;
+        op.len = in.block_size;
+        op.buf = buf;
+        op.bitmap = bm;
+        int rc = vs_disk_cli_run(&dc, &op, vs_store_read);
+        versions++;
+        if (rc < 0) {
+            bad++;
+            printf("object %#" PRIx64 ":%#" PRIx64 " v%" PRIu64 ": %s\n", le[i].oid.inode,
+                   le[i].oid.stripe, le[i].version, vs_strerror(rc));
+        }
+    }
+    printf("checked %ld versions of %ld entries: %ld damaged\n", versions, n, bad);
+    free(le);
+    free(buf);
+    free(bm);
+    vs_disk_cli_close(&dc);
+    return bad ? VS_EXIT_FAIL : VS_EXIT_OK;
+}
+
+/* ---- dump ------------------------------------------------------------------ */
+
+static void dump_rec(void *ctx, const struct vs_store_jrec *r)
+{
+    json_t *arr = ctx;
+    if (arr) {
+        json_array_append_new(arr, json_pack("{s:I, s:I, s:s, s:I, s:I, s:I, s:i, s:i, s:i, s:b}",
+                                             "seq", (json_int_t)r->seq, "pos", (json_int_t)r->pos,
+                                             "type", r->type, "inode", (json_int_t)r->oid.inode,
+                                             "stripe", (json_int_t)r->oid.stripe, "version",
+                                             (json_int_t)r->version, "offset", (int)r->offset,
+                                             "len", (int)r->len, "items", (int)r->items,
+                                             "stable", (r->flags & 1) != 0));
+        return;
+    }
+    printf("%-10" PRIu64 " %-10" PRIu64 " %-9s %#18" PRIx64 " %#14" PRIx64 " v%-8" PRIu64
+           " %8u %8u %s%s\n", r->seq, r->pos, r->type, r->oid.inode, r->oid.stripe, r->version,
+           r->offset, r->len, r->flags & 1 ? "stable" : "", r->flags & 2 ? " big" : "");
+}
+
+static void dump_objects(struct vs_store *s, bool json)
+{
+    struct vs_store_list_entry *le;
+    long n = vs_store_list(s, VS_STORE_POOL_ANY, 0, 0, 0, &le);
+    json_t *arr = json ? json_array() : NULL;
+    if (!json)
+        printf("%-18s %-14s %-10s %s\n", "inode", "stripe", "version", "flags");
+    for (long i = 0; i < n; i++) {
+        bool st = le[i].flags & VS_STORE_LIST_STABLE, del = le[i].flags & VS_STORE_LIST_DELETED;
+        if (json)
+            json_array_append_new(arr, json_pack("{s:I, s:I, s:I, s:b, s:b}", "inode",
+                                                 (json_int_t)le[i].oid.inode, "stripe",
+                                                 (json_int_t)le[i].oid.stripe, "version",
+                                                 (json_int_t)le[i].version, "stable", st,
+                                                 "deleted", del));
+        else
+            printf("%#-18" PRIx64 " %#-14" PRIx64 " %-10" PRIu64 " %s%s\n", le[i].oid.inode,
+                   le[i].oid.stripe, le[i].version, st ? "stable" : "unstable",
+                   del ? " deleted" : "");
+    }
+    if (n >= 0)
+        free(le);
+    if (json)
+        print_json(arr);
+}
+
+int vs_cmd_disk_dump(struct vs_cmd_ctx *ctx)
+{
+    struct vs_disk_cli dc;
+    if (vs_disk_cli_open_store(ctx, true, &dc) < 0)
+        return VS_EXIT_FAIL;
+    bool json = vs_cmd_flag(ctx, "json");
+    if (vs_cmd_flag(ctx, "journal")) {
+        json_t *arr = json ? json_array() : NULL;
+        if (!json)
+            printf("%-10s %-10s %-9s %18s %14s %-9s %8s %8s\n", "seq", "pos", "type", "inode",
+                   "stripe", "version", "offset", "len");
+        vs_store_dump_journal(dc.store, dump_rec, arr);
+        if (json)
+            print_json(arr);
+    } else {
+        dump_objects(dc.store, json);
+    }
+    vs_disk_cli_close(&dc);
+    return VS_EXIT_OK;
+}
