@@ -145,6 +145,26 @@ def wait_for(predicate, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+_port_cursor = [10000 + (os.getpid() * 37) % 20000]
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that is free now, below the kernel's ephemeral
+    range (32768+) so no outgoing connection can be holding it. Successive
+    calls return different ports."""
+    import socket
+    for _ in range(2000):
+        _port_cursor[0] = 10000 + (_port_cursor[0] - 10000 + 1) % 22000
+        port = _port_cursor[0]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below 32768")
+
+
 def sh(*cmd, check=True, **kw):
     return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=check,
                           **kw)

@@ -299,6 +299,14 @@ static void follow_supervisor(void)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
+const struct vs_cmd *vs_cli_find(const char *name)
+{
+    for (unsigned i = 0; i < vs_command_count; i++)
+        if (strcmp(vs_commands[i].name, name) == 0)
+            return &vs_commands[i];
+    return NULL;
+}
+
 int vs_cli_main(int argc, char **argv)
 {
     follow_supervisor();

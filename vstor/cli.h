@@ -60,6 +60,9 @@ struct vs_cmd_ctx {
 extern const struct vs_cmd vs_commands[];
 extern const unsigned vs_command_count;
 
+/* The command named exactly `name` ("osd", "disk format"), or NULL. */
+const struct vs_cmd *vs_cli_find(const char *name);
+
 /* Entry point: parses argv, loads config, runs the command. Returns an exit code. */
 int vs_cli_main(int argc, char **argv);
 

@@ -285,6 +285,15 @@ const struct vs_cmd vs_commands[] = {
      "name index in one transaction. Waits out OSD restarts like any client. Exit status\n"
      "1 when the image does not exist or the removal failed.",
      VS_SCOPE_CLIENT, rm_opts, 1, 1, vs_cmd_rm},
+    {"serve", NULL, "the node daemon: run this node's mon and OSDs and keep them running",
+     "Reads the config file (default /etc/vstor/vstor.conf) and starts, as child\n"
+     "processes, the metadata member serve_mon_id (if not 0; its address is entry\n"
+     "serve_mon_id of mon_address) and one OSD per entry of osd_devices. A child\n"
+     "that dies is restarted after serve_restart_delay, doubling per crash up to\n"
+     "serve_restart_delay_max. SIGHUP re-reads the config file and starts, stops\n"
+     "or restarts children to match. SIGTERM stops the OSDs, then the mon.",
+     VS_SCOPE_SERVE | VS_SCOPE_MON | VS_SCOPE_OSD | VS_SCOPE_STORE | VS_SCOPE_CLIENT, NULL, 0,
+     0, vs_cmd_serve},
     {"version", NULL, "print the version of vstor and its libraries", NULL, VS_SCOPE_GLOBAL,
      NULL, 0, 0, vs_cmd_version},
     /* Pools and images: vstor/cli/cli_pool.c, cli_image.c */

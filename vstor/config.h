@@ -69,6 +69,16 @@ enum vs_cfg_type {
       "how often the leader compacts the metadata history")                              \
     X(data_dir, VS_CFG_STR, "/var/lib/vstor", 0, 0, VS_SCOPE_MON | VS_SCOPE_SERVE,       \
       "directory for mon databases and node state")                                      \
+    X(serve_mon_id, VS_CFG_U64, "0", 0, 0, VS_SCOPE_SERVE,                               \
+      "serve: run metadata member N (its address is entry N of mon_address); 0: no mon") \
+    X(osd_devices, VS_CFG_LIST, NULL, 0, 0, VS_SCOPE_SERVE,                              \
+      "serve: the devices (or files) this node runs one OSD on each, comma-separated")   \
+    X(serve_restart_delay, VS_CFG_MS, "1s", 1, 3600000, VS_SCOPE_SERVE,                  \
+      "serve: first delay before restarting a crashed child; doubles per crash")         \
+    X(serve_restart_delay_max, VS_CFG_MS, "1m", 1, 86400000, VS_SCOPE_SERVE,             \
+      "serve: longest delay between restarts of a crashing child")                       \
+    X(serve_stop_timeout, VS_CFG_MS, "30s", 100, 3600000, VS_SCOPE_SERVE,                \
+      "serve: how long a child may take to stop on SIGTERM before SIGKILL")               \
     X(enable_debug, VS_CFG_BOOL, "false", 0, 0, VS_SCOPE_GLOBAL,                         \
       "allow debug hooks (fault injection commands); never in production")               \
     X(net_payload_max, VS_CFG_SIZE, "64m", 1ull << 20, 1ull << 30,                       \
