@@ -283,7 +283,12 @@ static void run_plan(struct vs_monitor *m)
         emit(m, VS_MONITOR_IDLE, k.revision);
     } else if ((rc = propose(m, &plan)) < 0) {
         m->st.errors++;
-        VS_WARN("mon", "proposing failed: %s: retrying", vs_strerror(rc));
+        if (rc == -EINVAL) /* e.g. a config/pgs bigger than the service's value limit */
+            VS_ERROR("mon", "the metadata service refused the monitor's transaction (%u ops, "
+                            "largest value over mon_max_value?): retrying",
+                     plan.txn.n_ops);
+        else
+            VS_WARN("mon", "proposing failed: %s: retrying", vs_strerror(rc));
         retry_later(m);
     }
     vs_mon_plan_free(&plan);

@@ -156,12 +156,11 @@ static int solve(struct plan_ctx *p, const json_t *tree_json)
     return rc == -ENOMEM ? rc : 0;
 }
 
-static int copy_map(const struct vs_pgmap *src, struct vs_pgmap **out)
+/* A second copy of the current map: parsed again from the JSON the view holds
+ * (it parsed once already, so this cannot fail but for memory). */
+static int copy_map(const struct mon_view *v, struct vs_pgmap **out)
 {
-    json_t *j = vs_pgmap_to_json(src);
-    int rc = j ? vs_pgmap_from_json(j, out, NULL, 0) : -ENOMEM;
-    json_decref(j);
-    return rc < 0 ? -ENOMEM : 0;
+    return vs_pgmap_from_json(v->pgs.json, out, NULL, 0) < 0 ? -ENOMEM : 0;
 }
 
 static int place(struct plan_ctx *p)
@@ -183,7 +182,7 @@ static int place(struct plan_ctx *p)
                  "placement inputs are invalid: keeping the current PG map");
     }
     if (rc == 0 && !p->map && v->pgmap)
-        rc = copy_map(v->pgmap, &p->map);
+        rc = copy_map(v, &p->map);
     return rc;
 }
 
@@ -315,24 +314,55 @@ static void count_primary_moves(struct plan_ctx *p)
     }
 }
 
+static bool same_u32(const uint32_t *a, const uint32_t *b, size_t n)
+{
+    return n == 0 || (a && b && memcmp(a, b, n * sizeof(uint32_t)) == 0);
+}
+
+/* Same content (what vs_pgmap_dump would print): compared without dumping, since
+ * most plans change nothing. */
+static bool same_pool(const struct vs_pgmap_pool *a, const struct vs_pgmap_pool *b)
+{
+    size_t n = (size_t)a->pg_count * a->pg_size;
+    if (a->pool_id != b->pool_id || a->pg_size != b->pg_size || a->pg_count != b->pg_count ||
+        !same_u32(a->osd_sets, b->osd_sets, n) || !a->last_clean != !b->last_clean ||
+        (a->last_clean && !same_u32(a->last_clean, b->last_clean, n)))
+        return false;
+    for (uint32_t pg = 0; pg < a->pg_count; pg++) {
+        const struct vs_pgmap_pg *x = &a->pgs[pg], *y = &b->pgs[pg];
+        if (x->primary != y->primary || x->pause != y->pause ||
+            x->history_count != y->history_count ||
+            !same_u32(x->history, y->history, (size_t)x->history_count * a->pg_size))
+            return false;
+    }
+    return true;
+}
+
+static bool same_map(const struct vs_pgmap *a, const struct vs_pgmap *b)
+{
+    if (!a || !b || a->pool_count != b->pool_count)
+        return false;
+    for (uint32_t i = 0; i < a->pool_count; i++)
+        if (!same_pool(&a->pools[i], &b->pools[i]))
+            return false;
+    return true;
+}
+
 static int publish(struct plan_ctx *p)
 {
     const struct mon_view *v = p->v;
     struct vs_mon_txn *t = &p->plan->txn;
-    char *now = p->map ? vs_pgmap_dump(p->map) : NULL;
-    char *old = v->pgmap ? vs_pgmap_dump(v->pgmap) : NULL;
-    if ((p->map && !now) || (v->pgmap && !old)) {
-        free(now), free(old);
-        return -ENOMEM;
-    }
     bool empty = !p->map || (p->map->pool_count == 0 && !v->pgs.mod_rev);
-    if (!empty && (!old || strcmp(now, old) != 0)) {
+    if (!empty && !same_map(p->map, v->pgmap)) {
+        char *now = vs_pgmap_dump(p->map);
+        if (!now)
+            return -ENOMEM;
         vs_mon_txn_expect_mod(t, VS_MON_KEY_PGS, v->pgs.mod_rev);
         vs_mon_txn_put(t, VS_MON_KEY_PGS, now);
+        free(now);
         p->plan->publish = true;
         count_primary_moves(p);
     }
-    free(now), free(old);
     if (p->plan->solved) {
         char hex[24];
         snprintf(hex, sizeof(hex), "%016" PRIx64, p->plan->inputs_hash);
