@@ -15,8 +15,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define OP_TIMEOUT_MS 10000u
-
 int cli_meta_init(struct vs_cmd_ctx *ctx, struct cli_meta *m)
 {
     memset(m, 0, sizeof(*m));
@@ -34,7 +32,7 @@ int cli_meta_init(struct vs_cmd_ctx *ctx, struct cli_meta *m)
         m->ptrs[i] = m->items[i];
     m->o.members = m->ptrs;
     m->o.n_members = (unsigned)n;
-    m->o.op_timeout_ms = OP_TIMEOUT_MS;
+    m->o.op_timeout_ms = (unsigned)ctx->cfg.meta_timeout;
     return VS_EXIT_OK;
 }
 

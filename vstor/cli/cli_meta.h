@@ -54,7 +54,7 @@ struct cli_meta {
     const char *ptrs[32];
 };
 
-/* Client options from the config (mon_address). VS_EXIT_OK, or
+/* Client options from the config (mon_address, meta_timeout). VS_EXIT_OK, or
  * VS_EXIT_USAGE with the message printed. */
 int cli_meta_init(struct vs_cmd_ctx *ctx, struct cli_meta *m);
 /* Prints "vstor CMD: msg" and returns the exit code for status (2 for -EINVAL, else 1). */
