@@ -118,6 +118,19 @@ static uint32_t walk_base(struct vs_store *s, uint32_t oi, uint32_t start, uint8
     return b;
 }
 
+int vs_store_newest(struct vs_store *s, struct vs_store_oid oid, uint64_t *version,
+                    bool *deleted)
+{
+    uint32_t oi = store__obj_find(s, oid.inode, oid.stripe);
+    bool del = false;
+    uint64_t v = oi == NONE32 ? 0 : store__newest_version(s, oi, &del);
+    if (v == 0)
+        return -ENOENT;
+    *version = v;
+    *deleted = del;
+    return 0;
+}
+
 int vs_store_stat(struct vs_store *s, struct vs_store_oid oid, uint64_t which, uint64_t *version,
                   uint8_t *bitmap)
 {

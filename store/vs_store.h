@@ -319,6 +319,12 @@ int vs_store_rollback(struct vs_store *s, struct vs_store_op *op);
 int vs_store_stat(struct vs_store *s, struct vs_store_oid oid, uint64_t which, uint64_t *version,
                   uint8_t *bitmap);
 
+/* The newest version the object has -- stable, unstable or a tombstone -- and
+ * whether it is a tombstone: the version a new write must exceed. Returns 0,
+ * or -ENOENT when the store holds no version of the object. */
+int vs_store_newest(struct vs_store *s, struct vs_store_oid oid, uint64_t *version,
+                    bool *deleted);
+
 #define VS_STORE_LIST_STABLE 1u  /* the entry is the newest stable version */
 #define VS_STORE_LIST_DELETED 2u /* the version is a tombstone */
 struct vs_store_list_entry {

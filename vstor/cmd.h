@@ -32,6 +32,8 @@ int vs_cmd_map(struct vs_cmd_ctx *ctx);
 int vs_cmd_unmap(struct vs_cmd_ctx *ctx);
 
 int vs_cmd_bench(struct vs_cmd_ctx *ctx);    /* client/cmd_bench.c */
+
+int vs_cmd_osd(struct vs_cmd_ctx *ctx);      /* osd/osd_main.c */
 int vs_cmd_rm(struct vs_cmd_ctx *ctx);       /* client/cmd_rm.c */
 
 /* mon/ -- the metadata service: `vstor mon` and `vstor meta ...` */

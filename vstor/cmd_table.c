@@ -171,7 +171,8 @@ static const struct vs_cmd_opt meta_json_opts[] = {
 static const struct vs_cmd_opt disk_format_opts[] = {
     {"force", NULL, "overwrite an existing vstor store or foreign signature", false},
     {"osd-id", "N", "the OSD this drive belongs to", false},
-    {"cluster-id", "N", "the cluster this drive belongs to", false},
+    {"cluster-id", "N", "the cluster this drive belongs to (decimal or 0x hex; default: ask "
+     "the metadata service at mon_address)", false},
     {"journal-device", "I", "device (0-based argument) holding the journal (default 0)", false},
     {"data-device", "I", "device (0-based argument) holding the data (default 0)", false},
     {"tombstones", "N", "tombstone slots (default: blocks / 8)", false},
@@ -197,6 +198,15 @@ static const struct vs_cmd_opt disk_bench_opts[] = {
     {NULL, NULL, NULL, false},
 };
 
+static const struct vs_cmd_opt osd_opts[] = {
+    {"device", "PATH", "the store's first device (file or block device)", true},
+    {"device2", "PATH", "its second device, if `vstor disk format` was given one", false},
+    {"device3", "PATH", "its third device, if `vstor disk format` was given one", false},
+    {"id", "N", "fail unless the store holds this OSD id", false},
+    {"no-direct", NULL, "open without O_DIRECT (tmpfs; tests only)", false},
+    {NULL, NULL, NULL, false},
+};
+
 const struct vs_cmd vs_commands[] = {
     {"bench", NULL, "measure an image through libvstor: the six tests of fio-suite.sh",
      "Fills the image once with 4 MiB writes, then runs 4 MiB sequential write and read at\n"
@@ -216,7 +226,7 @@ const struct vs_cmd vs_commands[] = {
      "The first DEVICE holds the superblock and metadata; the journal and the data go to\n"
      "the first device too unless --journal-device / --data-device name another one.\n"
      "Refuses a device that holds a vstor store or another signature, unless --force.",
-     VS_SCOPE_STORE, disk_format_opts, 1, 3, vs_cmd_disk_format},
+     VS_SCOPE_STORE | VS_SCOPE_CLIENT, disk_format_opts, 1, 3, vs_cmd_disk_format},
     {"disk info", "DEVICE...", "show a store's superblock and usage", NULL, VS_SCOPE_STORE,
      disk_show_opts, 1, 3, vs_cmd_disk_info},
     {"config", NULL, "show the effective configuration and where each value came from",
@@ -273,6 +283,12 @@ const struct vs_cmd vs_commands[] = {
      "per op. The first row is a plain blocking socket ping-pong with the same\n"
      "bytes: the floor to compare with. See docs/performance.md.",
      VS_SCOPE_CLIENT | VS_SCOPE_OSD, net_bench_opts, 0, 0, vs_cmd_net_bench},
+    {"osd", NULL, "run one OSD on its store until SIGTERM",
+     "Opens the store (its superblock gives the OSD id and the cluster id, which must be\n"
+     "the metadata service's), registers osd/state/<id> on a lease, follows the PG map,\n"
+     "peers and serves the PGs it is primary of, and serves every other primary as a\n"
+     "secondary (docs/data-path.md). SIGTERM stops the PGs, then revokes the lease.",
+     VS_SCOPE_OSD, osd_opts, 0, 0, vs_cmd_osd},
     {"placement simulate", NULL, "compute a PG map from files and report load and movement",
      "Runs the placement solver on a tree, pools and optionally the current map, and prints\n"
      "the new map with a report: each OSD's load against its weight share and its best\n"

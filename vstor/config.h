@@ -117,7 +117,19 @@ enum vs_cfg_type {
     X(store_disable_fsync, VS_CFG_BOOL, "false", 0, 0, VS_SCOPE_STORE | VS_SCOPE_OSD,    \
       "never fsync the store devices: only for drives with power-loss protection")       \
     X(store_checkpoint_pct, VS_CFG_U64, "50", 10, 90, VS_SCOPE_STORE | VS_SCOPE_OSD,     \
-      "start a store checkpoint when the journal is this full (percent)")
+      "start a store checkpoint when the journal is this full (percent)") \
+    X(osd_address, VS_CFG_STR, "127.0.0.1", 0, 0, VS_SCOPE_OSD,                          \
+      "OSD: IP address to listen on and to advertise to clients and other OSDs")         \
+    X(osd_port, VS_CFG_U64, "0", 0, 65535, VS_SCOPE_OSD,                                 \
+      "OSD: TCP port for clients and other OSDs; 0 = any free port (in osd/state)")          \
+    X(osd_lease_ttl, VS_CFG_MS, "10s", 1000, 600000, VS_SCOPE_OSD,                       \
+      "OSD: lease of osd/state and the PG locks; a killed OSD is declared down after it") \
+    X(osd_op_max, VS_CFG_U64, "256", 16, 65536, VS_SCOPE_OSD,                            \
+      "OSD: client ops in service at once (each holds a block-sized buffer)")            \
+    X(osd_recovery_depth, VS_CFG_U64, "4", 1, 256, VS_SCOPE_OSD,                         \
+      "OSD: objects recovered at once per PG")                                           \
+    X(osd_stats_interval, VS_CFG_MS, "5s", 100, 3600000, VS_SCOPE_OSD,                   \
+      "OSD: how often op statistics are sent to the metadata leader")
 
 enum vs_cfg_source { VS_CFG_SRC_DEFAULT, VS_CFG_SRC_FILE, VS_CFG_SRC_FLAG };
 

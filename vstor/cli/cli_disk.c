@@ -7,7 +7,9 @@
 #include "cli_disk.h"
 
 #include "vs_err.h"
+#include "vs_raft.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -84,6 +86,51 @@ static void uuid_str(const uint8_t *u, char *out)
 
 /* ---- format ---------------------------------------------------------------- */
 
+/* The cluster id of a new store: --cluster-id (decimal or 0x hex), else the
+ * metadata service's (mon_address), which is what `vstor osd` checks the
+ * store against (docs/data-path.md §1). */
+static int format_cluster_id(struct vs_cmd_ctx *ctx, uint64_t *out)
+{
+    const char *v = vs_cmd_opt(ctx, "cluster-id");
+    if (v) {
+        char *end;
+        errno = 0;
+        unsigned long long id = strtoull(v, &end, strncmp(v, "0x", 2) == 0 ? 16 : 10);
+        if (errno || *end || !*v || id == 0) {
+            vs_cmd_error(ctx, "--cluster-id '%s': not a non-zero decimal or 0x hex number", v);
+            return VS_EUSAGE;
+        }
+        *out = id;
+        return 0;
+    }
+    if (!ctx->cfg.mon_address) {
+        vs_cmd_error(ctx, "no cluster id: give --cluster-id, or mon_address so that the "
+                     "metadata service can be asked");
+        return VS_EUSAGE;
+    }
+    char *copy = strdup(ctx->cfg.mon_address), *mons[16];
+    int n = copy ? vs_config_list_split(copy, mons, 16) : 0;
+    struct vs_meta_client_opts o = {.members = (const char *const *)mons,
+                                     .n_members = n > 0 ? (unsigned)n : 0,
+                                     .op_timeout_ms = 10000};
+    struct vs_meta_sync_result res;
+    int rc = n > 0 ? vs_meta_sync_status(&o, NULL, &res) : -EINVAL;
+    free(copy);
+    if (rc < 0) {
+        vs_cmd_error(ctx, "reading the cluster id from %s: %s", ctx->cfg.mon_address,
+                     vs_strerror(rc));
+        return rc;
+    }
+    *out = res.st.cluster_id;
+    vs_meta_sync_free(&res);
+    if (*out == 0) {
+        vs_cmd_error(ctx, "the metadata service at %s has no cluster id yet",
+                     ctx->cfg.mon_address);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
 static int parse_format_opts(struct vs_cmd_ctx *ctx, struct vs_store_format_opts *fo)
 {
     memset(fo, 0, sizeof(*fo));
@@ -93,8 +140,7 @@ static int parse_format_opts(struct vs_cmd_ctx *ctx, struct vs_store_format_opts
     fo->csum_block_size = (uint32_t)ctx->cfg.store_csum_block_size;
     fo->force = vs_cmd_flag(ctx, "force");
     uint64_t v = 0;
-    if (vs_cmd_opt_u64(ctx, "osd-id", &fo->osd_id) || vs_cmd_opt_u64(ctx, "cluster-id",
-                                                                     &fo->cluster_id))
+    if (vs_cmd_opt_u64(ctx, "osd-id", &fo->osd_id))
         return VS_EUSAGE;
     if (vs_cmd_opt_u64(ctx, "tombstones", &fo->tomb_count))
         return VS_EUSAGE;
@@ -113,9 +159,12 @@ int vs_cmd_disk_format(struct vs_cmd_ctx *ctx)
 {
     struct vs_store_format_opts fo;
     if (parse_format_opts(ctx, &fo) < 0) {
-        vs_cmd_error(ctx, "bad --osd-id, --cluster-id, --tombstones or device index");
+        vs_cmd_error(ctx, "bad --osd-id, --tombstones or device index");
         return VS_EXIT_USAGE;
     }
+    int crc = format_cluster_id(ctx, &fo.cluster_id);
+    if (crc < 0)
+        return crc == VS_EUSAGE ? VS_EXIT_USAGE : VS_EXIT_FAIL;
     struct vs_disk_cli dc;
     if (vs_disk_cli_open(ctx, false, &dc) < 0)
         return VS_EXIT_FAIL;
