@@ -62,7 +62,7 @@
 
 #define LP_COLS_BUDGET 3000u /* add columns before receivers are sampled per class */
 #define LP_ROUNDS 3
-#define LP_ACTIVE_MAX 300u /* PGs in one program; bigger changes take several passes */
+#define LP_ACTIVE_MAX 300u /* classes (~PGs) in one program; more take several passes */
 
 enum { DOM_NEUTRAL = 0, DOM_EXCESS = 1, DOM_RECEIVER = 2 };
 enum { VAR_ADD = 0, VAR_REG = 1, VAR_SUR = 2 };
@@ -92,7 +92,8 @@ struct lp {
     uint32_t *drop;  /* per excess domain: members this pass must drop from it */
     uint32_t *osd_pgs_start, *osd_pgs; /* per OSD: PGs with a kept member on it */
     uint32_t receivers;
-    uint64_t holes_total;
+    uint64_t holes_total; /* missing members */
+    uint32_t hole_pgs;    /* PGs with missing members */
     bool capped; /* this pass leaves work for the next one */
 
     /* One round. */
@@ -125,9 +126,12 @@ static int lp_census(struct lp *lp)
     uint32_t *fill = calloc(w->osd_count + 1, sizeof(uint32_t));
     if (!fill)
         return -ENOMEM;
-    lp->holes_total = 0;
-    for (uint32_t pg = 0; pg < w->pg_count; pg++)
-        lp->holes_total += w->k - placement__pg_members(w, pg);
+    lp->holes_total = lp->hole_pgs = 0;
+    for (uint32_t pg = 0; pg < w->pg_count; pg++) {
+        uint32_t missing = w->k - placement__pg_members(w, pg);
+        lp->holes_total += missing;
+        lp->hole_pgs += missing > 0;
+    }
     for (size_t c = 0; c < n; c++) {
         if (w->cdom[c] != PL_NONE)
             lp->have[w->cdom[c]]++;
@@ -160,9 +164,9 @@ static uint32_t osd_over(const struct lp *lp, uint32_t o)
 static void lp_classify(struct lp *lp)
 {
     struct pl_work *w = lp->w;
-    uint64_t budget = lp->holes_total;
+    uint64_t budget = VS_MIN(lp->hole_pgs, LP_ACTIVE_MAX); /* see build_classes() */
     lp->receivers = 0;
-    lp->capped = lp->holes_total > LP_ACTIVE_MAX;
+    lp->capped = false;
     memset(lp->need, 0, w->dom_count * sizeof(uint32_t));
     memset(lp->drop, 0, w->dom_count * sizeof(uint32_t));
     memset(lp->over, 0, w->osd_count * sizeof(uint32_t));
@@ -257,7 +261,7 @@ static int select_active(struct lp *lp, uint64_t alpha)
     struct cand *cands = malloc((w->pg_count + 1) * sizeof(*cands));
     if (!cands)
         return -ENOMEM;
-    for (uint32_t pg = 0; pg < w->pg_count && lp->active_count < LP_ACTIVE_MAX; pg++)
+    for (uint32_t pg = 0; pg < w->pg_count; pg++)
         if (placement__pg_members(w, pg) < w->k)
             activate(lp, pg);
     for (uint32_t o = 0; o < w->osd_count; o++)
@@ -328,6 +332,15 @@ static int build_classes(struct lp *lp)
         memcpy(lp->active, sorted, lp->active_count * sizeof(uint32_t));
     free(sorted);
     free(order);
+    /* PGs with holes are all brought in, and identical ones share a class
+     * (a fresh pool is one class); too many classes wait for the next pass. */
+    if (rc == 0 && lp->class_count > LP_ACTIVE_MAX) {
+        for (uint32_t i = lp->classes[LP_ACTIVE_MAX].first; i < lp->active_count; i++)
+            lp->is_active[lp->active[i]] = 0;
+        lp->active_count = lp->classes[LP_ACTIVE_MAX].first;
+        lp->class_count = LP_ACTIVE_MAX;
+        lp->capped = true;
+    }
     return rc;
 }
 
@@ -701,6 +714,20 @@ static int lp_alloc(struct lp *lp)
                : -ENOMEM;
 }
 
+/* The most members a program can place: its class needs, or what the
+ * receivers can take plus every member it may keep. */
+static uint64_t placeable(const struct lp *lp)
+{
+    uint64_t room = 0;
+    for (uint32_t h = 0; h < lp->w->dom_count; h++)
+        room += lp->need[h];
+    for (uint32_t g = 0; g < lp->class_count; g++)
+        for (uint32_t i = lp->classes[g].var_first;
+             i < lp->classes[g].var_first + lp->classes[g].var_count; i++)
+            room += lp->vars[i].kind == VAR_REG ? lp->classes[g].n : 0;
+    return VS_MIN(room, lp->wanted);
+}
+
 /* One pass: the program over this pass's domains, widened up to LP_ROUNDS
  * times while it misses the lower bound, then applied. *more: another pass
  * is needed. */
@@ -720,7 +747,7 @@ static int lp_pass(struct lp *lp, bool *more)
         rc = lp_round(lp, round);
         /* The lower bound: every hole the receivers can take is filled and
          * only surplus members were dropped. */
-        if (rc == 0 && lp->placed == lp->wanted && lp->dropped_reg == 0)
+        if (rc == 0 && lp->placed == placeable(lp) && lp->dropped_reg == 0)
             break;
     }
     if (rc == 0)
@@ -734,8 +761,8 @@ int placement__assign_domains(struct pl_work *w)
     struct lp lp = {.w = w};
     int rc = lp_alloc(&lp);
     bool more = rc == 0;
-    /* Each pass takes at least one excess domain or LP_ACTIVE_MAX holes. */
-    uint64_t passes = (uint64_t)w->dom_count + w->pg_count / LP_ACTIVE_MAX + 2;
+    /* Each pass takes at least one over-target OSD or LP_ACTIVE_MAX classes. */
+    uint64_t passes = (uint64_t)w->osd_count + w->pg_count / LP_ACTIVE_MAX + 2;
     for (uint64_t pass = 0; rc == 0 && more && pass < passes; pass++)
         rc = lp_pass(&lp, &more);
     lp_free(&lp);

@@ -11,6 +11,7 @@
  * `runs` (default 5) is how many times each timed solve repeats; the table
  * shows the median.
  */
+#include "vs_assert.h"
 #include "vs_clock.h"
 #include "vs_placement.h"
 
@@ -222,6 +223,39 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Peers of each OSD (OSDs sharing a PG with it) in a fresh map: how widely
+ * recovery of a failed OSD spreads. "min / mean of max possible". */
+static void row_peers(bool ec, uint32_t hosts, uint32_t per_host, uint32_t racks,
+                      uint32_t pg_count, char *out, size_t size)
+{
+    json_t *tree = make_tree(hosts, per_host, racks, false);
+    struct vs_placement_pools *pools = make_pools(ec, pg_count);
+    struct run r = solve(tree, pools, NULL);
+    uint32_t n = hosts * per_host, min = UINT32_MAX;
+    uint8_t *seen = calloc((size_t)(n + 1) * (n + 1), 1);
+    const struct vs_pgmap_pool *pp = &r.map->pools[0];
+    for (uint32_t pg = 0; pg < pp->pg_count; pg++)
+        for (uint32_t i = 0; i < pp->pg_size; i++)
+            for (uint32_t j = 0; j < pp->pg_size; j++)
+                seen[(size_t)vs_pgmap_osd_set(pp, pg)[i] * (n + 1) + vs_pgmap_osd_set(pp, pg)[j]] =
+                    i != j;
+    double sum = 0;
+    for (uint32_t a = 1; a <= n; a++) {
+        uint32_t peers = 0;
+        for (uint32_t b = 1; b <= n; b++)
+            peers += seen[(size_t)a * (n + 1) + b];
+        min = peers < min ? peers : min;
+        sum += peers;
+    }
+    /* At most: the OSDs outside its host, or its slots times the others per PG. */
+    uint32_t bound = VS_MIN(n - per_host, r.report->pools[0].osds[0].slots * (pp->pg_size - 1));
+    snprintf(out, size, "%u / %.0f of at most %u", min, sum / n, bound);
+    free(seen);
+    run_free(&r);
+    vs_placement_pools_free(pools);
+    json_decref(tree);
+}
+
 /* Median solve time, fresh and after adding one OSD, in ms. */
 static void row_time(bool ec, uint32_t hosts, uint32_t per_host, uint32_t racks,
                      uint32_t pg_count, uint32_t runs, char *out, size_t size)
@@ -271,7 +305,7 @@ int main(int argc, char **argv)
     if (runs < 1 || runs > 64)
         runs = 5;
     static const struct shape rep_shape = {false, 4, 3}, ec_shape = {true, 12, 1};
-    char c[2][11][160];
+    char c[2][12][160];
     for (int i = 0; i < 2; i++) {
         const struct shape *s = i ? &ec_shape : &rep_shape;
         row_equal(s, c[i][0], sizeof(c[i][0]));
@@ -286,6 +320,8 @@ int main(int argc, char **argv)
     row_time(true, 12, 43, 0, 16384, runs, c[1][8], sizeof(c[1][8]));
     row_reweight_all(false, 64, 8, 8, 16384, c[0][9], sizeof(c[0][9]));
     row_reweight_all(true, 12, 43, 0, 16384, c[1][9], sizeof(c[1][9]));
+    row_peers(false, 64, 8, 8, 16384, c[0][10], sizeof(c[0][10]));
+    row_peers(true, 12, 43, 0, 16384, c[1][10], sizeof(c[1][10]));
     static const char *const figures[][3] = {
         {"equal weights, 256 PGs: load / ideal, min–max", "±2 % or ±1 slot", "0.83×–1.27×"},
         {"random weights 1–8 (20 trees): load / best feasible", "±3 % (or ±1 slot)", "—"},
@@ -297,10 +333,11 @@ int main(int argc, char **argv)
         {"solve, 64 OSDs (EC: 72), 2,048 PGs: fresh / add one", "≤ 1 s", "—"},
         {"solve, 512 OSDs (EC: 516), 16,384 PGs: fresh / add one", "≤ 10 s", "—"},
         {"same trees, every weight redrawn 1–8: moved / lower bound, time", "—", "—"},
+        {"same trees, fresh: peers per OSD, min / mean", "—", "—"},
     };
     printf("| figure | target | replicated, pg_size 3 | EC 4+2 | CRUSH (issue) |\n");
     printf("|---|---|---|---|---|\n");
-    for (int f = 0; f < 10; f++)
+    for (int f = 0; f < 11; f++)
         printf("| %s | %s | %s | %s | %s |\n", figures[f][0], figures[f][1], c[0][f], c[1][f],
                figures[f][2]);
     printf("\nreplicated: 12 OSDs in 4 hosts; EC 4+2: 12 hosts of 1 OSD. Timed trees: "

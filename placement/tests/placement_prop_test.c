@@ -8,7 +8,8 @@
  *
  *  P1 the pool is infeasible exactly when it has fewer domains than pg_minsize;
  *  P2 no two members of a PG share a failure domain, every member is eligible;
- *  P3 every PG has min(pg_size, domains with an up OSD) members (all placed);
+ *  P3 every PG has min(pg_size, domains with an up OSD) members (all placed),
+ *     by a single linear program for a fresh pool;
  *  P4 every up OSD holds within one slot of its best feasible share;
  *  P5 primaries are up members, within one of their fair share;
  *  P6 the output is deterministic (same input, shuffled key order);
@@ -278,6 +279,9 @@ static void check_fresh(const struct model *m, json_t *pools, const struct tl_re
         return;
     }
     assert_int_equal(r->rc, 0);
+    /* A fresh pool is one class: a single program places every member. */
+    assert_true(tl_rep(r, 1)->lp_rounds <= 1);
+    assert_int_equal(tl_rep(r, 1)->repaired, 0);
     const struct vs_pgmap_pool *pp = vs_pgmap_find(r->map, 1);
     uint32_t want = size < m->domains_up ? size : m->domains_up;
     for (uint32_t pg = 0; pg < pp->pg_count; pg++) {
