@@ -15,6 +15,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct uring_disk {
@@ -118,6 +119,25 @@ static const struct vs_disk_ops uring_ops = {
     .destroy = uring_destroy,
 };
 
+/* Takes the device's flock, waiting up to LOCK_WAIT_MS for it: a process
+ * killed with I/O in flight keeps its io_uring -- and so the file and its
+ * lock -- until the kernel has drained that I/O, a little after the process
+ * is gone. A restarted OSD must not fail on that. */
+#define LOCK_WAIT_MS 5000
+#define LOCK_RETRY_MS 20
+
+static int lock_device(int fd, bool readonly)
+{
+    for (int waited = 0;; waited += LOCK_RETRY_MS) {
+        if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK || waited >= LOCK_WAIT_MS)
+            return -1;
+        struct timespec ts = {0, LOCK_RETRY_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int open_one(struct uring_disk *d, unsigned i, const char *path, bool direct,
                     bool readonly, char *errmsg, size_t esz)
 {
@@ -130,7 +150,7 @@ static int open_one(struct uring_disk *d, unsigned i, const char *path, bool dir
         return -e;
     }
     d->fd[i] = fd;
-    if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+    if (lock_device(fd, readonly) < 0) {
         int e = errno;
         snprintf(errmsg, esz, "%s: in use by another process (flock: %s)", path, strerror(e));
         return e == EWOULDBLOCK ? -EBUSY : -e;
