@@ -387,8 +387,81 @@ static void test_bad_magic_closes(void **state)
     h_stop(&h);
 }
 
+/* ---- No allocation per request ------------------------------------------ */
+
+#if defined(__SANITIZE_ADDRESS__)
+int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
+                                              void (*free_hook)(const volatile void *));
+#define HAVE_MALLOC_HOOKS 1
+#endif
+static volatile bool counting;
+static volatile unsigned long mallocs;
+
+static void count_malloc(const volatile void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+    if (counting)
+        mallocs++;
+}
+
+static void ignore_free(const volatile void *p)
+{
+    (void)p;
+}
+
+/* One round of mixed requests, every op completed by the fake. */
+static void mixed_round(struct harness *h, uint64_t base)
+{
+    static uint8_t payload[4096], big[65536];
+    uint64_t cookie;
+    send_req(h, VS_NBD_CMD_WRITE, 0, base, 8192, 4096, payload);
+    send_req(h, VS_NBD_CMD_READ, 0, base + 1, 8192, 4096, NULL);
+    send_req(h, VS_NBD_CMD_WRITE_ZEROES, VS_NBD_CMD_FLAG_FUA, base + 2, 0, 65536, NULL);
+    send_req(h, VS_NBD_CMD_READ, 0, base + 3, 100, 512, NULL); /* refused: misaligned */
+    for (uint64_t i = 0; i < 8; i++) /* 512 KiB of replies: more than the socket holds */
+        send_req(h, VS_NBD_CMD_READ, 0, base + 4 + i, i * 65536, 65536, NULL);
+    send_req(h, VS_NBD_CMD_FLUSH, 0, base + 12, 0, 0, NULL);
+    while (h->f->npending)
+        fake_complete(h->f, 0, 0);
+    for (int k = 0; k < 13; k++) {
+        uint32_t err = recv_reply(h, &cookie);
+        assert_int_equal(err, cookie == base + 3 ? VS_NBD_EINVAL : 0);
+        if (cookie == base + 1)
+            recv_exact(h, payload, sizeof(payload));
+        else if (cookie >= base + 4 && cookie < base + 12)
+            recv_exact(h, big, sizeof(big));
+    }
+}
+
+static void test_no_allocation_per_request(void **state)
+{
+    (void)state;
+#ifndef HAVE_MALLOC_HOOKS
+    skip();
+#else
+    struct harness h;
+    h_start(&h, fake_new(false, true, true), 64, 1 << 20);
+    for (int r = 0; r < 20; r++) /* warm-up: libuv's first writes, the log */
+        mixed_round(&h, 1000u * (unsigned)r);
+    mallocs = 0;
+    counting = true;
+    for (int r = 0; r < 200; r++)
+        mixed_round(&h, 100000u + 1000u * (unsigned)r);
+    counting = false;
+    assert_int_equal(mallocs, 0); /* 2600 requests, no malloc */
+    h_stop(&h);
+#endif
+}
+
 int main(void)
 {
+#ifdef HAVE_MALLOC_HOOKS
+    __sanitizer_install_malloc_and_free_hooks(count_malloc, ignore_free);
+#else
+    (void)count_malloc;
+    (void)ignore_free;
+#endif
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flags_follow_the_backend),
         cmocka_unit_test(test_errors_reach_the_wire),
@@ -396,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_backpressure_on_slots),
         cmocka_unit_test(test_waiting_for_buffers),
         cmocka_unit_test(test_bad_magic_closes),
+        cmocka_unit_test(test_no_allocation_per_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
