@@ -38,14 +38,6 @@ struct mon_pgstate {
     uint64_t mod_rev;
 };
 
-/* pg/history/<pool>/<pg>: only whether the primary still lists sets in it. */
-struct mon_pghist {
-    uint16_t pool;
-    uint32_t pg;
-    bool sets_empty;
-    uint64_t mod_rev;
-};
-
 /* A single-key JSON document (config/pools, config/nodes, ...). */
 struct mon_doc {
     json_t *json; /* NULL when absent or not JSON */
@@ -62,8 +54,6 @@ struct mon_view {
     uint32_t n_osds, cap_osds;
     struct mon_pgstate *states;          /* sorted by (pool, pg) */
     uint32_t n_states, cap_states;
-    struct mon_pghist *hists;            /* sorted by (pool, pg) */
-    uint32_t n_hists, cap_hists;
     json_t *docs;                        /* owns every parsed per-key value */
 };
 
@@ -75,7 +65,6 @@ int mon__view_build(struct mon_view *v, const struct vs_meta_kv *kvs, unsigned n
 void mon__view_free(struct mon_view *v);
 const struct mon_osd *mon__view_osd(const struct mon_view *v, uint32_t id);
 const struct mon_pgstate *mon__view_state(const struct mon_view *v, uint16_t pool, uint32_t pg);
-const struct mon_pghist *mon__view_hist(const struct mon_view *v, uint16_t pool, uint32_t pg);
 /* Strict decimal in [min, max] from s[0..len); false otherwise. */
 bool mon__parse_dec(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out);
 

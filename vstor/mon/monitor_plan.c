@@ -21,9 +21,9 @@
  * Invariants:
  *   (1) A PG's history is cleared only when its primary reports, in
  *       pg/state/<pool>/<pg>, exactly ["active"] for exactly the current set
- *       and primary, and pg/history/<pool>/<pg> lists no sets; the txn
- *       compares both keys' mod revisions, so a report that changed after we
- *       read it cancels the clear.
+ *       and primary: it peered with every OSD of the history and holds every
+ *       object on every member of the set. The txn compares that key's mod
+ *       revision, so a report that changed after we read it cancels the clear.
  *   (2) Every write is guarded: config/pgs, mon/placement, and the solve's
  *       documents (config/pools, config/nodes) are compared against the mod
  *       revisions we read. A change of any other input after the read (an OSD
@@ -227,13 +227,11 @@ static int cmp_u32(const void *a, const void *b)
 
 /* Invariant 1. */
 static bool trusted_clean(const struct mon_view *v, const struct vs_pgmap_pool *pp, uint32_t pg,
-                          const struct mon_pgstate **st_out, const struct mon_pghist **h_out)
+                          const struct mon_pgstate **st_out)
 {
     const struct vs_pgmap_pg *g = &pp->pgs[pg];
     const struct mon_pgstate *st = mon__view_state(v, pp->pool_id, pg);
-    const struct mon_pghist *h = mon__view_hist(v, pp->pool_id, pg);
-    if (g->pause || !g->primary || !st || !st->active_clean || st->primary != g->primary ||
-        (h && !h->sets_empty))
+    if (g->pause || !g->primary || !st || !st->active_clean || st->primary != g->primary)
         return false;
     uint32_t a[VS_PLACEMENT_PG_SIZE_MAX], b[VS_PLACEMENT_PG_SIZE_MAX], na = 0;
     const uint32_t *set = vs_pgmap_osd_set(pp, pg);
@@ -246,18 +244,15 @@ static bool trusted_clean(const struct mon_view *v, const struct vs_pgmap_pool *
     qsort(a, na, sizeof(uint32_t), cmp_u32);
     qsort(b, na, sizeof(uint32_t), cmp_u32);
     *st_out = st;
-    *h_out = h;
     return memcmp(a, b, na * sizeof(uint32_t)) == 0;
 }
 
 static void clear_one(struct plan_ctx *p, uint16_t pool, uint32_t pg,
-                      const struct mon_pgstate *st, const struct mon_pghist *h)
+                      const struct mon_pgstate *st)
 {
     char key[64];
     snprintf(key, sizeof(key), "pg/state/%u/%u", pool, pg);
     vs_mon_txn_expect_mod(&p->plan->txn, key, st->mod_rev);
-    snprintf(key, sizeof(key), "pg/history/%u/%u", pool, pg);
-    vs_mon_txn_expect_mod(&p->plan->txn, key, h ? h->mod_rev : 0);
     vs_pgmap_clear_history(p->map, pool, pg);
     p->plan->history_cleared++;
 }
@@ -275,8 +270,7 @@ static int clear_clean(struct plan_ctx *p)
         bool all_clean = pp->pg_count > 0;
         for (uint32_t pg = 0; pg < pp->pg_count; pg++) {
             const struct mon_pgstate *st = NULL;
-            const struct mon_pghist *h = NULL;
-            if (!trusted_clean(p->v, pp, pg, &st, &h)) {
+            if (!trusted_clean(p->v, pp, pg, &st)) {
                 all_clean = false;
                 continue;
             }
@@ -286,7 +280,7 @@ static int clear_clean(struct plan_ctx *p)
                 all_clean = false; /* the rest in the next transaction */
                 continue;
             }
-            clear_one(p, pp->pool_id, pg, st, h);
+            clear_one(p, pp->pool_id, pg, st);
         }
         if (all_clean && !same_layout(pp)) {
             int rc = vs_pgmap_set_last_clean(p->map, pp->pool_id);

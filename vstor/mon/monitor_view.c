@@ -17,7 +17,7 @@
 const char *const vs_mon_read_keys[] = {
     "config/pools", "config/nodes", "config/pgs", VS_MON_KEY_PLACEMENT,
     "config/osd/",  "osd/state/",   VS_MON_PREFIX_RECORD, "pg/state/",
-    "pg/history/",  NULL,
+    NULL,
 };
 
 void mon__msg(struct vs_mon_plan *plan, enum vs_mon_msg_level level, const char *fmt, ...)
@@ -190,7 +190,7 @@ static int merge_osds(struct build *b)
     return 0;
 }
 
-/* ---- PG states and histories ---- */
+/* ---- PG states ---- */
 
 static bool parse_state(json_t *j, struct mon_pgstate *st)
 {
@@ -254,29 +254,6 @@ static int add_state(struct build *b, const char *key, json_t *j, uint64_t rev)
     return 0;
 }
 
-static int add_hist(struct build *b, const char *key, json_t *j, uint64_t rev)
-{
-    struct mon_view *v = b->v;
-    struct mon_pghist h = {.mod_rev = rev};
-    if (!parse_pool_pg(key + strlen("pg/history/"), &h.pool, &h.pg)) {
-        mon__msg(b->plan, VS_MON_MSG_WARN, "%.200s: not a PG key: ignored", key);
-        return 0;
-    }
-    json_t *sets = json_object_get(j, "osd_sets");
-    if (!json_is_object(j) || (sets && !json_is_array(sets))) {
-        /* Kept as "not empty": a PG whose history we cannot read is never clean. */
-        mon__msg(b->plan, VS_MON_MSG_WARN, "%.200s: malformed: its PG is not trusted clean",
-                 key);
-        h.sets_empty = false;
-    } else {
-        h.sets_empty = !sets || json_array_size(sets) == 0;
-    }
-    if (!grow_arr((void **)&v->hists, v->n_hists, &v->cap_hists, sizeof(h)))
-        return -ENOMEM;
-    v->hists[v->n_hists++] = h;
-    return 0;
-}
-
 static int cmp_pgkey(uint16_t pa, uint32_t ga, uint16_t pb, uint32_t gb)
 {
     if (pa != pb)
@@ -287,12 +264,6 @@ static int cmp_pgkey(uint16_t pa, uint32_t ga, uint16_t pb, uint32_t gb)
 static int cmp_state(const void *a, const void *b)
 {
     const struct mon_pgstate *x = a, *y = b;
-    return cmp_pgkey(x->pool, x->pg, y->pool, y->pg);
-}
-
-static int cmp_hist(const void *a, const void *b)
-{
-    const struct mon_pghist *x = a, *y = b;
     return cmp_pgkey(x->pool, x->pg, y->pool, y->pg);
 }
 
@@ -343,8 +314,6 @@ static int one_kv(struct build *b, const char *key, json_t *j, uint64_t rev)
         return id_key(b, key, VS_MON_PREFIX_RECORD, SRC_RECORD, j, rev);
     if (strncmp(key, "pg/state/", 9) == 0)
         return j ? add_state(b, key, j, rev) : 0;
-    if (strncmp(key, "pg/history/", 11) == 0)
-        return add_hist(b, key, j ? j : json_null(), rev);
     return 0; /* not ours */
 }
 
@@ -405,8 +374,6 @@ int mon__view_build(struct mon_view *v, const struct vs_meta_kv *kvs, unsigned n
         return rc;
     if (v->n_states)
         qsort(v->states, v->n_states, sizeof(*v->states), cmp_state);
-    if (v->n_hists)
-        qsort(v->hists, v->n_hists, sizeof(*v->hists), cmp_hist);
     parse_docs(&b);
     return 0;
 }
@@ -417,7 +384,6 @@ void mon__view_free(struct mon_view *v)
     vs_pgmap_free(v->pgmap);
     free(v->osds);
     free(v->states);
-    free(v->hists);
     json_decref(v->docs);
     memset(v, 0, sizeof(*v));
 }
@@ -443,12 +409,4 @@ const struct mon_pgstate *mon__view_state(const struct mon_view *v, uint16_t poo
     if (v->n_states == 0)
         return NULL;
     return bsearch(&key, v->states, v->n_states, sizeof(key), cmp_state);
-}
-
-const struct mon_pghist *mon__view_hist(const struct mon_view *v, uint16_t pool, uint32_t pg)
-{
-    struct mon_pghist key = {.pool = pool, .pg = pg};
-    if (v->n_hists == 0)
-        return NULL;
-    return bsearch(&key, v->hists, v->n_hists, sizeof(key), cmp_hist);
 }

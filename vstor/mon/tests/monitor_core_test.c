@@ -374,12 +374,14 @@ static void test_history_cleared_on_clean_report(void **state)
     snprintf(key, sizeof(key), "pg/state/1/%u", moved);
     fs_put(&s, key, "{\"primary\":1,\"state\":[\"active\"],\"peers\":[1,2,3],\"epoch\":1}");
     assert_quiet(&s);
-    /* Clean, but the primary still lists sets in pg/history: not yet. */
-    report_clean(&s, pp, moved, "\"active\"");
-    snprintf(key, sizeof(key), "pg/history/1/%u", moved);
-    fs_put(&s, key, "{\"epoch\":2,\"osd_sets\":[[1,2,3]],\"all_peers\":[1,2,3,4]}");
+    /* A clean report about another primary: not yet. */
+    snprintf(key, sizeof(key), "pg/state/1/%u", moved);
+    fs_putf(&s, key, "{\"primary\":%u,\"state\":[\"active\"],\"peers\":[%u,%u,%u]}",
+            pp->pgs[moved].primary % 4 + 1, vs_pgmap_osd_set(pp, moved)[0],
+            vs_pgmap_osd_set(pp, moved)[1], vs_pgmap_osd_set(pp, moved)[2]);
     assert_quiet(&s);
-    fs_put(&s, key, "{\"epoch\":2,\"osd_sets\":[],\"all_peers\":[1,2,3,4]}");
+    /* Clean for exactly this set and primary. */
+    report_clean(&s, pp, moved, "\"active\"");
     assert_true(step(&s, &plan));
     assert_int_equal(plan.history_cleared, 1);
     assert_int_equal(plan.last_clean_pools, 0); /* the other PGs did not report */
