@@ -17,6 +17,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct cached_write {
     struct cached_write *next;
@@ -317,7 +318,8 @@ static void sim_destroy(struct vs_disk *base)
         free(w);
     }
     for (unsigned i = 0; i < base->dev_count; i++)
-        free(d->img[i]);
+        if (d->img[i])
+            munmap(d->img[i], base->dev_size[i] ? base->dev_size[i] : 1);
     free(d->inflight);
     free(d);
 }
@@ -345,7 +347,11 @@ int vs_disk_sim_create(unsigned count, const uint64_t *sizes, uint64_t seed, str
     for (unsigned i = 0; i < count; i++) {
         d->base.dev_size[i] = sizes[i];
         snprintf(d->base.dev_name[i], sizeof(d->base.dev_name[i]), "sim%u", i);
-        d->img[i] = calloc(1, sizes[i] ? sizes[i] : 1);
+        /* Anonymous memory is zero and only backed once touched: a huge
+         * simulated device costs only what is written to it. */
+        void *m = mmap(NULL, sizes[i] ? sizes[i] : 1, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        d->img[i] = m == MAP_FAILED ? NULL : m;
         if (!d->img[i]) {
             sim_destroy(&d->base);
             return -ENOMEM;

@@ -28,6 +28,10 @@
  * (O_DIRECT); lengths and offsets must be multiples of 4096 and inside the
  * block, else -EINVAL (never an assert).
  *
+ * ONE WRITER PER OBJECT. At most one write or delete of an object may be in
+ * flight at a time (the OSD primary serialises per object); reads, stabilize
+ * and rollback may run beside it. Different objects are fully concurrent.
+ *
  * VERSIONS. Each object carries a u64 version, strictly increasing per object
  * for as long as the object or its tombstone exists: a write or delete with an
  * explicit version must be greater than every version the object has (else
@@ -66,8 +70,9 @@
  * mutation returns -EIO at once. Reads go on. Reopen to recover.
  *
  * ERRORS. Negative errno or a vstor code (vs_err.h): -EINVAL (bad request),
- * -ENOENT (no such object or version), -ENOSPC (no free data block or tombstone
- * slot), -EBUSY (rollback below stable), -EIO (device error, or broken store),
+ * -ENOENT (no such object or version), -ENOSPC (no free data block for a new
+ * object -- 1/64 of the blocks are kept for overwrites, which wait instead --
+ * or no tombstone slot), -EBUSY (rollback below stable), -EIO (device error, or broken store),
  * -EROFS (opened read-only), VS_ECHECKSUM (a data checksum mismatch on read;
  * counted in stats; no data returned), VS_EVERSIONCONFLICT, VS_EBADFORMAT,
  * VS_EFORMATVERSION, VS_ECORRUPT, VS_EWRONGCLUSTER.

@@ -81,7 +81,9 @@ static void issue(struct bench *b, struct bslot *sl)
     op->buf = buf;
     op->oid = (struct vs_store_oid){1, (uint64_t)obj * b->bs};
     op->len = b->io_len;
-    op->offset = b->io_len < b->bs ? (uint32_t)(rnd(b) % (b->bs / b->io_len)) * b->io_len : 0;
+    op->offset = b->io_len && b->io_len < b->bs
+                     ? (uint32_t)(rnd(b) % (b->bs / b->io_len)) * b->io_len
+                     : 0;
     op->flags = VS_STORE_STABLE;
     op->version = b->write ? 0 : VS_STORE_READ_LATEST;
     op->cb = bench_cb;
@@ -357,7 +359,7 @@ static int bench_sim(uint64_t cpu_writes, uint64_t ram_objects)
     uint32_t bs = 128u << 10;
     uint64_t nobj = ram_objects ? ram_objects : 4096;
     long rss0 = rss_kb();
-    if (sim_store(nobj * bs + (256ull << 20), bs, &dc) < 0)
+    if (sim_store(nobj * bs / 32 * 33 + (256ull << 20), bs, &dc) < 0) /* + the reserve */
         return VS_EXIT_FAIL;
     struct bench *b = calloc(1, sizeof(*b));
     if (!b || bench_alloc(b, bs, (uint32_t)nobj) < 0)
