@@ -379,6 +379,11 @@ void vs_store_get_info(struct vs_store *s, struct vs_store_info *out)
     out->layout = s->sb.layout;
 }
 
+void vs_store_get_config(struct vs_store *s, struct vs_store_config *out)
+{
+    *out = s->cfg;
+}
+
 uint32_t vs_store_bitmap_bytes(const struct vs_store *s)
 {
     return s->bitmap_bytes;

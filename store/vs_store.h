@@ -382,6 +382,7 @@ struct vs_store_info {
     struct vs_store_layout layout;
 };
 void vs_store_get_info(struct vs_store *s, struct vs_store_info *out);
+void vs_store_get_config(struct vs_store *s, struct vs_store_config *out);
 uint32_t vs_store_bitmap_bytes(const struct vs_store *s);
 
 /* Forces a checkpoint (flush journal data in place, write metadata, trim the

@@ -36,6 +36,7 @@ struct bench {
     uint32_t bs, nobj, io_len, depth, per_io; /* per_io: block ops per fio io */
     bool write, random;
     uint64_t next_seq_obj, rng, done_ops, done_bytes, inflight, errors;
+    int first_error;
     uint8_t *obj_busy;
     struct bslot slots[SLOTS_MAX];
     uint8_t *bufs;
@@ -55,8 +56,8 @@ static void bench_cb(struct vs_store_op *op)
 {
     struct bslot *sl = (struct bslot *)op;
     struct bench *b = sl->b;
-    if (op->result < 0)
-        b->errors++;
+    if (op->result < 0 && !b->errors++)
+        b->first_error = op->result;
     b->done_ops++;
     b->done_bytes += op->len;
     b->obj_busy[sl->obj] = 0;
@@ -93,7 +94,8 @@ static void issue(struct bench *b, struct bslot *sl)
     struct vs_store *s = b->dc->store;
     int rc = b->write ? vs_store_write(s, op) : vs_store_read(s, op);
     if (rc < 0) {
-        b->errors++;
+        if (!b->errors++)
+            b->first_error = rc;
         b->obj_busy[obj] = 0;
         sl->busy = false;
         b->inflight--;
@@ -114,6 +116,7 @@ static int pump(struct bench *b)
 static double run_shape(struct bench *b, double seconds, uint64_t ops)
 {
     b->done_ops = b->done_bytes = b->errors = 0;
+    b->first_error = 0;
     uint64_t t0 = vs_clock_mono_ns(), end = t0 + (uint64_t)(seconds * 1e9);
     for (;;) {
         bool more = ops ? b->done_ops + b->inflight < ops : vs_clock_mono_ns() < end;
@@ -160,9 +163,30 @@ static void measure(struct bench *b, struct fig *f, double secs, bool q1)
         printf("  %s: write amplification %.2f (%" PRIu64 " bytes to disk for %" PRIu64 ")\n",
                f->name, (double)disk / (double)user, disk, user);
     if (b->errors)
-        printf("  %s: %" PRIu64 " errors\n", f->name, b->errors);
+        printf("  %s: %" PRIu64 " errors, the first: %s\n", f->name, b->errors,
+               vs_strerror(b->first_error));
 }
 
+/* Reopens the store in the given mode (a clean close checkpoints first). */
+static void reopen(struct bench *b, enum vs_store_durability mode)
+{
+    struct vs_store_config cfg;
+    vs_store_get_config(b->dc->store, &cfg);
+    if (cfg.durability == mode)
+        return;
+    cfg.durability = mode;
+    char err[VS_ERRMSG_SIZE];
+    vs_store_close(b->dc->store);
+    b->dc->store = NULL;
+    if (vs_store_open(b->dc->disk, &cfg, &b->dc->store, err, sizeof(err)) < 0) {
+        fprintf(stderr, "vstor disk bench: reopen: %s\n", err);
+        exit(VS_EXIT_FAIL);
+    }
+}
+
+/* The Q1 write is durable on ack (group commit), like fio's --fsync=1; the
+ * other shapes are lazy (durable at sync), like fio-suite.sh's, which never
+ * syncs them. */
 static void run_suite(struct bench *b, struct fig *f, double secs)
 {
     static const char *const names[] = {"seqwrite-4M-q32", "seqread-4M-q32", "randwrite-4k-q1",
@@ -170,13 +194,16 @@ static void run_suite(struct bench *b, struct fig *f, double secs)
                                         "randread-4k-q128"};
     for (int i = 0; i < 6; i++)
         f[i].name = names[i];
+    reopen(b, VS_STORE_LAZY);
     shape(b, true, false, 4u << 20, 32);
     run_shape(b, 0, b->nobj); /* fill, as fio-suite.sh does */
     measure(b, &f[0], secs, false);
     shape(b, false, false, 4u << 20, 32);
     measure(b, &f[1], secs, false);
+    reopen(b, VS_STORE_DURABLE_ACK);
     shape(b, true, true, 4096, 1);
     measure(b, &f[2], secs, true);
+    reopen(b, VS_STORE_LAZY);
     shape(b, false, true, 4096, 1);
     measure(b, &f[3], secs, true);
     shape(b, true, true, 4096, 128);
@@ -292,7 +319,9 @@ static int bench_file(struct vs_cmd_ctx *ctx, uint64_t size, double secs)
     struct bench *b = calloc(1, sizeof(*b));
     struct fig figs[6], raw[6];
     memset(raw, 0, sizeof(raw));
-    int rc = b ? bench_alloc(b, (uint32_t)st.block_size, (uint32_t)st.block_count) : -ENOMEM;
+    /* 1/64 of the blocks are the overwrite reserve: new objects fit in the rest. */
+    uint32_t nobj = (uint32_t)(st.block_count - st.block_count / 64 - 1);
+    int rc = b ? bench_alloc(b, (uint32_t)st.block_size, nobj) : -ENOMEM;
     if (rc == 0) {
         b->dc = &dc;
         printf("store: %s, %" PRIu64 " blocks of %" PRIu64 " bytes, %.0f s per test\n",
