@@ -436,12 +436,12 @@ def test_bad_options_get_error_replies(export):
 
 
 def test_idle_handshake_is_timed_out(export):
-    e = export(size=8 * MiB, extra=("--nbd-handshake-timeout", "300ms"))
-    idle = RawClient(e.sock)        # greeting read, flags sent, then nothing
+    e = export(size=8 * MiB, extra=("--nbd-handshake-timeout", "1s"))
     busy = RawClient(e.sock)
     assert busy.go()[0] == REP_ACK  # a client that finished its handshake stays
-    wait_for(idle.closed_by_server, 10, what="the idle client to be disconnected")
-    time.sleep(0.5)
+    idle = RawClient(e.sock)        # greeting read, flags sent, then nothing
+    wait_for(idle.closed_by_server, 20, what="the idle client to be disconnected")
+    time.sleep(1.5)
     busy.request(CMD_FLUSH, 0, 0, cookie=3)
     assert busy.simple_reply()[:2] == (0, 3)
     assert "handshake not finished in time" in e.proc.log()
