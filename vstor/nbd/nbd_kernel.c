@@ -262,7 +262,13 @@ int vs_nbd_kernel_connect(struct vs_nbd_kernel_conn *kc, char *err, size_t err_s
         kc->ioctl_child = 0;
         if (index >= 0)
             kc->index = index;
-        return kc->index >= 0 ? 0 : -EIO;
+        if (kc->index < 0) {
+            snprintf(err, err_size,
+                     "nbd netlink connect: the kernel did not say which "
+                     "device it used");
+            return -EIO;
+        }
+        return 0;
     }
     if (rc != -NLE_OBJ_NOTFOUND) {
         snprintf(err, err_size, "nbd netlink connect%s: %s",
