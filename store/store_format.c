@@ -300,6 +300,7 @@ void store__rec_encode_hdr(const struct store_rec *r, uint8_t *buf)
     vs_wr_u32(&c, r->hdr_len);
     vs_wr_u32(&c, r->data_len);
     vs_wr_u32(&c, r->item_count);
+    vs_wr_u32(&c, r->incarnation);
     vs_wr_zero(&c, vs_cursor_left(&c));
     VS_ASSERT(c.ok);
 }
@@ -326,6 +327,7 @@ int store__rec_decode(const uint8_t *buf, size_t avail, struct store_rec *r)
     r->hdr_len = vs_get_u32(buf + 32);
     r->data_len = vs_get_u32(buf + 36);
     r->item_count = vs_get_u32(buf + 40);
+    r->incarnation = vs_get_u32(buf + 44);
     if (r->hdr_len < SECTOR || r->hdr_len % SECTOR || r->hdr_len > avail ||
         r->data_len % SECTOR || r->type < REC_WRITE || r->type > REC_ROLLBACK)
         return VS_ECORRUPT;

@@ -79,6 +79,7 @@ struct store_rec {
     uint64_t synced_seq; /* every record < synced_seq was durable when this was built */
     uint32_t data_len;   /* bytes of data after the header area (small writes) */
     uint32_t item_count;
+    uint32_t incarnation; /* random per open: a rewritten record never equals the old one */
 };
 
 struct store_witem { /* REC_WRITE payload */
@@ -232,6 +233,7 @@ struct vs_store {
     uint32_t *rec_pos;   /* journal sector of each record in the journal, by seq % rec_cap */
     uint32_t rb_blocks_n;
     uint32_t last_crc, start_prev_crc;
+    uint32_t incarnation;
     unsigned ckpt_slot; /* slot holding the newest valid checkpoint block */
     uint64_t max_page_seq;
     uint64_t ckpt_seq;
@@ -335,5 +337,6 @@ void store__ck_compute_start(struct vs_store *s);
 int store__sync_io(struct vs_disk *d, int opcode, unsigned dev, uint64_t off, void *buf,
                    uint32_t len);
 void *store__aligned_alloc(size_t size);
+uint32_t store__random_u32(void);
 
 #endif /* STORE_INT_H */

@@ -382,6 +382,7 @@ static uint8_t *rec_begin(struct vs_store *s, uint64_t pos, uint32_t type, uint3
     struct store_rec r = {
         .type = type, .hdr_len = hdr_len, .prev_crc = s->last_crc, .seq = s->next_seq,
         .synced_seq = s->synced_seq, .data_len = data_len, .item_count = items,
+        .incarnation = s->incarnation,
     };
     store__rec_encode_hdr(&r, p);
     return p + REC_HDR_SIZE;

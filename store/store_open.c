@@ -173,6 +173,18 @@ static int check_signatures(struct vs_disk *disk, bool force, char *err, size_t 
     return rc;
 }
 
+uint32_t store__random_u32(void)
+{
+    uint32_t v = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&v, 1, sizeof(v), f) != sizeof(v))
+            v = 0;
+        fclose(f);
+    }
+    return v ^ (uint32_t)vs_clock_mono_ns();
+}
+
 static void random_uuid(uint8_t *uuid)
 {
     uint64_t a = vs_clock_mono_ns() ^ ((uint64_t)getpid() << 32);

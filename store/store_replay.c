@@ -5,6 +5,7 @@
 #include "store_int.h"
 
 #include "vs_byte.h"
+#include "vs_clock.h"
 #include "vs_crc32c.h"
 
 #include <stdlib.h>
@@ -226,6 +227,13 @@ static int replay(struct vs_store *s, const struct store_ckpt *ck, char *err, si
                 "(max_synced %llu)\n", (unsigned long long)ck->jstart_seq,
                 (unsigned long long)ck->jstart_pos, n0, n, (unsigned long long)max_synced);
     int rc = 0;
+    for (uint32_t i = 0; getenv("STORE_DEBUG2") && i < n0; i++) {
+        const uint8_t *p = s->jbuf + refs[i].pos + REC_HDR_SIZE;
+        fprintf(stderr, "  rec seq %llu pos %llu type %u stripe %llx v%llu len %u\n",
+                (unsigned long long)refs[i].r.seq, (unsigned long long)refs[i].pos,
+                refs[i].r.type, (unsigned long long)vs_get_u64(p + 8),
+                (unsigned long long)vs_get_u64(p + 16), refs[i].r.hdr_len + refs[i].r.data_len);
+    }
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         s->rec_pos[refs[i].r.seq % s->rec_cap] = (uint32_t)(refs[i].pos / SECTOR);
         switch (refs[i].r.type) {
@@ -350,6 +358,11 @@ int vs_store_open(struct vs_disk *disk, const struct vs_store_config *cfg, struc
         return rc;
     }
     s->oldest_unsubmitted = s->oldest_incomplete = s->next_seq;
+    /* After a crash the same records may be written again byte for byte (a
+     * retried stabilize): a fresh incarnation makes their crcs differ, so a
+     * stale successor can never chain onto them (I2). */
+    s->incarnation = vs_crc32c(&s, sizeof(s)) ^ (uint32_t)vs_clock_mono_ns() ^
+                     (uint32_t)s->next_seq * 2654435761u ^ store__random_u32();
     if (!s->cfg.readonly) /* a read-only instance may share the disk with a live one */
         disk->ops->set_hook(disk, store__hook, s);
     *out = s;

@@ -130,6 +130,9 @@ static void plan_write(struct crash *c, struct slot *sl, int obj)
     o->n++;
     sl->expect = nx->version;
     bool stable = t_rnd(&c->rng) % 4 != 0;
+    if (getenv("STORE_TRACE"))
+        fprintf(stderr, "plan write obj %d v%llu off %u len %u\n", obj,
+                (unsigned long long)nx->version, off, len);
     o->top_unstable = !stable;
     sl->t.op.oid = oid_of(obj);
     sl->t.op.offset = off * 4096;
@@ -373,6 +376,12 @@ static void crash_and_recover(struct crash *c, uint8_t *buf)
 
 static void run_crash(struct vs_store_config cfg, uint64_t seed, unsigned long points)
 {
+    const char *only = getenv("STORE_CRASH_ONLY"); /* "no_drain" etc.: one variant */
+    if (only && !(strcmp(only, "no_drain") == 0 ? cfg.fsync_no_drain
+                  : strcmp(only, "lazy") == 0   ? cfg.durability == VS_STORE_LAZY
+                                                : !cfg.fsync_no_drain &&
+                                                      cfg.durability != VS_STORE_LAZY))
+        return;
     struct crash *cp = calloc(1, sizeof(*cp)); /* 12 MiB: not on the stack */
     assert_non_null(cp);
 #define c (*cp)
