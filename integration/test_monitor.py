@@ -2,9 +2,11 @@
 """The monitor inside `vstor mon` (docs/monitor.md) and the pool/image commands
 (docs/commands.md), with real processes: a 1- and a 3-member metadata service,
 OSDs faked by `vstor meta put --lease` kept alive by `vstor meta lease
-keepalive`. Checks the published config/pgs, primaries moving off an OSD whose
-lease expired (also after the leader mon was killed), no churn, the commands'
-exit codes, and the concurrent-create race between processes."""
+keepalive`, and real `vstor osd` processes. Checks the published config/pgs,
+primaries moving off an OSD whose lease expired (also after the leader mon was
+killed), no churn, PG histories cleared when real primaries report clean,
+statistics folded, the commands' exit codes, and the concurrent-create race
+between processes."""
 import json
 import os
 import signal
@@ -50,6 +52,7 @@ class Cluster:
             self.mons.append(procs.start(
                 "mon", "--id", i + 1, "--address", addr, "--init", "--members", members,
                 "--data-dir", tmp_path / f"m{i + 1}", "--mon-change-delay", "50ms",
+                "--mon-stats-interval", "1s",
                 "--mon-election-timeout", "300ms", "--mon-heartbeat-interval", "50ms",
                 name=f"mon{i + 1}"))
         self.keepers = {}
@@ -248,3 +251,63 @@ def test_concurrent_create_race(cluster1, vstor_bin):
     assert all(rc == 0 for rc, _ in results), results
     nums = sorted(i["num"] for i in json.loads(c.ok("ls", "--json")))
     assert nums == list(range(1, 10))
+
+
+def test_monitor_with_real_osds(cluster1, procs, tmp_path):
+    """The loop with `vstor osd`: PGs go active on the published map, an added OSD
+    takes members (their old sets go into the history), the primaries report clean
+    and the history is cleared, statistics are folded, and an OSD killed with -9
+    loses its primaries once its lease expires."""
+    c = cluster1
+    osds = {}
+
+    def start_osd(i):
+        img = tmp_path / f"osd{i}.img"
+        with open(img, "wb") as f:
+            f.truncate(128 << 20)
+        c.ok("disk", "format", img, "--osd-id", i)
+        osds[i] = procs.start("osd", "--device", img, "--mon-address", c.mon_address,
+                              "--osd-lease-ttl", "3s", "--osd-stats-interval", "500ms",
+                              name=f"osd{i}")
+
+    def states():
+        r = c.run("meta", "get", "pg/state/1/", "--prefix", "--json")
+        assert r.returncode == 0, r.stderr
+        return {kv["key"]: json.loads(kv["value"]) for kv in json.loads(r.stdout)["kvs"]}
+
+    def settled(n_osds):
+        """The map once every PG is clean on it, without history, with last_clean."""
+        pp = c.pgmap()
+        st = states()
+        if not pp or len(st) != 8 or pp.get("last_clean") != [g["osd_set"] for g in pp["pgs"]]:
+            return None
+        for i, g in enumerate(pp["pgs"]):
+            s = st.get(f"pg/state/1/{i}")
+            if g.get("history") or not s or s["state"] != ["active"] or \
+                    s["primary"] != g["primary"] or sorted(s["peers"]) != sorted(g["osd_set"]):
+                return None
+        return pp if {o for g in pp["pgs"] for o in g["osd_set"]} == set(range(1, n_osds + 1)) \
+            else None
+
+    for i in (1, 2, 3):
+        start_osd(i)
+    c.ok("pool", "create", "rbd", "--scheme", "replicated", "--pg-size", 2, "--pg-minsize", 1,
+         "--pg-count", 8, "--failure-domain", "osd")
+    wait_for(lambda: settled(3), 60, interval=0.3, what="8 clean PGs on 3 OSDs")
+
+    start_osd(4)  # it takes members; the moved PGs carry their old sets until clean
+    pp = wait_for(lambda: settled(4), 60, interval=0.3, what="clean again on 4 OSDs")
+    assert "history cleared" in c.mons[0].log()
+
+    def folded():
+        st, _ = c.get("stats")
+        return st if st and st.get("osds_up") == 4 else None
+    wait_for(folded, 30, interval=0.3, what="statistics folded")
+
+    led = [g["primary"] for g in pp["pgs"]]
+    osds[1].signal(signal.SIGKILL)
+    moved = wait_for(lambda: placed(c, {2, 3, 4}, pg_count=8), 60, interval=0.3,
+                     what="primaries off the killed OSD")
+    for i, g in enumerate(moved["pgs"]):
+        if led[i] == 1:
+            assert g["primary"] in pp["pgs"][i]["osd_set"]
