@@ -525,6 +525,7 @@ static void tick_cb(uv_timer_t *t)
     srv_leases_tick(s);
     srv_compact_tick(s);
     srv_mop_tick(s);
+    srv_pending_tick(s);
 }
 
 void srv_status(struct meta_server *s, struct vs_raft_status *st)
@@ -619,6 +620,17 @@ static uint64_t cluster_id_of(const struct vs_raft_member *m, unsigned n, uint64
     return id ? id : 1;
 }
 
+/* The id this member's list gives. Bootstrapping alone, the member's own id
+ * is mixed in: members given `--init` by mistake each form their own cluster
+ * and refuse each other, instead of merging two logs. */
+static uint64_t expected_cluster_id(const struct meta_server *s)
+{
+    uint64_t token = s->opts.cluster_token;
+    if (s->opts.bootstrap_alone)
+        token ^= 0x9e3779b97f4a7c15ull * s->opts.id;
+    return cluster_id_of(s->opts.initial, s->opts.n_initial, token);
+}
+
 static int check_identity(struct meta_server *s, char *errmsg, size_t size)
 {
     uint64_t v = 0;
@@ -634,7 +646,7 @@ static int check_identity(struct meta_server *s, char *errmsg, size_t size)
     if (rc < 0)
         return fail_open(errmsg, size, rc, "%s", s->db->errmsg);
     if (s->opts.n_initial && s->cluster_id && !raft__node_is_empty(&s->node)) {
-        uint64_t want = cluster_id_of(s->opts.initial, s->opts.n_initial, s->opts.cluster_token);
+        uint64_t want = expected_cluster_id(s);
         if (want != s->cluster_id)
             return fail_open(errmsg, size, VS_EWRONGCLUSTER,
                              "%s/meta.db belongs to cluster %016" PRIx64
@@ -643,6 +655,26 @@ static int check_identity(struct meta_server *s, char *errmsg, size_t size)
                              s->data_dir, s->cluster_id, want);
     }
     return 0;
+}
+
+/* Bootstraps this member alone and remembers the others, which the leader
+ * adds one by one (srv_pending_tick) once they answer. */
+static int bootstrap_alone(struct meta_server *s)
+{
+    struct vs_raft_member self = {.id = s->opts.id, .role = RAFT_VOTER};
+    snprintf(self.address, sizeof(self.address), "%s", s->address);
+    struct raft_buf b;
+    raft__buf_init(&b);
+    for (unsigned i = 0; i < s->opts.n_initial; i++) {
+        if (s->opts.initial[i].id == s->opts.id)
+            continue;
+        raft__buf_u64(&b, s->opts.initial[i].id);
+        raft__buf_blob(&b, s->opts.initial[i].address,
+                       (uint32_t)strlen(s->opts.initial[i].address));
+    }
+    int rc = b.oom ? -ENOMEM : raft__db_meta_set_blob(s->db, "pending_members", b.p, b.len);
+    raft__buf_free(&b);
+    return rc < 0 ? rc : raft__node_bootstrap(&s->node, &self, 1);
 }
 
 static int bootstrap_if_new(struct meta_server *s, char *errmsg, size_t size)
@@ -659,13 +691,16 @@ static int bootstrap_if_new(struct meta_server *s, char *errmsg, size_t size)
         if (!self)
             return fail_open(errmsg, size, -EINVAL,
                              "member %" PRIu64 " is not in the initial member list", s->opts.id);
-        s->cluster_id = cluster_id_of(s->opts.initial, s->opts.n_initial, s->opts.cluster_token);
+        s->cluster_id = expected_cluster_id(s);
         rc = raft__db_meta_set_u64(s->db, "cluster_id", s->cluster_id);
-        if (rc == 0)
+        if (rc == 0 && s->opts.bootstrap_alone)
+            rc = bootstrap_alone(s);
+        else if (rc == 0)
             rc = raft__node_bootstrap(&s->node, s->opts.initial, s->opts.n_initial);
         if (rc == 0)
-            VS_INFO("meta", "bootstrapped cluster %016" PRIx64 " with %u member(s)",
-                    s->cluster_id, s->opts.n_initial);
+            VS_INFO("meta", "bootstrapped cluster %016" PRIx64 " with %u member(s)%s",
+                    s->cluster_id, s->opts.bootstrap_alone ? 1 : s->opts.n_initial,
+                    s->opts.bootstrap_alone ? "; the others are added as they come up" : "");
     } else if (rc == 0) {
         raft__db_mark_durable(s->db);
         rc = raft__db_commit(s->db);

@@ -163,6 +163,9 @@ struct meta_server {
         char address[VS_RAFT_ADDRESS_MAX + 1];
         struct srv_sink sink;
     } mop;
+    /* initial members still to add (bootstrap_alone) */
+    uint64_t pending_next_ms;
+    bool pending_done;
     /* automatic compaction: (time, revision) samples */
     uint64_t compact_samples_ms[64], compact_samples_rev[64];
     unsigned n_samples;
@@ -201,6 +204,7 @@ void srv_leases_tick(struct meta_server *s);
 void srv_volatile_clear(struct meta_server *s);
 void srv_compact_tick(struct meta_server *s);
 void srv_mop_tick(struct meta_server *s);
+void srv_pending_tick(struct meta_server *s);
 void srv_forget_conn(struct meta_server *s, struct srv_conn *sc);
 int srv_range_now(struct meta_server *s, const struct vs_meta_op *op, unsigned flags,
                   struct raft_buf *out);

@@ -790,6 +790,46 @@ static int mop_start(struct meta_server *s, const struct srv_sink *k, bool add, 
     return rc;
 }
 
+/* Initial members a member bootstrapped alone must still add (its own
+ * database only, meta "pending_members": id u64, address blob, ...). One at a
+ * time, retried until each is a voter; a member already voting is done. */
+void srv_pending_tick(struct meta_server *s)
+{
+    uint64_t now = srv_now(s);
+    if (!s->leader_ready || s->mop.stage != MOP_NONE || now < s->pending_next_ms ||
+        s->pending_done)
+        return;
+    s->pending_next_ms = now + 1000;
+    uint8_t *blob;
+    size_t len;
+    if (raft__db_meta_get_blob(s->db, "pending_members", &blob, &len) < 0 || !blob) {
+        s->pending_done = true;
+        return;
+    }
+    const struct raft_configuration *conf = &s->node.raft.configuration;
+    struct vs_cursor c = vs_cursor_make(blob, len);
+    bool all_voters = true;
+    while (vs_cursor_left(&c) && c.ok) {
+        uint64_t id = vs_rd_u64(&c);
+        uint32_t alen = vs_rd_u32(&c);
+        const uint8_t *addr = c.p;
+        vs_rd_skip(&c, alen);
+        bool voter = false;
+        for (unsigned i = 0; i < conf->n; i++)
+            voter |= conf->servers[i].id == id && conf->servers[i].role == RAFT_VOTER;
+        if (voter || !c.ok)
+            continue;
+        all_voters = false;
+        struct srv_sink none = {0};
+        int rc = mop_start(s, &none, true, id, addr, alen);
+        if (rc == 0)
+            VS_INFO("meta", "adding initial member %" PRIu64 " (%.*s)", id, (int)alen, addr);
+        break;
+    }
+    free(blob);
+    s->pending_done = all_voters;
+}
+
 void srv_forget_conn(struct meta_server *s, struct srv_conn *sc)
 {
     for (size_t i = 0; i < s->pend_n; i++)

@@ -250,6 +250,12 @@ struct vs_raft_server_opts {
      * n_initial == 0 the member waits to be added to an existing cluster. */
     const struct vs_raft_member *initial;
     unsigned n_initial;
+    /* With bootstrap_alone, the member bootstraps a cluster of itself only
+     * and, as leader, adds the other initial members one by one (standby,
+     * caught up, then voter) as they come up empty. Without it, every initial
+     * member must be started with the same list (each bootstraps the same
+     * configuration). */
+    bool bootstrap_alone;
     uint64_t cluster_token;    /* mixed into the cluster id at bootstrap */
     unsigned election_timeout_ms;  /* default 1000 */
     unsigned heartbeat_timeout_ms; /* default 100 */

@@ -86,8 +86,8 @@ static const struct vs_cmd_opt resize_opts[] = {
 static const struct vs_cmd_opt mon_opts[] = {
     {"id", "N", "this member's id (> 0)", true},
     {"address", "IP:PORT", "this member's address: listened on, and given to the others", true},
-    {"init", NULL, "bootstrap a new cluster from --members if the data dir is empty", false},
-    {"members", "LIST", "the initial members, ID=IP:PORT,... (with --init)", false},
+    {"init", NULL, "bootstrap alone, then add the other --members as they come up", false},
+    {"members", "LIST", "the initial members, ID=IP:PORT,... (the same list for all)", false},
     {NULL, NULL, NULL, false},
 };
 

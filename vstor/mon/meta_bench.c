@@ -12,6 +12,10 @@
  *               put's reply to the event's arrival
  *   fill        --keys keys of --value-size bytes with --clients clients (for
  *               memory and database size per key, measured from outside)
+ *   stats       --clients simulated OSDs, each reporting statistics of --keys
+ *               images (one JSON document) to osd/stats/<id> every second
+ *               through the volatile path, for --seconds; reports how much
+ *               the leader's log grew meanwhile (vstor only)
  *   lincheck    --clients clients doing get/put/cas on --keys keys for
  *               --seconds, each op recorded in --history (JSON lines) for the
  *               linearizability checker in integration/; vstor only
@@ -51,6 +55,7 @@ struct bench {
     uint64_t *seq; /* per client */
     /* watch */
     uint64_t put_reply_ns, event_ns;
+    uint64_t log_entries, log_bytes;
     bool got_event, got_reply;
     bool closed;
 };
@@ -277,6 +282,175 @@ static json_t *run_watch(struct bench *b)
     return o;
 }
 
+/* ---- stats: many OSDs reporting through the volatile path ------------------------------ */
+
+struct stats_osd {
+    struct bench *b;
+    unsigned id;
+    uint64_t reports;
+    uv_timer_t timer;
+    bool busy;
+    char *doc;
+    size_t cap;
+};
+
+static void stats_done(void *arg, int status, const uint8_t *v, size_t len, bool swapped)
+{
+    struct stats_osd *o = arg;
+    (void)v;
+    (void)len;
+    (void)swapped;
+    o->busy = false;
+    if (status == 0)
+        o->b->completed++;
+    else
+        o->b->failed++;
+}
+
+/* One report in the monitor's format (vstor/mon/monitor_stats.c): cumulative
+ * counters of the OSD and of each image (inode = pool 1 << 48 | number). */
+static size_t op_counters(char *p, size_t cap, uint64_t k)
+{
+    return (size_t)snprintf(p, cap,
+                            "{\"read\":{\"count\":%" PRIu64 ",\"bytes\":%" PRIu64
+                            ",\"usec\":%" PRIu64 "},\"write\":{\"count\":%" PRIu64
+                            ",\"bytes\":%" PRIu64 ",\"usec\":%" PRIu64 "}}",
+                            k, k * 4096, k * 100, 2 * k, k * 8192, k * 300);
+}
+
+static void stats_report(uv_timer_t *t)
+{
+    struct stats_osd *o = t->data;
+    struct bench *b = o->b;
+    if (o->busy || now_ns() >= b->deadline_ns)
+        return;
+    size_t need = (size_t)b->keys * 200 + 512, len = 0;
+    if (o->cap < need) {
+        o->doc = realloc(o->doc, need);
+        o->cap = need;
+    }
+    uint64_t k = ++o->reports * 100;
+    len += (size_t)snprintf(o->doc + len, o->cap - len,
+                            "{\"size_bytes\":1000000000000,\"free_bytes\":500000000000,"
+                            "\"ops\":");
+    len += op_counters(o->doc + len, o->cap - len, k * b->keys);
+    len += (size_t)snprintf(o->doc + len, o->cap - len, ",\"inodes\":{");
+    for (unsigned i = 1; i <= b->keys; i++) {
+        len += (size_t)snprintf(o->doc + len, o->cap - len, "%s\"%" PRIu64 "\":",
+                                i > 1 ? "," : "", ((uint64_t)1 << 48) | i);
+        len += op_counters(o->doc + len, o->cap - len, k + i);
+    }
+    len += (size_t)snprintf(o->doc + len, o->cap - len, "}}");
+    char key[64];
+    snprintf(key, sizeof(key), "osd/stats/%u", o->id);
+    o->busy = b->ops->volatile_put(b->t, o->id % b->clients, key, o->doc, len, stats_done,
+                                   o) == 0;
+}
+
+static void setup_done(void *arg, int status, const uint8_t *v, size_t len, bool swapped)
+{
+    struct bench *b = arg;
+    (void)v;
+    (void)len;
+    (void)swapped;
+    if (status != 0) {
+        b->failed++;
+        b->status = status;
+    }
+    if (--b->active == 0)
+        b->done = true;
+}
+
+/* The OSDs are up (osd/state/<id>) and the images exist (config/inode/1/<n>):
+ * the monitor folds statistics of those only. */
+static int stats_setup(struct bench *b)
+{
+    b->active = b->clients + b->keys;
+    b->done = false;
+    b->failed = 0;
+    char key[64];
+    for (unsigned i = 1; i <= b->clients; i++) {
+        snprintf(key, sizeof(key), "osd/state/%u", i);
+        b->ops->put(b->t, i % b->clients, key, "{\"state\":\"up\"}", 14, setup_done, b);
+    }
+    for (unsigned i = 1; i <= b->keys; i++) {
+        snprintf(key, sizeof(key), "config/inode/1/%u", i);
+        b->ops->put(b->t, i % b->clients, key, "{\"size\":1073741824}", 19, setup_done, b);
+    }
+    run_until_done(b);
+    return b->failed ? b->status : 0;
+}
+
+static void counters_cb(void *arg, int status, uint64_t entries, uint64_t bytes)
+{
+    struct bench *b = arg;
+    b->status = status;
+    b->log_entries = entries;
+    b->log_bytes = bytes;
+    b->done = true;
+}
+
+static int log_counters(struct bench *b, uint64_t *entries, uint64_t *bytes)
+{
+    b->done = false;
+    int rc = b->ops->log_counters(b->t, counters_cb, b);
+    if (rc < 0)
+        return rc;
+    run_until_done(b);
+    *entries = b->log_entries;
+    *bytes = b->log_bytes;
+    return b->status;
+}
+
+static void stats_closed(uv_handle_t *h)
+{
+    struct stats_osd *o = h->data;
+    free(o->doc);
+    o->b->active--;
+}
+
+static json_t *run_stats(struct bench *b)
+{
+    if (!b->ops->volatile_put)
+        return json_null();
+    uint64_t e0 = 0, e1 = 0, b0 = 0, b1 = 0;
+    int rc = stats_setup(b);
+    if (rc == 0)
+        rc = log_counters(b, &e0, &b0);
+    if (rc < 0) {
+        fprintf(stderr, "vstor meta bench: stats setup: %s\n", vs_strerror(rc));
+        return json_null();
+    }
+    struct stats_osd *osds = calloc(b->clients, sizeof(*osds));
+    b->completed = b->failed = 0;
+    b->deadline_ns = now_ns() + b->seconds * 1000000000ull;
+    for (unsigned i = 0; i < b->clients; i++) {
+        osds[i] = (struct stats_osd){.b = b, .id = i + 1};
+        uv_timer_init(&b->loop, &osds[i].timer);
+        osds[i].timer.data = &osds[i];
+        uv_timer_start(&osds[i].timer, stats_report, i * 1000 / b->clients, 1000);
+    }
+    bool busy = true;
+    while (now_ns() < b->deadline_ns || busy) { /* then let the reports in flight finish */
+        uv_run(&b->loop, UV_RUN_ONCE);
+        busy = false;
+        for (unsigned i = 0; i < b->clients; i++)
+            busy |= osds[i].busy;
+    }
+    b->active = b->clients;
+    for (unsigned i = 0; i < b->clients; i++)
+        uv_close((uv_handle_t *)&osds[i].timer, stats_closed);
+    while (b->active > 0)
+        uv_run(&b->loop, UV_RUN_ONCE);
+    free(osds);
+    uint64_t reports = b->completed, failed = b->failed;
+    log_counters(b, &e1, &b1);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "osds", (json_int_t)b->clients,
+                     "images", (json_int_t)b->keys, "seconds", (json_int_t)b->seconds,
+                     "reports", (json_int_t)reports, "failed", (json_int_t)failed,
+                     "log_entries", (json_int_t)(e1 - e0), "log_bytes", (json_int_t)(b1 - b0));
+}
+
 /* ---- lincheck: a history for the linearizability checker ------------------------------ */
 
 static void lc_next(struct slot *s);
@@ -367,7 +541,8 @@ static void closed_cb(void *arg)
 static bool want(const char *list, const char *name)
 {
     if (strcmp(list, "all") == 0)
-        return strcmp(name, "fill") != 0 && strcmp(name, "lincheck") != 0;
+        return strcmp(name, "fill") != 0 && strcmp(name, "lincheck") != 0 &&
+               strcmp(name, "stats") != 0;
     size_t n = strlen(name);
     for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
         if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
@@ -446,6 +621,8 @@ static json_t *run_all(struct vs_cmd_ctx *ctx, struct bench *b)
         json_object_set_new(r, "fill", run_many(b, true));
     if (want(w, "lincheck"))
         json_object_set_new(r, "lincheck", run_lincheck(b));
+    if (want(w, "stats"))
+        json_object_set_new(r, "stats", run_stats(b));
     return r;
 }
 

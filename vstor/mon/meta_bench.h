@@ -35,6 +35,13 @@ struct bench_target_ops {
     int (*cas)(void *t, unsigned client, const char *key, const void *expect, size_t expect_len,
                const void *value, size_t len, bench_done_fn cb, void *arg);
     int (*watch)(void *t, const char *prefix, bench_event_fn cb, void *arg);
+    /* A statistics report: the leader's memory only (vs_meta_volatile_put). */
+    int (*volatile_put)(void *t, unsigned client, const char *key, const void *value,
+                        size_t len, bench_done_fn cb, void *arg);
+    /* The leader's log counters (entries, bytes written since it started). */
+    int (*log_counters)(void *t, void (*cb)(void *arg, int status, uint64_t entries,
+                                            uint64_t bytes),
+                        void *arg);
     /* Closes everything; cb from the loop when done. */
     void (*close)(void *t, void (*cb)(void *arg), void *arg);
 };

@@ -122,6 +122,46 @@ static int vt_cas(void *vt, unsigned c, const char *key, const void *expect, siz
     return rc;
 }
 
+static int vt_volatile_put(void *vt, unsigned c, const char *key, const void *value, size_t len,
+                           bench_done_fn cb, void *arg)
+{
+    struct vt *t = vt;
+    struct vop *o = vop_new(cb, arg);
+    if (!o)
+        return -ENOMEM;
+    int rc = vs_meta_volatile_put(t->clients[c], key, (uint32_t)strlen(key), value,
+                                  (uint32_t)len, txn_cb, o);
+    if (rc < 0)
+        free(o);
+    return rc;
+}
+
+struct lc {
+    void (*cb)(void *arg, int status, uint64_t entries, uint64_t bytes);
+    void *arg;
+};
+
+static void lc_status(void *arg, int status, const struct vs_raft_status *st)
+{
+    struct lc *l = arg;
+    l->cb(l->arg, status, st ? st->log_entries_written : 0, st ? st->log_bytes_written : 0);
+    free(l);
+}
+
+static int vt_log_counters(void *vt, void (*cb)(void *, int, uint64_t, uint64_t), void *arg)
+{
+    struct vt *t = vt;
+    struct lc *l = malloc(sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    l->cb = cb;
+    l->arg = arg;
+    int rc = vs_meta_status(t->clients[0], NULL, lc_status, l); /* the leader's */
+    if (rc < 0)
+        free(l);
+    return rc;
+}
+
 struct wctx {
     bench_event_fn cb;
     void *arg;
@@ -175,5 +215,6 @@ static void vt_close(void *vt, void (*cb)(void *), void *arg)
 
 const struct bench_target_ops bench_vstor_ops = {
     .name = "vstor", .open = vt_open, .put = vt_put, .get = vt_get, .cas = vt_cas,
-    .watch = vt_watch, .close = vt_close,
+    .watch = vt_watch, .volatile_put = vt_volatile_put, .log_counters = vt_log_counters,
+    .close = vt_close,
 };

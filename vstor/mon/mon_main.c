@@ -3,15 +3,21 @@
  * mon_main.c -- `vstor mon`: runs one member of the metadata service and, on
  * the leader, the monitor tasks (mon.h).
  *
- *   vstor mon --id 1 --address 10.0.0.1:4000 --init \
+ *   vstor mon --id 1 --address 10.0.0.1:4000 \
  *             --members 1=10.0.0.1:4000,2=10.0.0.2:4000,3=10.0.0.3:4000
  *
- * The database lives in DATA_DIR/mon. With --init and an empty data dir the
- * member bootstraps the cluster from --members (give the same list to every
- * member, or --init only the first one and start the others without it: an
- * empty member without --init waits until a leader contacts it -- that is
- * also how `vstor meta member add` grows a cluster). A member restarts from
- * its data dir; a data dir of another cluster or member id is refused.
+ * The database lives in DATA_DIR/mon. Three ways to start a cluster, with
+ * empty data dirs:
+ *  - the same --members list given to every member: each bootstraps the same
+ *    configuration, and they elect a leader once a majority runs;
+ *  - --init --members LIST on the first member only, the others started with
+ *    no list: the first bootstraps a cluster of itself and, as leader, adds
+ *    each of the others as it comes up (standby, caught up, then voter);
+ *  - --init alone: a cluster of one member.
+ * An empty member without a list waits until a leader adds it -- that is how
+ * `vstor meta member add` grows a cluster. A member restarts from its data
+ * dir (a list given again is only checked); a data dir of another cluster or
+ * member id is refused.
  *
  * Exit status: 0 after SIGTERM/SIGINT; 1 when the member had to stop (its
  * disk is full or unwritable, its database failed) or could not start; 2 for
@@ -165,11 +171,7 @@ static int parse_opts(struct vs_cmd_ctx *ctx, struct vs_raft_server_opts *o,
         return VS_EXIT_USAGE;
     }
     const char *list = vs_cmd_opt(ctx, "members");
-    if (vs_cmd_flag(ctx, "init") && !list) {
-        vs_cmd_error(ctx, "--init needs --members ID=IP:PORT,...");
-        return VS_EXIT_USAGE;
-    }
-    if (list && vs_cmd_flag(ctx, "init")) {
+    if (list) {
         char err[256];
         int n = vs_mon_parse_members(list, members, VS_RAFT_MEMBERS_MAX, err, sizeof(err));
         if (n < 0) {
@@ -178,6 +180,14 @@ static int parse_opts(struct vs_cmd_ctx *ctx, struct vs_raft_server_opts *o,
         }
         o->initial = members;
         o->n_initial = (unsigned)n;
+        o->bootstrap_alone = vs_cmd_flag(ctx, "init") && n > 1;
+    } else if (vs_cmd_flag(ctx, "init")) {
+        members[0].id = id;
+        snprintf(members[0].address, sizeof(members[0].address), "%s",
+                 vs_cmd_opt(ctx, "address"));
+        members[0].role = 1;
+        o->initial = members;
+        o->n_initial = 1;
     }
     snprintf(dir, dir_size, "%s/mon", cfg->data_dir);
     o->data_dir = dir;
