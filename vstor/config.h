@@ -120,6 +120,8 @@ enum vs_cfg_type {
       "start a store checkpoint when the journal is this full (percent)") \
     X(osd_address, VS_CFG_STR, "127.0.0.1", 0, 0, VS_SCOPE_OSD,                          \
       "OSD: IP address to listen on and to advertise to clients and other OSDs")         \
+    X(osd_host, VS_CFG_STR, NULL, 0, 0, VS_SCOPE_OSD,                                    \
+      "OSD: its host in the placement tree (default: the system host name)")              \
     X(osd_port, VS_CFG_U64, "0", 0, 65535, VS_SCOPE_OSD,                                 \
       "OSD: TCP port for clients and other OSDs; 0 = any free port (in osd/state)")          \
     X(osd_lease_ttl, VS_CFG_MS, "10s", 1000, 600000, VS_SCOPE_OSD,                       \

@@ -206,7 +206,8 @@ struct osd_pg {
     bool meta_busy;               /* a lock/history txn is in flight */
     bool report_dirty;
     uint8_t report_busy;          /* 1: a pg/state write, 2: its deletion */
-    bool clean_reported;
+    bool clean_reported;          /* "active" alone reported, or being stored */
+    bool hist_dirty;              /* pg->hist changed and is not stored yet */
     uint32_t inflight;            /* ops that reference this PG */
     struct osd_peering *peering;
     uv_timer_t timer;
@@ -237,6 +238,7 @@ struct osd_unclean *osd__pg_unclean(struct osd_pg *pg, uint64_t inode, uint64_t 
 void osd__pg_set_unclean(struct osd_pg *pg); /* builds the index from pg->calc */
 void osd__pg_object_clean(struct osd_pg *pg, uint32_t idx);
 void osd__pg_clean_check(struct osd_pg *pg);
+uint32_t osd__pg_unclean_flags(struct osd_pg *pg); /* VS_PGF_* from the set and counts */
 
 void osd__peering_start(struct osd_pg *pg);
 void osd__peering_abort(struct osd_pg *pg);

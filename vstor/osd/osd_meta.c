@@ -197,7 +197,10 @@ static void grant_cb(void *ctx, int status, uint64_t id, uint64_t ttl_ms)
 static char *state_json(struct vs_osd *osd)
 {
     char host[256] = "localhost";
-    gethostname(host, sizeof(host) - 1);
+    if (osd->cfg->osd_host)
+        snprintf(host, sizeof(host), "%s", osd->cfg->osd_host);
+    else
+        gethostname(host, sizeof(host) - 1);
     json_t *j = json_pack("{s:s,s:[s],s:s,s:I,s:I,s:s,s:I}", "state", "up", "addresses",
                           osd->addr, "host", host, "block_size",
                           (json_int_t)osd->block_size, "bitmap_granularity",
@@ -560,6 +563,7 @@ static void lock_cb(void *ctx, int status, const struct vs_meta_txn_result *res)
     }
     /* Ours: created now, or still on our lease from before. */
     int rc = pg_history_from(pg, &res->ops[1]);
+    pg->hist_dirty = false;
     if (rc == 0)
         pg->lock1 = true;
     pg_txn_done(t, rc);

@@ -62,16 +62,18 @@ bool osd__peer_connect(struct vs_osd *osd, struct osd_peer *p)
     return false;
 }
 
-static void peer_disconnect(struct vs_osd *osd, struct osd_peer *p)
+/* Forgets the connection (without telling the PGs: the caller does). */
+static bool peer_disconnect(struct osd_peer *p)
 {
     if (!p->conn)
-        return;
+        return false;
     struct vs_net_conn *c = p->conn;
+    bool was_up = p->conn_up;
     p->conn = NULL;
     p->conn_up = false;
     vs_net_conn_set_user(c, NULL);
     vs_net_conn_close(c);
-    osd__pg_peer_changed(osd, p->id, false);
+    return was_up;
 }
 
 void osd__peer_set(struct vs_osd *osd, uint32_t id, bool up, const char *addr)
@@ -79,18 +81,21 @@ void osd__peer_set(struct vs_osd *osd, uint32_t id, bool up, const char *addr)
     if (id == osd->id)
         return;
     struct osd_peer *p = osd__peer_get(osd, id);
-    bool was_up = p->up;
+    bool was_up = p->up, lost = false;
     if (addr && strcmp(addr, p->addr) != 0) {
         if (p->addr[0])
             VS_INFO(OSD_LOG, "osd.%u moved from %s to %s", id, p->addr, addr);
-        peer_disconnect(osd, p);
+        /* The new address first: a PG told below may connect at once. */
         snprintf(p->addr, sizeof(p->addr), "%s", addr);
+        lost = peer_disconnect(p);
     }
     p->up = up;
-    if (up != was_up) {
+    if (up != was_up)
         VS_INFO(OSD_LOG, "osd.%u is %s", id, up ? "up" : "down (its lease is gone)");
+    if (lost)
+        osd__pg_peer_changed(osd, id, false);
+    if (up != was_up || (lost && up))
         osd__pg_peer_changed(osd, id, up);
-    }
 }
 
 void osd__peers_close(struct vs_osd *osd)

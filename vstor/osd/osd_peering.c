@@ -696,17 +696,10 @@ static void activate(struct osd_peering *pe)
     }
     memset(pg->dirty, 0, sizeof(pg->dirty));
     osd__peering_abort(pg);
+    /* The flags go with the move: its pg/state report must never say
+     * "active" alone for a PG that is not clean. */
+    pg->flags = osd__pg_unclean_flags(pg);
     osd__pg_move(pg, VS_PG_ACTIVE);
-    pg->flags = 0;
-    for (uint32_t i = 0; i < pg->pg_size; i++)
-        if (pg->target[i] && !pg->cur[i])
-            pg->flags |= VS_PGF_DEGRADED;
-    if (pg->calc.degraded_count)
-        pg->flags |= VS_PGF_HAS_DEGRADED;
-    if (pg->calc.misplaced_count)
-        pg->flags |= VS_PGF_HAS_MISPLACED;
-    if (pg->calc.incomplete_count)
-        pg->flags |= VS_PGF_HAS_INCOMPLETE;
     VS_INFO(OSD_LOG, "pg %s: active%s%s%s, epoch %" PRIu64, pg->name,
             pg->flags & VS_PGF_DEGRADED ? ", degraded" : "",
             pg->flags & VS_PGF_HAS_DEGRADED ? ", has degraded objects" : "",

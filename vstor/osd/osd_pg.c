@@ -468,6 +468,7 @@ static void report_cb(struct osd_pg *pg, int rc)
     } else if (unlock) {
         pg->lock1 = false;
     }
+    osd__pg_meta_pump(pg); /* a newer state may wait */
     osd__pg_kick(pg);
 }
 
@@ -545,7 +546,7 @@ struct osd_unclean *osd__pg_unclean(struct osd_pg *pg, uint64_t inode, uint64_t 
     return NULL;
 }
 
-static uint32_t unclean_flags(struct osd_pg *pg)
+uint32_t osd__pg_unclean_flags(struct osd_pg *pg)
 {
     uint32_t f = 0;
     for (uint32_t i = 0; i < pg->pg_size; i++)
@@ -572,7 +573,7 @@ void osd__pg_object_clean(struct osd_pg *pg, uint32_t idx)
         pg->calc.degraded_count--;
     else if (u->state & VS_OBJ_MISPLACED)
         pg->calc.misplaced_count--;
-    uint32_t f = unclean_flags(pg);
+    uint32_t f = osd__pg_unclean_flags(pg);
     if (f != pg->flags && pg->state == VS_PG_ACTIVE) {
         pg->flags = f;
         if (pg->unclean_left)
@@ -587,39 +588,57 @@ static void clean_history_cb(struct osd_pg *pg, int rc)
     if (rc < 0) {
         VS_WARN(OSD_LOG, "pg %s: clearing pg/history: %s; retrying", pg->name,
                 vs_strerror(rc));
+        pg->clean_reported = false;
+        osd__pg_meta_pump(pg);
         if (rc == VS_ECOMPARE)
             return osd__pg_repeer(pg, "lost lock #1");
-        pg->clean_reported = false;
         osd__pg_arm(pg, OSD_RETRY_MS);
         return;
     }
+    pg->hist_dirty = false;
     VS_INFO(OSD_LOG, "pg %s: clean (epoch %" PRIu64 ")", pg->name, pg->epoch);
     osd__pg_report(pg);
+}
+
+static bool same_history(const struct vs_pg_history *a, const struct vs_pg_history *b)
+{
+    if (a->epoch != b->epoch || a->set_count != b->set_count || a->peer_count != b->peer_count)
+        return false;
+    for (uint32_t i = 0; i < a->set_count; i++)
+        if (a->set_size[i] != b->set_size[i] ||
+            memcmp(a->sets[i], b->sets[i], a->set_size[i] * sizeof(uint32_t)) != 0)
+            return false;
+    return memcmp(a->peers, b->peers, a->peer_count * sizeof(uint32_t)) == 0;
 }
 
 void osd__pg_clean_check(struct osd_pg *pg)
 {
     if (pg->state != VS_PG_ACTIVE || pg->unclean_left || pg->clean_reported)
         return;
-    pg->flags = unclean_flags(pg);
+    pg->flags = osd__pg_unclean_flags(pg);
     if (pg->flags) {
         osd__pg_report(pg);
         return;
     }
-    /* Clean: every object is on every OSD of the target set. The history
-     * is no longer needed; the monitor clears the map's once it reads
-     * "active" with an empty pg/history (docs/monitor.md §3). */
+    /* Clean: every object is on every OSD of the target set. The history is
+     * no longer needed; the monitor clears the map's once it reads "active"
+     * with an empty pg/history (docs/monitor.md §3). The history is stored
+     * cleared before "active" alone is reported. */
     struct vs_pg_history h = pg->hist;
     vs_pg_history_clear(&h, pg->target, pg->pg_size);
-    pg->clean_reported = true;
-    if (h.set_count == pg->hist.set_count && h.peer_count == pg->hist.peer_count &&
-        memcmp(h.peers, pg->hist.peers, h.peer_count * 4) == 0 && pg->hist.set_count == 0) {
+    if (same_history(&h, &pg->hist) && !pg->hist_dirty) {
+        pg->clean_reported = true;
         osd__pg_report(pg);
         return;
     }
+    if (pg->meta_busy)
+        return osd__pg_arm(pg, OSD_RETRY_MS);
+    struct vs_pg_history old = pg->hist;
     pg->hist = h;
-    if (pg->meta_busy || osd__meta_pg_history(pg, clean_history_cb) < 0) {
-        pg->clean_reported = false;
-        osd__pg_arm(pg, OSD_RETRY_MS);
+    pg->hist_dirty = true;
+    if (osd__meta_pg_history(pg, clean_history_cb) < 0) {
+        pg->hist = old;
+        return osd__pg_arm(pg, OSD_RETRY_MS);
     }
+    pg->clean_reported = true;
 }

@@ -14,10 +14,12 @@
  *  - inline: a client write to an unclean object first recovers it, under
  *    the write's own place in the queue (recovery rides on writes, §4 D7.4).
  *
- * What is written: the span of the object from its first to its last written
- * 4 KiB granule (the source's bitmap), at the target version. Granules never
- * written inside the span read as zeros on the source, so the copy holds the
- * same bytes; its bitmap may mark them written. Outdated copies on OSDs
+ * What is written, at the target version: to an OSD holding nothing of the
+ * object, the span from its first to its last written 4 KiB granule (the
+ * source's bitmap; unwritten granules inside it read as zeros on the source,
+ * so the copy holds the same bytes); to an OSD holding an older version, the
+ * whole object, because a partial write would leave that version's bytes
+ * outside the span where the target reads zeros. Outdated copies on OSDs
  * outside the current set are left where they are: they are never read (the
  * set's copies are newer) and go out of the PG's history once it is clean.
  */
@@ -175,6 +177,8 @@ static void rec_write(struct osd_op *op)
             continue;
         if (u->target_deleted && holds_outdated(pg, u, osd))
             write_one(op, i, 0, 0, true);
+        else if (!u->target_deleted && holds_outdated(pg, u, osd))
+            write_one(op, i, 0, (uint32_t)pg->obj_size, false);
         else if (!u->target_deleted && !holds_target(pg, u, osd))
             write_one(op, i, off, len, false);
     }

@@ -7,7 +7,7 @@
  *
  *   osd_verify --mon ADDR --image NAME [--seconds S | --ops N] [--depth D]
  *              [--seed X] [--span BYTES] [--save FILE] [--check FILE]
- *              [--past-end]
+ *              [--base FILE] [--past-end]
  *
  * Write phase: D ops in flight, never two overlapping (overlapping writes in
  * flight are the caller's business on a block device); offsets and lengths
@@ -17,6 +17,8 @@
  * so a test can wait for the writer to be under way before killing things.
  * Every op must complete: the client retries transient errors forever, so
  * any error here is a failure.
+ * The model starts as zeros (a fresh image), or as --base FILE (what a
+ * previous run --save'd).
  * Check phase: reads [0, span) back and compares with the model; with
  * --check FILE the model is loaded from a file a previous run --save'd (a
  * fresh client after restarts). Exit 0 when every byte matches, 1 with the
@@ -51,7 +53,7 @@ struct ctx {
     uv_loop_t loop;
     struct vstor_client *c;
     struct vstor_image *img;
-    const char *image, *save, *check;
+    const char *image, *save, *check, *base;
     uint64_t span, ops_target, ops_started, ops_done, seed, deadline_ms;
     unsigned depth;
     int rc;
@@ -291,18 +293,20 @@ static void open_cb(void *ctx, int rc, struct vstor_image *img)
         return (void)(x->rc = 1), stop(x);
     if (x->past_end)
         return past_start(x);
-    if (x->check) {
-        FILE *f = fopen(x->check, "rb");
+    const char *load = x->check ? x->check : x->base;
+    if (load) {
+        FILE *f = fopen(load, "rb");
         size_t n = f ? fread(x->model, 1, x->span, f) : 0;
         if (f)
             fclose(f);
         if (n != x->span) {
-            fprintf(stderr, "osd_verify: %s holds %zu bytes, not %" PRIu64 "\n", x->check, n,
+            fprintf(stderr, "osd_verify: %s holds %zu bytes, not %" PRIu64 "\n", load, n,
                     x->span);
             x->rc = 1;
             return stop(x);
         }
-        return check_next(x);
+        if (x->check)
+            return check_next(x);
     }
     x->writing = true;
     x->deadline_ms += uv_now(&x->loop);
@@ -341,6 +345,8 @@ static int parse_args(struct ctx *x, int argc, char **argv, const char **mon)
             x->save = v;
         else if (!strcmp(a, "--check"))
             x->check = v;
+        else if (!strcmp(a, "--base"))
+            x->base = v;
         else
             return -1;
     }
@@ -357,7 +363,7 @@ int main(int argc, char **argv)
     if (parse_args(&x, argc, argv, &mon) < 0) {
         fprintf(stderr, "usage: osd_verify --mon ADDR --image NAME [--seconds S | --ops N] "
                         "[--depth D] [--seed X] [--span BYTES] [--save FILE] [--check FILE] "
-                        "[--past-end]\n");
+                        "[--base FILE] [--past-end]\n");
         return 2;
     }
     if (!x.ops_target && !x.deadline_ms)

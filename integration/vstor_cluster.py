@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A whole vstor cluster for integration tests: `vstor mon` members, OSDs on
+files (`vstor disk format` + `vstor osd`), pools, images, and the data checker
+`osd_verify`, on loopback or on network-namespace hosts. Every process goes
+through the `procs` fixture, so it is stopped when the test ends.
+
+    c = Cluster(procs, vstor_bin, tmp_path, mons=1)        # loopback
+    c = Cluster(procs, vstor_bin, tmp_path, hosts=netns.make_hosts(3))
+    c.add_osds(3)                       # one per host with hosts
+    c.pool("rbd", pg_size=2, pg_minsize=1, pg_count=8)
+    c.image("img", "64M", "rbd")
+    c.wait_active("rbd")
+    assert c.verify("img", ops=500).returncode == 0
+    c.kill_osd(1); c.start_osd(1)
+
+Used by test_osd.py and test_osd_netns.py; meant for the NBD, serve and demo
+tests too.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from vstor_fixtures import sanitizer_env, wait_for
+
+
+def free_ports(n, base=None):
+    """n TCP ports on 127.0.0.1 that could be bound just now (below the ephemeral range)."""
+    ports, port = [], base or 31000 + (os.getpid() * 13) % 8000
+    while len(ports) < n:
+        port += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
+
+
+class Cluster:
+    MON_PORT = 7100  # on namespace hosts (each has its own port space)
+
+    def __init__(self, procs, vstor_bin, tmp, mons=1, hosts=None, lease_ttl="5s",
+                 osd_args=()):
+        self.procs, self.bin, self.tmp = procs, vstor_bin, str(tmp)
+        self.hosts, self.lease_ttl, self.osd_args = hosts, lease_ttl, list(osd_args)
+        self.verify_bin = os.path.join(os.path.dirname(vstor_bin), "osd", "osd_verify")
+        if hosts:
+            self.mon_addrs = [f"{h.addr}:{self.MON_PORT}" for h in hosts[:mons]]
+        else:
+            self.mon_addrs = [f"127.0.0.1:{p}" for p in free_ports(mons)]
+        self.mon_address = ",".join(self.mon_addrs)
+        self.mons = [None] * mons
+        self.osds = {}  # id -> {"dev", "host", "proc"}
+        for i in range(mons):
+            self.start_mon(i)
+        wait_for(self.leader, 60, interval=0.2, what="a metadata leader")
+
+    # ---- processes ---------------------------------------------------------------
+
+    def _prefix(self, host):
+        return host.prefix() if host is not None else ()
+
+    def _mon_host(self, i):
+        return self.hosts[i] if self.hosts else None
+
+    def start_mon(self, i):
+        members = ",".join(f"{k + 1}={a}" for k, a in enumerate(self.mon_addrs))
+        self.mons[i] = self.procs.start(
+            "mon", "--id", i + 1, "--address", self.mon_addrs[i], "--init", "--members", members,
+            "--data-dir", os.path.join(self.tmp, f"mon{i + 1}"), "--mon-change-delay", "50ms",
+            "--mon-election-timeout", "500ms", "--mon-heartbeat-interval", "100ms",
+            name=f"mon{i + 1}", prefix=self._prefix(self._mon_host(i)))
+        return self.mons[i]
+
+    def kill_mon(self, i, sig=signal.SIGKILL):
+        self.mons[i].signal(sig)
+        self.mons[i].wait(30)
+
+    def add_osd(self, host=None, size="1G", osd_id=None):
+        """Formats a file for a new OSD (taking the cluster id from the mons) and starts it."""
+        osd_id = osd_id or (max(self.osds) + 1 if self.osds else 1)
+        dev = os.path.join(self.tmp, f"osd{osd_id}.dev")
+        subprocess.run(["truncate", "-s", size, dev], check=True)
+        r = self.vstor("disk", "format", dev, "--osd-id", osd_id, prefix=self._prefix(host))
+        assert r.returncode == 0, r.stderr
+        self.osds[osd_id] = {"dev": dev, "host": host, "proc": None}
+        self.start_osd(osd_id)
+        return osd_id
+
+    def add_osds(self, n, size="1G"):
+        ids = []
+        for i in range(n):
+            host = self.hosts[i % len(self.hosts)] if self.hosts else None
+            ids.append(self.add_osd(host=host, size=size))
+        return ids
+
+    def start_osd(self, osd_id):
+        o = self.osds[osd_id]
+        args = ["osd", "--device", o["dev"], "--mon-address", self.mon_address,
+                "--osd-lease-ttl", self.lease_ttl] + self.osd_args
+        if o["host"] is not None:
+            args += ["--osd-address", o["host"].addr, "--osd-host", o["host"].ns]
+        o["proc"] = self.procs.start(*args, name=f"osd{osd_id}", prefix=self._prefix(o["host"]))
+        return o["proc"]
+
+    def kill_osd(self, osd_id, sig=signal.SIGKILL):
+        p = self.osds[osd_id]["proc"]
+        p.signal(sig)
+        p.wait(60)
+
+    def osd_log(self, osd_id):
+        return self.osds[osd_id]["proc"].log()
+
+    # ---- commands -----------------------------------------------------------------
+
+    def vstor(self, *args, timeout=120, prefix=()):
+        cmd = list(prefix) + [self.bin] + [str(a) for a in args] + [
+            "--mon-address", self.mon_address]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env=sanitizer_env())
+
+    def ok(self, *args, **kw):
+        r = self.vstor(*args, **kw)
+        assert r.returncode == 0, f"vstor {' '.join(map(str, args))}: {r.stderr}"
+        return r.stdout
+
+    def leader(self):
+        for addr in self.mon_addrs:
+            host = self.hosts[self.mon_addrs.index(addr)] if self.hosts else None
+            r = subprocess.run(
+                list(self._prefix(host)) + [self.bin, "meta", "status", "--member", addr,
+                                            "--json", "--mon-address", addr,
+                                            "--meta-timeout", "2s"],
+                capture_output=True, text=True, timeout=30, env=sanitizer_env())
+            if r.returncode == 0:
+                for st in json.loads(r.stdout):
+                    if st.get("state") == "leader":
+                        return st.get("id")
+        return None
+
+    def get(self, key, prefix=False):
+        """The JSON value of key (None if absent); with prefix, {key: value}."""
+        args = ["meta", "get", key, "--json"] + (["--prefix"] if prefix else [])
+        r = self.vstor(*args, prefix=self._prefix(self._mon_host(0)))
+        if r.returncode != 0:
+            return {} if prefix else None
+        kvs = json.loads(r.stdout).get("kvs", [])
+        if prefix:
+            return {kv["key"]: json.loads(kv["value"]) for kv in kvs}
+        return json.loads(kvs[0]["value"]) if kvs else None
+
+    def pool(self, name, pg_size, pg_minsize, pg_count, failure_domain="osd", **extra):
+        args = ["pool", "create", name, "--scheme", "replicated", "--pg-size", pg_size,
+                "--pg-minsize", pg_minsize, "--pg-count", pg_count, "--failure-domain",
+                failure_domain]
+        for k, v in extra.items():
+            args += ["--" + k.replace("_", "-"), v]
+        self.ok(*args, prefix=self._prefix(self._mon_host(0)))
+        return self.pool_id(name)
+
+    def pool_id(self, name):
+        for pid, p in (self.get("config/pools") or {}).items():
+            if p["name"] == name:
+                return int(pid)
+        return None
+
+    def image(self, name, size, pool):
+        self.ok("create", name, "--size", size, "--pool", pool,
+                prefix=self._prefix(self._mon_host(0)))
+
+    # ---- PG states ------------------------------------------------------------------
+
+    def pg_states(self, pool):
+        """{pg: pg/state value} of a pool."""
+        pid = self.pool_id(pool) if isinstance(pool, str) else pool
+        out = {}
+        for k, v in self.get(f"pg/state/{pid}/", prefix=True).items():
+            out[int(k.rsplit("/", 1)[1])] = v
+        return out
+
+    def pgs_in(self, pool, want, pg_count=None):
+        """True when every PG of the pool reports a state accepted by want(words)."""
+        pid = self.pool_id(pool) if isinstance(pool, str) else pool
+        pgs = self.get("config/pgs") or {}
+        n = pg_count or len(pgs.get("pools", {}).get(str(pid), {}).get("pgs", []))
+        st = self.pg_states(pid)
+        return n > 0 and len(st) == n and all(want(s["state"]) for s in st.values())
+
+    def wait_active(self, pool, timeout=120, clean=False):
+        want = (lambda w: w == ["active"]) if clean else (lambda w: w[0] == "active")
+        wait_for(lambda: self.pgs_in(pool, want), timeout, interval=0.3,
+                 what=f"every PG of {pool} {'clean' if clean else 'active'}")
+
+    # ---- data ------------------------------------------------------------------------
+
+    def verify_args(self, image, **kw):
+        args = [self.verify_bin, "--mon", self.mon_addrs[0], "--image", image]
+        for k, v in kw.items():
+            args += ["--" + k.replace("_", "-")] + ([] if v is True else [str(v)])
+        return args
+
+    def verify(self, image, timeout=300, host=None, **kw):
+        """Runs osd_verify to completion (writes then checks, or --check FILE)."""
+        return subprocess.run(list(self._prefix(host)) + self.verify_args(image, **kw),
+                              capture_output=True, text=True, timeout=timeout,
+                              env=sanitizer_env())
+
+    def start_verify(self, image, name="writer", host=None, **kw):
+        """Starts osd_verify in the background (a procs process)."""
+        return self.procs.start(*(list(self._prefix(host)) + self.verify_args(image, **kw)),
+                                name=name, vstor=False)
+
+
+def progress(proc):
+    """The last 'progress N' an osd_verify process printed (0 if none)."""
+    n = 0
+    for line in proc.log().splitlines():
+        if line.startswith("progress "):
+            n = int(line.split()[1])
+    return n
+
+
+def wait_progress(proc, more_than, timeout):
+    return wait_for(lambda: progress(proc) > more_than or (not proc.alive() and progress(proc)),
+                    timeout, interval=0.2, what=f"the writer past {more_than} ops")
