@@ -339,17 +339,17 @@ const struct vs_cmd vs_commands[] = {
     {"map", NULL, "attach an image to a kernel /dev/nbdN device and serve it",
      "Attaches the data to the kernel's nbd driver (generic netlink, or ioctls on old\n"
      "kernels) and serves it from a background process until `vstor unmap`. Needs the\n"
-     "nbd kernel module. Until the cluster client exists, the data is a local file\n"
+     "nbd kernel module. The data is the vstor image --image NAME, or a local file\n"
      "(--file, developer and test mode). Requests never time out unless nbd_timeout\n"
      "is set, so a slow cluster pauses I/O instead of failing it.",
-     VS_SCOPE_NBD, vs_nbd_map_opts, 0, 0, vs_cmd_map},
+     VS_SCOPE_NBD | VS_SCOPE_CLIENT, vs_nbd_map_opts, 0, 0, vs_cmd_map},
     {"nbd-export", NULL, "serve an image over the NBD protocol (TCP or unix socket)",
      "Serves one export over NBD (fixed newstyle handshake, structured replies,\n"
      "multi-conn) to any client: qemu, nbdcopy, nbdinfo, fio's nbd engine, nbd-client.\n"
-     "Until the cluster client exists the data is a local file or block device\n"
-     "(--file): a developer and test mode. Listens on 127.0.0.1:10809 unless --socket\n"
+     "Serves the vstor image --image NAME, or a local file or block device (--file,\n"
+     "a developer and test mode). Listens on 127.0.0.1:10809 unless --socket\n"
      "or --bind is given (both may be). Stops cleanly on SIGTERM or SIGINT.",
-     VS_SCOPE_NBD, vs_nbd_export_opts, 0, 0, vs_cmd_nbd_export},
+     VS_SCOPE_NBD | VS_SCOPE_CLIENT, vs_nbd_export_opts, 0, 0, vs_cmd_nbd_export},
     {"unmap", "DEVICE", "detach a kernel /dev/nbdN device attached by `vstor map`",
      "Disconnects the device (generic netlink, or an ioctl); the serving process then\n"
      "exits. DEVICE is /dev/nbdN, nbdN or N.",

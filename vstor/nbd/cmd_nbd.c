@@ -11,6 +11,7 @@
 
 #include "loop.h"
 #include "nbd_file.h"
+#include "nbd_image.h"
 #include "nbd_kernel.h"
 #include "nbd_proto.h"
 #include "nbd_server.h"
@@ -29,25 +30,38 @@
 #define RING_ENTRIES 1024
 
 typedef int (*backend_open_fn)(struct vs_loop *loop, const char *target, bool read_only,
-                               struct vs_nbd_backend **out, char *err, size_t err_size);
+                               const struct vs_config *cfg, struct vs_nbd_backend **out,
+                               char *err, size_t err_size);
+
+static int open_file(struct vs_loop *loop, const char *target, bool read_only,
+                     const struct vs_config *cfg, struct vs_nbd_backend **out, char *err,
+                     size_t err_size)
+{
+    (void)cfg;
+    return vs_nbd_file_open(loop, target, read_only, out, err, err_size);
+}
 
 static const struct {
     const char *opt;
     backend_open_fn open;
 } backends[] = {
-    {"file", vs_nbd_file_open},
+    {"image", vs_nbd_image_open},
+    {"file", open_file},
 };
 
 const struct vs_cmd_opt vs_nbd_export_opts[] = {
+    {"image", "NAME", "serve the vstor image NAME (the cluster from mon_address)", false},
     {"file", "PATH", "serve a local file or block device (developer and test mode)", false},
     {"socket", "PATH", "listen on a unix socket at PATH", false},
     {"bind", "ADDR:PORT", "listen on TCP, e.g. 127.0.0.1:10809 or [::1]:0 (0 = any port)", false},
     {"readonly", NULL, "refuse writes, trims and zeroing (EPERM)", false},
-    {"name", "EXPORT", "the export's name (default: the file's base name)", false},
+    {"name", "EXPORT", "the export's name (default: the image name, or the file's base name)",
+     false},
     {NULL, NULL, NULL, false},
 };
 
 const struct vs_cmd_opt vs_nbd_map_opts[] = {
+    {"image", "NAME", "attach the vstor image NAME (the cluster from mon_address)", false},
     {"file", "PATH", "serve a local file or block device (developer and test mode)", false},
     {"device", "/dev/nbdN", "the device to use (default: the kernel picks a free one)", false},
     {"readonly", NULL, "map read-only", false},
@@ -81,8 +95,8 @@ static int pick_backend(struct vs_cmd_ctx *ctx, backend_open_fn *open, const cha
     }
     if (found == 1)
         return 0;
-    vs_cmd_error(ctx, found ? "give only one of the backend options (--file)"
-                            : "nothing to serve: give --file PATH");
+    vs_cmd_error(ctx, found ? "give only one of --image and --file"
+                            : "nothing to serve: give --image NAME (or --file PATH)");
     return VS_EXIT_USAGE;
 }
 
@@ -116,7 +130,8 @@ static int run_setup(struct vs_cmd_ctx *ctx, struct nbd_run *run, backend_open_f
         vs_cmd_error(ctx, "%s", run->loop.errmsg);
         return VS_EXIT_FAIL;
     }
-    rc = open(&run->loop, run->target, vs_cmd_flag(ctx, "readonly"), &run->be, err, sizeof(err));
+    rc = open(&run->loop, run->target, vs_cmd_flag(ctx, "readonly"), &ctx->cfg, &run->be, err,
+              sizeof(err));
     if (rc < 0) {
         vs_cmd_error(ctx, "%s", err);
         return VS_EXIT_FAIL;
