@@ -101,6 +101,7 @@ struct meta_client {
     uv_prepare_t prepare;
     int handles_closing;
     bool closing, finished;
+    bool probing; /* an idle-time status probe is in flight (tick_cb) */
     void (*close_cb)(void *ctx);
     void *close_ctx;
 };

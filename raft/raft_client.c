@@ -455,6 +455,28 @@ static void expire_ops(struct meta_client *c, struct cl_op **head, uint64_t now)
     }
 }
 
+static void probe_cb(void *ctx, int status, const struct vs_raft_status *st)
+{
+    struct meta_client *c = ctx;
+    (void)status;
+    (void)st;
+    c->probing = false;
+}
+
+/* Keepers and watches are long-lived demand with little traffic: a lease
+ * keepalive goes out every third of its TTL, and an idle watch receives
+ * nothing. Without traffic, no answer for down_after_ms would read as an
+ * outage, so an idle client asks the leader for its status at half that
+ * interval (an answer refreshes last_ok_ms like any other). */
+static void probe_if_idle(struct meta_client *c, uint64_t now)
+{
+    if (c->probing || c->queue || c->sent || c->state != VS_META_SERVICE_UP ||
+        now - c->last_ok_ms <= c->opts.down_after_ms / 2)
+        return;
+    if (vs_meta_status((struct vs_meta_client *)c, NULL, probe_cb, c) == 0)
+        c->probing = true;
+}
+
 static void tick_cb(uv_timer_t *t)
 {
     struct meta_client *c = t->data;
@@ -471,6 +493,8 @@ static void tick_cb(uv_timer_t *t)
             raft__conn_close(&cc->c); /* connect or handshake hangs */
     }
     bool demand = c->queue || c->sent || c->keepers || c->watches;
+    if (demand && !c->closing)
+        probe_if_idle(c, now);
     if (demand && c->state != VS_META_SERVICE_DOWN && now - c->last_ok_ms > c->opts.down_after_ms)
         set_state(c, VS_META_SERVICE_DOWN);
     cl_keepers_tick(c);
