@@ -13,6 +13,7 @@
 int vs_cmd_version(struct vs_cmd_ctx *ctx);
 int vs_cmd_config(struct vs_cmd_ctx *ctx);
 int vs_cmd_serve(struct vs_cmd_ctx *ctx);
+int vs_cmd_demo(struct vs_cmd_ctx *ctx);
 int vs_cmd_placement_simulate(struct vs_cmd_ctx *ctx);
 int vs_cmd_net_bench(struct vs_cmd_ctx *ctx); /* net/net_bench.c */
 /* cli/cli_pool.c, cli/cli_image.c */

@@ -207,6 +207,16 @@ static const struct vs_cmd_opt osd_opts[] = {
     {NULL, NULL, NULL, false},
 };
 
+static const struct vs_cmd_opt demo_opts[] = {
+    {"dir", "DIR", "where the cluster lives (default ./vstor-demo); reused by the next run", false},
+    {"osds", "N", "OSDs, one file each (default 3)", false},
+    {"size", "SIZE", "size of each OSD file (default 2G)", false},
+    {"image-size", "SIZE", "size of image 'demo' when it is created (default 1G)", false},
+    {"nbd-port", "PORT", "TCP port of the NBD export on 127.0.0.1 (default 10809, or the next "
+     "free one)", false},
+    {NULL, NULL, NULL, false},
+};
+
 const struct vs_cmd vs_commands[] = {
     {"bench", NULL, "measure an image through libvstor: the six tests of fio-suite.sh",
      "Fills the image once with 4 MiB writes, then runs 4 MiB sequential write and read at\n"
@@ -335,6 +345,12 @@ const struct vs_cmd vs_commands[] = {
     {"resize", "NAME", "grow an image",
      "Sets the image's size. Shrinking is refused: the data past the new end would stay.",
      VS_SCOPE_CLIENT, resize_opts, 1, 1, vs_cmd_resize},
+    {"demo", NULL, "a complete cluster on this machine in one command, served over NBD",
+     "Formats OSD files under DIR (first run only), starts 1 mon and the OSDs with the\n"
+     "same engine as `vstor serve`, creates pool 'demo' and image 'demo', and exports\n"
+     "the image over NBD on DIR/nbd.sock and on TCP 127.0.0.1. It prints what to try\n"
+     "next and runs until Ctrl-C. Running it again reuses DIR with its data.",
+     VS_SCOPE_SERVE, demo_opts, 0, 0, vs_cmd_demo},
     /* NBD: vstor/nbd/cmd_nbd.c */
     {"map", NULL, "attach an image to a kernel /dev/nbdN device and serve it",
      "Attaches the data to the kernel's nbd driver (generic netlink, or ioctls on old\n"

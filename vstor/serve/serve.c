@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * cmd_serve.c -- `vstor serve`: the node daemon that systemd starts.
+ * serve.c -- the node engine behind `vstor serve` and `vstor demo` (serve.h).
  *
  * From the configuration it derives this node's children: the metadata
  * member `serve_mon_id` (if not 0) and one OSD per entry of `osd_devices`.
@@ -17,6 +17,8 @@
  * stop their PGs and revoke their leases while the local mon still runs, then
  * the mon; a child that does not stop within `serve_stop_timeout` is killed.
  */
+#include "serve.h"
+
 #include "cmd.h"
 #include "loop.h"
 #include "supervisor.h"
@@ -36,15 +38,19 @@
 #define SERVE_CHILDREN_MAX 64
 #define SERVE_ARG_MAX 512
 
-struct serve {
+struct vs_serve {
     struct vs_loop loop;
     struct vs_supervisor *sup;
-    struct vs_cmd_ctx *ctx;      /* the command line: config path and flags */
+    struct vs_cmd_ctx *ctx;      /* the command line: flags */
+    const char *config_path;     /* the config file, or NULL */
     struct vs_config cfg;        /* the configuration in force */
     char exe[PATH_MAX];
     uv_signal_t sighup;
     uv_timer_t stop_poll;
     bool stopping;
+    int stop_phase;              /* 0: extras, 1: OSDs, 2: the rest */
+    struct vs_child_spec extras[VS_SERVE_EXTRA_MAX];
+    unsigned nextras;
     /* Storage for the children's argv strings of the last build. */
     char args[SERVE_CHILDREN_MAX][VS_CHILD_ARGV_MAX][SERVE_ARG_MAX];
     struct vs_child_spec specs[SERVE_CHILDREN_MAX];
@@ -52,9 +58,9 @@ struct serve {
 };
 
 /* Appends one argument to spec (copied into the serve's storage). */
-static int spec_arg(struct serve *s, unsigned child, unsigned *argc, const char *fmt, ...)
+static int spec_arg(struct vs_serve *s, unsigned child, unsigned *argc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static int spec_arg(struct serve *s, unsigned child, unsigned *argc, const char *fmt, ...)
+static int spec_arg(struct vs_serve *s, unsigned child, unsigned *argc, const char *fmt, ...)
 {
     if (*argc >= VS_CHILD_ARGV_MAX)
         return -E2BIG;
@@ -72,7 +78,7 @@ static int spec_arg(struct serve *s, unsigned child, unsigned *argc, const char 
 
 /* The config given to serve, handed on: --config and the command-line keys
  * that the child's command accepts. */
-static int pass_config(struct serve *s, unsigned child, unsigned *argc, const char *cmd_name)
+static int pass_config(struct vs_serve *s, unsigned child, unsigned *argc, const char *cmd_name)
 {
     const struct vs_cmd *cmd = vs_cli_find(cmd_name);
     unsigned scopes = (cmd ? cmd->scopes : 0) | VS_SCOPE_GLOBAL;
@@ -89,7 +95,7 @@ static int pass_config(struct serve *s, unsigned child, unsigned *argc, const ch
     return rc;
 }
 
-static int add_mon(struct serve *s, char *err, size_t err_size)
+static int add_mon(struct vs_serve *s, char *err, size_t err_size)
 {
     char list[4096], *items[64];
     snprintf(list, sizeof(list), "%s", s->cfg.mon_address ? s->cfg.mon_address : "");
@@ -119,7 +125,7 @@ static int add_mon(struct serve *s, char *err, size_t err_size)
     return rc;
 }
 
-static int add_osds(struct serve *s, char *err, size_t err_size)
+static int add_osds(struct vs_serve *s, char *err, size_t err_size)
 {
     char list[8192], *items[SERVE_CHILDREN_MAX];
     snprintf(list, sizeof(list), "%s", s->cfg.osd_devices ? s->cfg.osd_devices : "");
@@ -143,8 +149,9 @@ static int add_osds(struct serve *s, char *err, size_t err_size)
     return 0;
 }
 
-/* Derives the children from s->cfg into s->specs. */
-static int build_specs(struct serve *s, bool include_osds, char *err, size_t err_size)
+/* Derives the children from s->cfg (and the extras) into s->specs. */
+static int build_specs(struct vs_serve *s, bool include_osds, bool include_extras, char *err,
+                       size_t err_size)
 {
     memset(s->specs, 0, sizeof(s->specs));
     s->nspecs = 0;
@@ -153,17 +160,24 @@ static int build_specs(struct serve *s, bool include_osds, char *err, size_t err
         rc = add_mon(s, err, err_size);
     if (rc == 0 && include_osds)
         rc = add_osds(s, err, err_size);
+    for (unsigned i = 0; rc == 0 && include_extras && i < s->nextras; i++) {
+        if (s->nspecs >= SERVE_CHILDREN_MAX) {
+            snprintf(err, err_size, "too many children");
+            return VS_ECONFIG;
+        }
+        s->specs[s->nspecs++] = s->extras[i];
+    }
     return rc;
 }
 
 /* Reads the config file again and re-applies the command-line keys. */
-static int reload_config(struct serve *s, char *err, size_t err_size)
+static int reload_config(struct vs_serve *s, char *err, size_t err_size)
 {
     struct vs_config fresh;
     vs_config_init(&fresh);
     int rc = 0;
-    if (s->ctx->cfg.path)
-        rc = vs_config_load_file(&fresh, s->ctx->cfg.path, true, err, err_size);
+    if (s->config_path)
+        rc = vs_config_load_file(&fresh, s->config_path, true, err, err_size);
     for (unsigned i = 0; rc == 0 && i < vs_config_key_count; i++) {
         if (s->ctx->cfg.source[i] != VS_CFG_SRC_FLAG)
             continue;
@@ -182,13 +196,14 @@ static int reload_config(struct serve *s, char *err, size_t err_size)
 
 static void sighup_cb(uv_signal_t *h, int signum)
 {
-    struct serve *s = h->data;
+    struct vs_serve *s = h->data;
     char err[VS_ERRMSG_SIZE + 512];
     (void)signum;
     if (s->stopping)
         return;
     VS_INFO("serve", "SIGHUP: reloading %s", s->cfg.path ? s->cfg.path : "the configuration");
-    if (reload_config(s, err, sizeof(err)) < 0 || build_specs(s, true, err, sizeof(err)) < 0) {
+    if (reload_config(s, err, sizeof(err)) < 0 ||
+        build_specs(s, true, true, err, sizeof(err)) < 0) {
         VS_ERROR("serve", "reload refused, keeping the running set: %s", err);
         return;
     }
@@ -197,55 +212,81 @@ static void sighup_cb(uv_signal_t *h, int signum)
 
 static void all_stopped_cb(void *ctx)
 {
-    struct serve *s = ctx;
+    struct vs_serve *s = ctx;
     VS_INFO("serve", "every child has stopped");
     vs_loop_stop(&s->loop);
 }
 
-/* Phase 2 of a stop: once only the mon (if any) is left, stop it too. */
+static bool is_extra(const struct vs_serve *s, const char *name)
+{
+    for (unsigned i = 0; i < s->nextras; i++)
+        if (strcmp(s->extras[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* A stop goes in phases: the extras (NBD exports, which still need the
+ * OSDs to finish their requests), then the OSDs (which still need the mon to
+ * revoke their leases), then the rest. Each phase waits for the previous
+ * one's children to exit. */
 static void stop_poll_cb(uv_timer_t *t)
 {
-    struct serve *s = t->data;
-    unsigned running = 0;
+    struct vs_serve *s = t->data;
+    char err[VS_ERRMSG_SIZE];
     struct vs_child_info info;
-    for (unsigned i = 0; vs_supervisor_info(s->sup, i, &info); i++)
-        running += strncmp(info.name, "osd:", 4) == 0;
-    if (running > 0)
+    for (unsigned i = 0; vs_supervisor_info(s->sup, i, &info); i++) {
+        bool osd = strncmp(info.name, "osd:", 4) == 0;
+        if ((s->stop_phase == 0 && is_extra(s, info.name)) || (s->stop_phase == 1 && osd))
+            return; /* this phase's children are still stopping */
+    }
+    s->stop_phase++;
+    if (s->stop_phase == 1) {
+        if (build_specs(s, false, false, err, sizeof(err)) < 0)
+            s->nspecs = 0;
+        vs_supervisor_apply(s->sup, s->specs, s->nspecs);
         return;
+    }
     uv_timer_stop(t);
     vs_supervisor_stop_all(s->sup, s->cfg.serve_stop_timeout, all_stopped_cb, s);
 }
 
-static void shutdown_cb(struct vs_loop *loop, int signum, void *ctx)
+void vs_serve_stop(struct vs_serve *s)
 {
-    struct serve *s = ctx;
     char err[VS_ERRMSG_SIZE];
-    (void)loop;
     if (s->stopping)
         return;
     s->stopping = true;
-    VS_INFO("serve", "signal %d: stopping the OSDs, then the mon", signum);
-    if (build_specs(s, false, err, sizeof(err)) < 0)
+    VS_INFO("serve", "stopping: exports, then OSDs, then the mon");
+    if (build_specs(s, true, false, err, sizeof(err)) < 0)
         s->nspecs = 0;
     vs_supervisor_apply(s->sup, s->specs, s->nspecs);
     uv_timer_start(&s->stop_poll, stop_poll_cb, 0, 50);
 }
 
-static int serve_start(struct serve *s, char *err, size_t err_size)
+static void shutdown_cb(struct vs_loop *loop, int signum, void *ctx)
 {
+    (void)loop;
+    VS_INFO("serve", "signal %d", signum);
+    vs_serve_stop(ctx);
+}
+
+int vs_serve_init(struct vs_serve **out, struct vs_cmd_ctx *ctx, const char *config_path,
+                  char *err, size_t err_size)
+{
+    static struct vs_serve serve; /* large (argv storage); one per process */
+    struct vs_serve *s = &serve;
+    memset(s, 0, sizeof(*s));
+    s->ctx = ctx;
+    s->config_path = config_path;
+    int rc = reload_config(s, err, err_size);
+    if (rc < 0)
+        return rc;
     ssize_t n = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1);
     if (n <= 0) {
         snprintf(err, err_size, "cannot find the vstor executable: %s", strerror(errno));
         return -errno;
     }
     s->exe[n] = 0;
-    int rc = build_specs(s, true, err, err_size);
-    if (rc < 0)
-        return rc;
-    if (s->nspecs == 0) {
-        snprintf(err, err_size, "nothing to run: set serve_mon_id and/or osd_devices");
-        return VS_ECONFIG;
-    }
     rc = vs_loop_init(&s->loop, 0);
     if (rc < 0) {
         snprintf(err, err_size, "%s", s->loop.errmsg);
@@ -265,32 +306,65 @@ static int serve_start(struct serve *s, char *err, size_t err_size)
     uv_signal_start(&s->sighup, sighup_cb, SIGHUP);
     uv_timer_init(&s->loop.uv, &s->stop_poll);
     s->stop_poll.data = s;
-    return vs_supervisor_apply(s->sup, s->specs, s->nspecs);
+    *out = s;
+    return 0;
 }
 
-int vs_cmd_serve(struct vs_cmd_ctx *ctx)
+int vs_serve_apply(struct vs_serve *s, char *err, size_t err_size)
 {
-    static struct serve s; /* large (argv storage); one per process */
-    char err[VS_ERRMSG_SIZE + 512];
-    memset(&s, 0, sizeof(s));
-    s.ctx = ctx;
-    if (reload_config(&s, err, sizeof(err)) < 0) {
-        vs_cmd_error(ctx, "%s", err);
-        return VS_EXIT_USAGE;
+    int rc = build_specs(s, true, true, err, err_size);
+    if (rc == 0)
+        rc = vs_supervisor_apply(s->sup, s->specs, s->nspecs);
+    return rc;
+}
+
+int vs_serve_reload(struct vs_serve *s, char *err, size_t err_size)
+{
+    int rc = reload_config(s, err, err_size);
+    return rc < 0 ? rc : vs_serve_apply(s, err, err_size);
+}
+
+int vs_serve_set_extras(struct vs_serve *s, const struct vs_child_spec *extras, unsigned n)
+{
+    if (n > VS_SERVE_EXTRA_MAX)
+        return -E2BIG;
+    memcpy(s->extras, extras, n * sizeof(*extras));
+    s->nextras = n;
+    return 0;
+}
+
+unsigned vs_serve_child_count(const struct vs_serve *s)
+{
+    return s->nspecs;
+}
+
+const struct vs_config *vs_serve_config(const struct vs_serve *s)
+{
+    return &s->cfg;
+}
+
+const char *vs_serve_exe(const struct vs_serve *s)
+{
+    return s->exe;
+}
+
+struct vs_loop *vs_serve_loop(struct vs_serve *s)
+{
+    return &s->loop;
+}
+
+int vs_serve_run(struct vs_serve *s)
+{
+    vs_loop_run(&s->loop);
+    if (!s->stopping) { /* the loop ended on its own: stop the children too */
+        vs_serve_stop(s);
+        s->loop.stopping = false;
+        vs_loop_run(&s->loop);
     }
-    vs_log_set_process("serve");
-    int rc = serve_start(&s, err, sizeof(err));
-    if (rc < 0) {
-        vs_cmd_error(ctx, "%s", err);
-        vs_config_free(&s.cfg);
-        return rc == VS_ECONFIG ? VS_EXIT_USAGE : VS_EXIT_FAIL;
-    }
-    VS_INFO("serve", "running %u child(ren); SIGHUP reloads, SIGTERM stops", s.nspecs);
-    vs_loop_run(&s.loop);
-    uv_close((uv_handle_t *)&s.sighup, NULL);
-    uv_close((uv_handle_t *)&s.stop_poll, NULL);
-    vs_supervisor_close(s.sup);
-    rc = vs_loop_close(&s.loop);
-    vs_config_free(&s.cfg);
+    uv_close((uv_handle_t *)&s->sighup, NULL);
+    uv_close((uv_handle_t *)&s->stop_poll, NULL);
+    vs_supervisor_close(s->sup);
+    int rc = vs_loop_close(&s->loop);
+    vs_config_free(&s->cfg);
     return rc == 0 ? VS_EXIT_OK : VS_EXIT_FAIL;
 }
