@@ -35,9 +35,11 @@ fuzz: deps
 	$(call cmake_build,$(BUILD)/fuzz,-DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
 		-DVS_FUZZ=ON -DVS_FUZZ_SECONDS=$(FUZZ_SECONDS))
 
-# The main job. Until the local cluster exists it shows the command overview.
+# The main job: a whole cluster on this machine, served over NBD, until Ctrl-C.
+# Its files live in $(BUILD)/demo, so a second `make run` finds the same data.
+DEMO_ARGS ?=
 run: release
-	$(BUILD)/release/vstor/vstor --help
+	$(BUILD)/release/vstor/vstor demo --dir $(BUILD)/demo $(DEMO_ARGS)
 
 unit: asan
 	cd $(BUILD)/asan && ctest --output-on-failure -j $(JOBS) -L unit

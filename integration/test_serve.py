@@ -70,10 +70,11 @@ def test_serve_runs_restarts_reloads_and_stops(procs, vstor, tmp_path):
     serve.signal(signal.SIGHUP)
     wait_for(lambda: len(child_pids(serve, "mon.1")) >= 3, 20, what="the mon to come back")
     third = child_pids(serve, "mon.1")[-1]
+    wait_for(lambda: meta_ok(vstor, addr), 60, interval=0.5, what="the mon after SIGHUP")
     conf.write_text("{ not json")
     serve.signal(signal.SIGHUP)
     wait_for(lambda: "reload refused" in serve.log(), 10, what="the refusal")
-    assert alive(third)
+    assert alive(third), serve.log()
 
     # SIGTERM: every child stops, serve exits 0.
     serve.signal(signal.SIGTERM)

@@ -136,7 +136,11 @@ static int add_osds(struct vs_serve *s, char *err, size_t err_size)
             return VS_ECONFIG;
         }
         unsigned c = s->nspecs++, argc = 0;
-        snprintf(s->specs[c].name, sizeof(s->specs[c].name), "osd:%s", items[i]);
+        int len = snprintf(s->specs[c].name, sizeof(s->specs[c].name), "osd:%s", items[i]);
+        if (len < 0 || (size_t)len >= sizeof(s->specs[c].name)) {
+            snprintf(err, err_size, "device path too long: %.200s...", items[i]);
+            return VS_ECONFIG;
+        }
         int rc = spec_arg(s, c, &argc, "%s", s->exe);
         rc = rc ? rc : spec_arg(s, c, &argc, "osd");
         rc = rc ? rc : spec_arg(s, c, &argc, "--device=%s", items[i]);

@@ -23,7 +23,10 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define VS_CHILD_NAME_MAX 64
+#include <limits.h>
+
+/* Names must be unique: serve names OSD children after their device path. */
+#define VS_CHILD_NAME_MAX (PATH_MAX + 16)
 #define VS_CHILD_ARGV_MAX 32
 
 struct vs_child_spec {
