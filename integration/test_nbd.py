@@ -483,7 +483,9 @@ def test_sigterm_waits_for_a_write_under_way(export):
 
 def test_nbd_export_usage_errors(vstor, tmp_path, sockdir):
     r = vstor("nbd-export", "--socket", os.path.join(sockdir, "x"))
-    assert r.returncode == 2 and "nothing to serve: give --file PATH" in r.stderr
+    assert r.returncode == 2 and "nothing to serve: give --image NAME" in r.stderr
+    r = vstor("nbd-export", "--image", "x", "--file", tmp_path / "a.img")
+    assert r.returncode == 2 and "give only one of --image and --file" in r.stderr
     r = vstor("nbd-export", "--file", tmp_path / "missing.img")
     assert r.returncode == 1 and "missing.img: No such file or directory" in r.stderr
     img = tmp_path / "a.img"
@@ -529,7 +531,7 @@ def test_map_unmap_usage_errors(vstor, tmp_path):
     with open(img, "wb") as f:
         f.truncate(MiB)
     r = vstor("map")
-    assert r.returncode == 2 and "give --file PATH" in r.stderr
+    assert r.returncode == 2 and "nothing to serve" in r.stderr
     r = vstor("map", "--file", img, "--device", "/dev/sda")
     assert r.returncode == 2 and "not an nbd device" in r.stderr
     r = vstor("unmap")
