@@ -68,6 +68,11 @@ static int store_open(struct vs_osd *osd, const char *const *paths, unsigned n, 
     struct vs_store_config sc = {.durability = osd->store_lazy ? VS_STORE_LAZY
                                                                : VS_STORE_DURABLE_ACK,
                                  .expect_osd_id = 0,
+                                 /* Measured (docs/performance.md): with a drained fsync
+                                  * in every turn's batch, io_uring defers the next turn's
+                                  * writes and runs them on io-wq worker threads, which
+                                  * cost more CPU per write and added latency. */
+                                 .fsync_no_drain = true,
                                  .journal_checkpoint_pct =
                                      (uint32_t)osd->cfg->store_checkpoint_pct};
     for (int d = 0; d < VS_STORE_DEVS_MAX; d++)

@@ -151,9 +151,15 @@ static void timer_cb(uv_timer_t *t)
         return;
     struct vs_store_stats st;
     vs_store_get_stats(osd->store, &st);
-    json_t *j = json_pack("{s:I,s:I,s:o,s:o}", "size_bytes", (json_int_t)(st.block_count *
+    json_t *store = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "writes", (json_int_t)st.op_write,
+                              "fsyncs", (json_int_t)st.fsyncs, "checkpoints",
+                              (json_int_t)st.checkpoints, "journal_waits",
+                              (json_int_t)st.journal_waits, "bytes_user_written",
+                              (json_int_t)st.bytes_user_written, "bytes_disk_written",
+                              (json_int_t)st.bytes_disk_written);
+    json_t *j = json_pack("{s:I,s:I,s:o,s:o,s:o}", "size_bytes", (json_int_t)(st.block_count *
                           st.block_size), "free_bytes", (json_int_t)st.bytes_free, "ops",
-                          ops_json(osd), "inodes", inodes_json(ss));
+                          ops_json(osd), "inodes", inodes_json(ss), "store", store);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text)

@@ -25,6 +25,9 @@
  * first mismatches printed otherwise, 2 on usage errors.
  * --past-end: a read and a write that cross the image's end must fail with
  * -EINVAL; exit 0 if they do.
+ * --rand4k: no model, no check: 4 KiB writes at random 4 KiB-aligned offsets
+ * for --seconds at --depth, then "ops N" (the load of the OSD CPU benchmark,
+ * vstor/osd/bench/osd_bench.py).
  */
 #include "vstor.h"
 
@@ -57,7 +60,7 @@ struct ctx {
     uint64_t span, ops_target, ops_started, ops_done, seed, deadline_ms;
     unsigned depth;
     int rc;
-    bool past_end, writing;
+    bool past_end, writing, rand4k;
     uint8_t *model;
     struct slot slots[DEPTH_MAX];
     uint64_t rng;
@@ -132,7 +135,9 @@ static void write_cb(struct vstor_io *io, int rc)
         fail(x, s->discard ? "discard" : "write", io->offset, io->len, rc);
     } else {
         /* Acknowledged: this is what the image holds now. */
-        if (s->discard)
+        if (x->rand4k)
+            ;
+        else if (s->discard)
             memset(x->model + io->offset, 0, io->len);
         else
             memcpy(x->model + io->offset, s->buf, io->len);
@@ -149,6 +154,8 @@ static void write_cb(struct vstor_io *io, int rc)
             return stop(x);
         printf("wrote %" PRIu64 " ops\n", x->ops_done);
         fflush(stdout);
+        if (x->rand4k)
+            return stop(x);
         check_start(x);
     }
 }
@@ -156,6 +163,17 @@ static void write_cb(struct vstor_io *io, int rc)
 static void start_one(struct ctx *x, struct slot *s)
 {
     uint64_t off, len;
+    if (x->rand4k) {
+        s->discard = false;
+        s->io = (struct vstor_io){.offset = next_rand(&x->rng) % (x->span / 4096) * 4096,
+                                  .len = 4096, .buf = s->buf, .cb = write_cb, .ctx = s};
+        s->busy = true;
+        x->ops_started++;
+        int rc = vstor_write(x->img, &s->io);
+        if (rc < 0)
+            write_cb(&s->io, rc);
+        return;
+    }
     do {
         len = (next_rand(&x->rng) % (LEN_MAX / SECTOR) + 1) * SECTOR;
         if (next_rand(&x->rng) % 4 == 0) /* many small ones, like a VM */
@@ -320,8 +338,9 @@ static int parse_args(struct ctx *x, int argc, char **argv, const char **mon)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--past-end")) {
-            x->past_end = true;
+        if (!strcmp(a, "--past-end") || !strcmp(a, "--rand4k")) {
+            x->past_end |= !strcmp(a, "--past-end");
+            x->rand4k |= !strcmp(a, "--rand4k");
             continue;
         }
         if (!v)
@@ -363,7 +382,7 @@ int main(int argc, char **argv)
     if (parse_args(&x, argc, argv, &mon) < 0) {
         fprintf(stderr, "usage: osd_verify --mon ADDR --image NAME [--seconds S | --ops N] "
                         "[--depth D] [--seed X] [--span BYTES] [--save FILE] [--check FILE] "
-                        "[--base FILE] [--past-end]\n");
+                        "[--base FILE] [--past-end] [--rand4k]\n");
         return 2;
     }
     if (!x.ops_target && !x.deadline_ms)
