@@ -50,7 +50,7 @@ class Cluster:
         self.mons = []
         for i, addr in enumerate(self.addrs):
             self.mons.append(procs.start(
-                "mon", "--id", i + 1, "--address", addr, "--init", "--members", members,
+                "mon", "--id", i + 1, "--address", addr, "--members", members,
                 "--data-dir", tmp_path / f"m{i + 1}", "--mon-change-delay", "50ms",
                 "--mon-stats-interval", "1s",
                 "--mon-election-timeout", "300ms", "--mon-heartbeat-interval", "50ms",

@@ -93,3 +93,27 @@ def test_serve_bad_config(vstor, tmp_path):
     r = vstor("serve", "--config", conf)
     assert r.returncode == 2
     assert "nothing to run" in r.stderr
+
+
+def test_three_nodes_form_one_cluster(procs, vstor, tmp_path):
+    """Three serve instances with the same mon_address list and their own
+    serve_mon_id form one metadata cluster (not three)."""
+    addrs = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    serves = []
+    for i in range(3):
+        conf = tmp_path / f"node{i + 1}.conf"
+        write_conf(conf, mon_address=addrs, serve_mon_id=i + 1,
+                   data_dir=str(tmp_path / f"node{i + 1}"))
+        serves.append(procs.start("serve", "--config", conf, name=f"serve{i + 1}"))
+    joined = ",".join(addrs)
+    wait_for(lambda: meta_ok(vstor, joined), 60, interval=0.5, what="the metadata service")
+    def cluster_ids():
+        r = vstor("meta", "status", "--mon_address", joined, "--json", timeout=30)
+        members = json.loads(r.stdout) if r.returncode == 0 else []
+        return {m.get("cluster_id") for m in members} if len(members) == 3 else None
+    ids = wait_for(cluster_ids, 30, interval=0.5, what="the status of all three members")
+    assert len(ids) == 1 and None not in ids, f"members formed {len(ids)} clusters: {ids}"
+    for s in serves:
+        s.signal(signal.SIGTERM)
+    for s in serves:
+        assert s.wait(30) == 0

@@ -70,7 +70,7 @@ class Cluster:
     def start_mon(self, i):
         members = ",".join(f"{k + 1}={a}" for k, a in enumerate(self.mon_addrs))
         self.mons[i] = self.procs.start(
-            "mon", "--id", i + 1, "--address", self.mon_addrs[i], "--init", "--members", members,
+            "mon", "--id", i + 1, "--address", self.mon_addrs[i], "--members", members,
             "--data-dir", os.path.join(self.tmp, f"mon{i + 1}"), "--mon-change-delay", "50ms",
             "--mon-election-timeout", "500ms", "--mon-heartbeat-interval", "100ms",
             name=f"mon{i + 1}", prefix=self._prefix(self._mon_host(i)))

@@ -117,7 +117,6 @@ static int add_mon(struct vs_serve *s, char *err, size_t err_size)
     rc = rc ? rc : spec_arg(s, c, &argc, "mon");
     rc = rc ? rc : spec_arg(s, c, &argc, "--id=%llu", (unsigned long long)id);
     rc = rc ? rc : spec_arg(s, c, &argc, "--address=%s", items[id - 1]);
-    rc = rc ? rc : spec_arg(s, c, &argc, "--init");
     rc = rc ? rc : spec_arg(s, c, &argc, "--members=%s", members);
     rc = rc ? rc : pass_config(s, c, &argc, "mon");
     if (rc < 0)
