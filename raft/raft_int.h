@@ -488,6 +488,8 @@ bool raft__node_is_empty(const struct raft_node *n);
 int raft__node_bootstrap(struct raft_node *n, const struct vs_raft_member *members,
                          unsigned count);
 int raft__node_start(struct raft_node *n);
+/* The leader's connection closed and it stayed silent: elect now (raft checks). */
+void raft__node_leader_gone(struct raft_node *n, uint64_t leader_id, const char *leader_addr);
 void raft__node_receive(struct raft_node *n, uint64_t from_id, const char *from_addr,
                         const uint8_t *p, size_t len);
 /* Queues a proposal for this turn; *index is the log index it will get.

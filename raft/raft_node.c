@@ -21,6 +21,11 @@
  *      after a snapshot restore (whose data may be newer than its index).
  *  (5) Proposals of one turn go to raft as one RAFT_SUBMIT, so a turn costs
  *      one append and one AppendEntries per follower (STYLE B16).
+ *  (6) No commit separates an applied entry's changes from the applied_index
+ *      that counts it: the transaction is open before the first apply, and a
+ *      mid-turn commit (node rule 1) saves applied_index first. Otherwise a
+ *      crash in between would apply the entry again on restart (found by the
+ *      kill -9 failover benchmark: a duplicate history row).
  *
  * Memory handed to and from raft (raft.h is terse about it):
  *  - RAFT_SUBMIT entries: one raft_malloc'd batch for all of them; on success
@@ -131,6 +136,8 @@ static int persist_term_vote(struct raft_node *n)
 {
     int rc = raft__log_set_term_vote(&n->log, raft_current_term(&n->raft),
                                      raft_voted_for(&n->raft));
+    if (rc == 0 && n->sm_dirty)
+        rc = raft__sm_save(&n->sm); /* node rule 6 */
     if (rc == 0)
         rc = raft__db_commit(n->db); /* node rule 1 */
     return rc;
@@ -159,7 +166,9 @@ static int install_snapshot(struct raft_node *n, struct raft_update *u)
 {
     struct raft_snapshot_metadata *md = &u->snapshot.metadata;
     struct raft_buffer conf;
-    int rc = raft__sm_restore(&n->sm, u->snapshot.chunk.base, u->snapshot.chunk.len);
+    int rc = raft__db_begin(n->db); /* node rule 6: the restore and its index together */
+    if (rc == 0)
+        rc = raft__sm_restore(&n->sm, u->snapshot.chunk.base, u->snapshot.chunk.len);
     raft_free(u->snapshot.chunk.base);
     if (rc < 0) {
         VS_ERROR("meta", "snapshot %llu from the leader does not restore: %s", md->index,
@@ -293,7 +302,11 @@ static int apply_entry(struct raft_node *n, uint64_t idx, struct raft_log_entry 
 static int apply_committed(struct raft_node *n)
 {
     uint64_t commit = raft_commit_index(&n->raft);
-    int rc = 0;
+    /* Node rule 6: the changes of an entry and the applied_index that counts
+     * them share a transaction, so it opens before the first apply (outside
+     * one, SQLite would commit each statement - or the sm savepoint - alone,
+     * and a crash before the turn's commit would apply them twice). */
+    int rc = n->sm.applied_index < commit ? raft__db_begin(n->db) : 0;
     while (rc == 0 && n->sm.applied_index < commit && !n->fatal) {
         uint64_t idx = n->sm.applied_index + 1;
         struct raft_log_entry e;
@@ -322,8 +335,6 @@ static int apply_committed(struct raft_node *n)
             push_event(n, &ev);
         }
     }
-    if (rc == 0 && n->sm_dirty)
-        rc = raft__db_begin(n->db); /* applied_index is saved at commit */
     return rc == 0 ? maybe_snapshot(n) : rc;
 }
 
@@ -387,6 +398,23 @@ void raft__node_receive(struct raft_node *n, uint64_t from_id, const char *from_
     n->rx_entries = NULL;
     if (rc != 0 && !n->fatal)
         raft__node_fail(n, VS_ECORRUPT, "raft refused a message");
+    drain_events(n);
+}
+
+void raft__node_leader_gone(struct raft_node *n, uint64_t leader_id, const char *leader_addr)
+{
+    if (n->fatal || n->closing)
+        return;
+    uint64_t last = raft_last_index(&n->raft);
+    struct raft_message m = {.type = RAFT_TIMEOUT_NOW,
+                             .server_id = leader_id,
+                             .server_address = leader_addr};
+    m.timeout_now.term = raft_current_term(&n->raft);
+    m.timeout_now.last_log_index = last;
+    m.timeout_now.last_log_term = raft__log_term_of(&n->log, last);
+    struct raft_event ev = {.type = RAFT_RECEIVE, .receive.message = &m};
+    if (step(n, &ev) != 0 && !n->fatal)
+        raft__node_fail(n, VS_ECORRUPT, "raft refused to start an election");
     drain_events(n);
 }
 

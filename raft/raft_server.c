@@ -308,6 +308,7 @@ static void conn_frame(struct raft_conn *c, uint16_t type, const uint8_t *p, siz
     if (sc->kind == SC_CLIENT && type == RF_REQ) {
         srv_handle_request(s, sc, p, len);
     } else if (sc->kind == SC_PEER_IN && type == RF_RAFT) {
+        s->leader_rx_ms = srv_now(s);
         raft__node_receive(&s->node, sc->peer_id, sc->peer_addr, p, len);
     } else if (sc->kind == SC_PEER_IN && type == RF_RI_PING) {
         srv_ri_ping(s, sc, p, len);
@@ -328,6 +329,63 @@ static void conn_connected(struct raft_conn *c, int status)
         send_hello(sc->s, sc);
 }
 
+/* The leader's connection closed: most likely its process is gone (a crash
+ * closes its sockets at once). Rather than waiting out the election timeout,
+ * this member starts an election after twice the heartbeat interval (plus two
+ * more for each voter ranked before it, so they do not split the vote) - if
+ * nothing arrived from the leader meanwhile (a live leader reconnects and
+ * sends a heartbeat well within that). Raft itself still checks that we are a
+ * voter following that leader with a matching, durable log; starting an
+ * election early is always safe, it only costs a term if the leader lives. A
+ * partition closes no connection, so there the election timeout rules. */
+static void leader_conn_closed(struct meta_server *s, uint64_t peer_id)
+{
+    if (!s->node_open || s->fatal || raft_state(&s->node.raft) != RAFT_FOLLOWER)
+        return;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&s->node.raft, &lid, &laddr);
+    if (lid == 0 || lid != peer_id)
+        return;
+    const struct raft_configuration *conf = &s->node.raft.configuration;
+    unsigned rank = 0;
+    bool voter = false;
+    for (unsigned i = 0; i < conf->n; i++) {
+        if (conf->servers[i].role != RAFT_VOTER || conf->servers[i].id == lid)
+            continue;
+        if (conf->servers[i].id == s->opts.id)
+            voter = true;
+        else if (conf->servers[i].id < s->opts.id)
+            rank++;
+    }
+    if (!voter)
+        return;
+    uint64_t hb = s->opts.heartbeat_timeout_ms;
+    s->gone_leader = lid;
+    s->gone_at_ms = srv_now(s);
+    s->gone_check_ms = s->gone_at_ms + 2 * hb + rank * 2 * hb;
+}
+
+static void leader_gone_tick(struct meta_server *s)
+{
+    if (!s->gone_leader || srv_now(s) < s->gone_check_ms)
+        return;
+    uint64_t id = s->gone_leader;
+    s->gone_leader = 0;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&s->node.raft, &lid, &laddr);
+    if (raft_state(&s->node.raft) != RAFT_FOLLOWER || lid != id || s->leader_rx_ms >= s->gone_at_ms)
+        return;
+    char addr[VS_RAFT_ADDRESS_MAX + 1];
+    snprintf(addr, sizeof(addr), "%s", laddr ? laddr : "");
+    raft__node_leader_gone(&s->node, lid, addr);
+    bool started = raft_state(&s->node.raft) == RAFT_CANDIDATE;
+    s->quick_elections += started;
+    VS_INFO("meta", "the connection from leader %" PRIu64 " closed and it stayed silent: %s", id,
+            started ? "starting an election" : "raft declined an early election");
+}
+
 static void conn_closed(struct raft_conn *c)
 {
     struct srv_conn *sc = c->owner;
@@ -338,6 +396,8 @@ static void conn_closed(struct raft_conn *c)
         sc->prev->next = sc->next;
     else
         s->conns = sc->next;
+    if (sc->kind == SC_PEER_IN && !s->closing)
+        leader_conn_closed(s, sc->peer_id);
     if (sc->kind == SC_PEER_OUT && sc->peer && sc->peer->conn == sc) {
         struct srv_peer *p = sc->peer;
         p->conn = NULL;
@@ -526,6 +586,7 @@ static void tick_cb(uv_timer_t *t)
     srv_compact_tick(s);
     srv_mop_tick(s);
     srv_pending_tick(s);
+    leader_gone_tick(s);
 }
 
 void srv_status(struct meta_server *s, struct vs_raft_status *st)

@@ -693,6 +693,7 @@ int raft__sm_apply(struct raft_sm *sm, uint64_t index, const uint8_t *cmd, size_
         res->status = -EALREADY; /* a restored snapshot already holds it */
         return 0;
     }
+    VS_ASSERT(sm->db->in_txn); /* sm invariant 5: never committed apart from applied_index */
     struct vs_cursor c = vs_cursor_make((void *)cmd, len);
     uint8_t version = vs_rd_u8(&c), type = vs_rd_u8(&c);
     int rc = 0;
@@ -914,6 +915,7 @@ int raft__sm_restore(struct raft_sm *sm, const uint8_t *p, size_t len)
         rc = -EINVAL;
     if (rc < 0)
         return rc;
+    VS_ASSERT(sm->db->in_txn); /* sm invariant 5 */
     int src = sqlite3_exec(sm->db->h, "DELETE FROM kv; DELETE FROM ev; DELETE FROM lease", NULL,
                            NULL, NULL);
     if (src != SQLITE_OK)

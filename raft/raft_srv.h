@@ -170,10 +170,12 @@ struct meta_server {
     uint64_t compact_samples_ms[64], compact_samples_rev[64];
     unsigned n_samples;
     uint64_t last_sample_ms;
+    /* A quick election when the leader's connection closes (see leader_gone). */
+    uint64_t gone_leader, gone_at_ms, gone_check_ms, leader_rx_ms;
     bool fatal, closing;
     vs_raft_server_close_cb close_cb;
     void *close_ctx;
-    uint64_t client_requests, bad_frames;
+    uint64_t client_requests, bad_frames, quick_elections;
 };
 
 /* raft_server.c */

@@ -888,6 +888,16 @@ static void dispatch(struct meta_server *s, struct srv_conn *sc, const struct sr
         return;
     case RO_WATCH: {
         uint64_t first = 0;
+        raft_id lid = 0;
+        const char *laddr = NULL;
+        raft_leader(&s->node.raft, &lid, &laddr);
+        if (!is_leader(s) && lid != 0 && !(r->flags & VS_META_SERIALIZABLE)) {
+            /* A follower learns of a commit only with the leader's next message
+             * (up to a heartbeat later): send the watcher to the leader, which
+             * applies first. Without a leader, any member serves it. */
+            rc = VS_ENOTLEADER;
+            break;
+        }
         rc = srv_watch_add(s, sc, r->watch_id, r->key, r->key_len, r->end, r->end_len, r->rev,
                            NULL, NULL, &first);
         raft__buf_u64(&b, first); /* the client resumes from here if we go away */
