@@ -111,7 +111,7 @@ enum raft_req_op {
 struct raft_req {
     uint64_t id;
     uint8_t op;
-    uint8_t flags;   /* RO_RANGE: VS_META_SERIALIZABLE, VS_META_VOLATILE */
+    uint8_t flags;   /* RO_RANGE: SERIALIZABLE, VOLATILE; RO_WATCH: SERIALIZABLE */
     bool header_ok;  /* id is valid: an error can be answered */
     struct vs_meta_op range;
     struct raft_txn txn;

@@ -53,7 +53,10 @@
  *   - Watches: from a start revision, on a key or a range; events arrive in
  *     revision order, each revision whole, never skipping one. A start
  *     revision below the compaction revision fails with VS_ECOMPACTED. Any
- *     member serves watches from its applied state.
+ *     member can serve watches from its applied state; the client library
+ *     places them on the leader while there is one (a follower applies a
+ *     commit only with the leader's next message, up to a heartbeat later)
+ *     and on any member while there is none.
  *   - Compaction drops the history below a revision (the newest version of
  *     every live key is kept). The leader compacts automatically (see
  *     struct vs_raft_server_opts) or on request.
@@ -370,8 +373,8 @@ struct vs_meta_client_opts {
 /* Creates a client on loop. It connects lazily and follows the leader. */
 int vs_meta_client_create(uv_loop_t *loop, const struct vs_meta_client_opts *opts,
                           struct vs_meta_client **out);
-/* Fails every op in flight with -ECANCELED (their callbacks run before this
- * returns... never: they run from the loop, before cb), closes connections,
+/* Fails every op in flight with -ECANCELED (their callbacks run from the
+ * loop, never inside this call, and all before cb), closes the connections,
  * then calls cb; the client frees itself after cb returns. */
 void vs_meta_client_close(struct vs_meta_client *c, void (*cb)(void *ctx), void *ctx);
 enum vs_meta_service_state vs_meta_client_state(const struct vs_meta_client *c);
