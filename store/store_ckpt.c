@@ -32,14 +32,18 @@
 #include <string.h>
 
 /* Without progress (an unstable version can pin the journal until it is
- * stabilized) a checkpoint restarts only once a new operation arrived. */
+ * stabilized) a checkpoint restarts only once something changed after the
+ * last one started: an operation arrived or a record completed. */
 static bool ck_needed(struct vs_store *s)
 {
     if (s->ck.requested)
         return true;
+    /* Big writes (redirects) wait for the blocks a checkpoint frees: start
+     * one while half the free blocks remain, so writes go on beside it. */
+    bool blocks_low = s->ents_big && s->ents_big >= s->blocks_free;
     return s->ck.progress &&
            (s->wait_q.head || s->jused * 100 >= s->jsize * s->cfg.journal_checkpoint_pct ||
-            (uint64_t)s->ents_live * 2 >= s->ent_cap ||
+            (uint64_t)s->ents_live * 2 >= s->ent_cap || blocks_low ||
             (uint64_t)(s->pend_blocks_n + s->rb_blocks_n) * 2 >= s->pend_max);
 }
 
@@ -48,6 +52,7 @@ void store__ck_maybe_start(struct vs_store *s)
     if (s->ck.state != CK_IDLE || s->broken || s->cfg.readonly || !ck_needed(s))
         return;
     s->ck.requested = false;
+    s->ck.progress = false; /* what changes from now on may make the next one useful */
     s->ck.waiters = s->ck.waiters_next;
     s->ck.waiters_next = NULL;
     s->ck.error = 0;
@@ -56,13 +61,15 @@ void store__ck_maybe_start(struct vs_store *s)
     store__ck_step(s);
 }
 
-/* Requests an fsync of devs covering everything so far; returns the batch. */
+/* Requests an fsync of devs covering every record and checkpoint io completed
+ * so far (a plain batch: foreground ios do not wait for it); returns the
+ * batch to wait for. */
 static uint64_t ck_fsync(struct vs_store *s, unsigned devs)
 {
     s->dirty_devs |= devs;
-    bool busy = s->fsync_batch_inflight != 0;
-    store__request_fsync(s);
-    return busy ? s->fsync_issued + 1 : s->fsync_issued;
+    uint64_t before = s->fsync_issued;
+    store__request_fsync(s, true);
+    return s->fsync_issued != before ? s->fsync_issued : s->fsync_issued + 1;
 }
 
 static unsigned all_devs(struct vs_store *s)
@@ -218,6 +225,8 @@ static void ck_submit(struct vs_store *s, struct vs_disk_io *io, unsigned dev, u
     io->len = len;
     io->owner = s;
     s->ck.ios_inflight++;
+    store__count_io(s, dev == s->sb.layout.data_dev && off >= s->sb.layout.data_offset
+                           ? VS_STORE_IO_FLUSH : VS_STORE_IO_META, len);
     store__submit(s, io);
 }
 
@@ -331,7 +340,27 @@ static uint64_t page_offset(struct vs_store *s, uint64_t p, unsigned copy)
     return s->meta_pages_offset + (copy * s->page_count + p) * s->page_size;
 }
 
-/* Writes dirty pages to their other copy; true when all are issued. */
+/* How many pages from p on go in one write: consecutive pages whose newest
+ * copy is the same (so that they all go to the other copy, I3), starting and
+ * ending with a dirty page; a clean page between dirty ones is rewritten as
+ * it is, which keeps neighbouring pages in step for the next checkpoints. */
+#define CK_GAP_MAX 8u
+static uint32_t page_run(struct vs_store *s, uint32_t p)
+{
+    uint32_t run_max = (uint32_t)VS_MAX(1u, CK_RUN_BYTES / s->page_size);
+    bool copy = bit_get(s->page_copy, p);
+    uint32_t n = 1, dirty_end = 1;
+    while (n < run_max && p + n < s->page_count && n - dirty_end <= CK_GAP_MAX &&
+           bit_get(s->page_copy, p + n) == copy) {
+        if (bit_get(s->page_dirty, p + n))
+            dirty_end = n + 1;
+        n++;
+    }
+    return dirty_end;
+}
+
+/* Writes dirty pages to their other copy, consecutive pages merged into one
+ * io; true when all are issued. */
 static bool pages_issue(struct vs_store *s)
 {
     struct store_ck *ck = &s->ck;
@@ -339,17 +368,29 @@ static bool pages_issue(struct vs_store *s)
         uint32_t p = (uint32_t)ck->next_page;
         if (!bit_get(s->page_dirty, p))
             continue;
+        uint32_t n = page_run(s, p);
+        size_t len = (size_t)n * s->page_size;
+        if (ck->ios_inflight == 0)
+            ck->arena_used = 0;
         unsigned slot;
-        struct vs_disk_io *io = ck_io(s, &slot);
+        struct vs_disk_io *io = ck->arena_used + len <= store__ck_arena_size(s) ? ck_io(s, &slot)
+                                                                                 : NULL;
         if (!io)
-            return false;
-        uint8_t *buf = ck->page_bufs + (size_t)slot * s->page_size;
-        store__page_build(s, p, buf);
+            return false; /* a completion steps the machine again */
+        uint8_t *buf = ck->arena + ck->arena_used;
+        ck->arena_used += len;
         unsigned copy = !bit_get(s->page_copy, p);
-        s->page_copy[p / 8] = (uint8_t)(s->page_copy[p / 8] ^ (1u << (p % 8)));
-        s->page_dirty[p / 8] = (uint8_t)(s->page_dirty[p / 8] & ~(1u << (p % 8)));
-        s->pages_dirty--;
-        ck_submit(s, io, s->sb.layout.meta_dev, page_offset(s, p, copy), buf, s->page_size);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t q = p + i;
+            store__page_build(s, q, buf + (size_t)i * s->page_size);
+            s->page_copy[q / 8] = (uint8_t)(s->page_copy[q / 8] ^ (1u << (q % 8)));
+            if (bit_get(s->page_dirty, q)) {
+                s->page_dirty[q / 8] = (uint8_t)(s->page_dirty[q / 8] & ~(1u << (q % 8)));
+                s->pages_dirty--;
+            }
+        }
+        ck_submit(s, io, s->sb.layout.meta_dev, page_offset(s, p, copy), buf, (uint32_t)len);
+        ck->next_page += n - 1;
     }
     return true;
 }
@@ -381,7 +422,8 @@ static void ckpt_issue_at(struct vs_store *s, uint64_t pos, uint64_t seq, uint32
     struct vs_disk_io *io = ck_io(s, &slot);
     VS_ASSERT(io != NULL);
     struct store_ckpt c = {s->ckpt_seq + 1, pos, seq, prev, s->synced_seq};
-    uint8_t *buf = s->ck.page_bufs + (size_t)slot * s->page_size;
+    s->ck.block_synced = c.synced_seq; /* what the block says, once durable (I8) */
+    uint8_t *buf = s->ck.ckpt_buf;
     store__ckpt_encode(&c, buf);
     const struct vs_store_layout *l = &s->sb.layout;
     /* Never over the newest valid block (I4): a torn write must leave it. */
@@ -401,16 +443,16 @@ static void ck_mark_done(struct vs_store *s)
 {
     s->ckpt_seq++;
     s->ckpt_slot ^= 1u;
-    s->ckpt_synced = s->synced_seq;
+    s->ckpt_synced = s->ck.block_synced;
 }
 
 static void ck_done(struct vs_store *s)
 {
     s->ckpt_seq++;
     s->ckpt_slot ^= 1u;
-    s->ckpt_synced = s->synced_seq;
-    s->ck.progress = s->ck.new_start_seq != s->start_seq || s->ck.pend_frozen_blocks ||
-                     s->ck.pend_frozen_tombs;
+    s->ckpt_synced = s->ck.block_synced;
+    s->ck.progress |= s->ck.new_start_seq != s->start_seq || s->ck.pend_frozen_blocks ||
+                      s->ck.pend_frozen_tombs;
     uint64_t dist = (s->ck.new_start_pos + s->jsize - s->jstart) % s->jsize;
     if (s->ck.new_start_seq == s->next_seq)
         s->jused = 0;
@@ -495,6 +537,25 @@ static bool ck_mark_step(struct vs_store *s)
     return true;
 }
 
+/* Records made durable since the last apply (by the previous checkpoint's
+ * last fsync, or group commit) are enough for an automatic checkpoint: it
+ * skips its own fsync. A requested one makes everything completed durable
+ * first. Then the durable records become the base (I10). */
+static bool ck_fsync1_step(struct vs_store *s)
+{
+    struct store_ck *ck = &s->ck;
+    if (!ck->fsync_wait && (ck->waiters || s->synced_seq <= ck->applied_synced)) {
+        ck->fsync_wait = ck_fsync(s, all_devs(s));
+        return true;
+    }
+    if (s->fsync_done < ck->fsync_wait)
+        return false;
+    ck->applied_synced = s->synced_seq;
+    apply_all(s);
+    VS_DASSERT(store__invariants(s));
+    return ck_barrier(s, CK_BARRIER1);
+}
+
 /* One transition; returns false when the machine must wait for an event. */
 static bool ck_advance(struct vs_store *s)
 {
@@ -503,15 +564,7 @@ static bool ck_advance(struct vs_store *s)
     case CK_IDLE:
         return false;
     case CK_FSYNC1:
-        if (!ck->fsync_wait) {
-            ck->fsync_wait = ck_fsync(s, all_devs(s));
-            return true;
-        }
-        if (s->fsync_done < ck->fsync_wait)
-            return false;
-        apply_all(s);
-        VS_DASSERT(store__invariants(s));
-        return ck_barrier(s, CK_BARRIER1);
+        return ck_fsync1_step(s);
     case CK_BARRIER1:
         if (s->barriers_done < ck->barrier_ticket)
             return false;
@@ -523,6 +576,8 @@ static bool ck_advance(struct vs_store *s)
     case CK_FLUSH:
         if (!flush_issue(s) || ck->ios_inflight)
             return false;
+        if (ck->flush_n == 0) /* nothing written in place: nothing to fsync */
+            return ck_barrier(s, CK_BARRIER2);
         ck->fsync_wait = ck_fsync(s, 1u << s->sb.layout.data_dev);
         ck->state = CK_FSYNC2;
         return true;

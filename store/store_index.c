@@ -219,6 +219,10 @@ void store__ent_retire(struct vs_store *s, uint32_t ei)
     s->ents[ei].flags |= EF_ZOMBIE;
     s->zlist[s->zn_cur++] = ei;
     s->ents_live--;
+    if (s->ents[ei].kind == ENT_BIG) {
+        VS_ASSERT(s->ents_big > 0);
+        s->ents_big--;
+    }
 }
 
 /* Frees the zombies that were retired before the last completed barrier. */

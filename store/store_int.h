@@ -154,7 +154,9 @@ enum ck_state {
     CK_BARRIER3,
 };
 
-#define CK_IOS 64
+#define CK_IOS 128               /* checkpoint ios in flight */
+#define CK_RUN_BYTES (1u << 20)  /* largest merged write of consecutive pages */
+#define CK_ARENA_BYTES (4u << 20) /* page buffers of the ios in flight */
 
 struct store_ck {
     enum ck_state state;
@@ -171,9 +173,28 @@ struct store_ck {
     uint64_t new_start_pos, new_start_seq;
     uint32_t new_start_prev_crc;
     struct vs_disk_io ios[CK_IOS];
-    uint8_t *page_bufs; /* CK_IOS pages */
+    uint8_t *arena;     /* page runs being written: ck_arena_size(s) bytes */
+    size_t arena_used;  /* reset when no checkpoint io is in flight */
+    uint8_t *ckpt_buf;  /* the checkpoint block */
+    uint64_t applied_synced; /* synced_seq the last apply used */
+    uint64_t block_synced;   /* synced_seq in the checkpoint block being written */
     struct vs_store_op *waiters; /* vs_store_checkpoint callers */
     struct vs_store_op *waiters_next; /* arrived during a running checkpoint */
+};
+
+/* ---- merged journal writes (store_io.c) --------------------------------- */
+
+/* Records laid out back to back in one loop turn go to the disk as one
+ * write: a run. The turn's first record is written alone at once (so the
+ * disk has an io queued and runs the submit hook); the records after it
+ * gather in the open run, which the hook submits. */
+#define JRUN_MAX 32                 /* runs in flight */
+#define JRUN_BYTES_MAX (1u << 20)   /* largest merged write */
+
+struct store_jrun {
+    struct vs_disk_io io;
+    struct vs_store_op *head, *tail; /* its records' ops, linked by p.jnext */
+    bool busy;
 };
 
 /* ---- the store ---------------------------------------------------------- */
@@ -212,6 +233,7 @@ struct vs_store {
     /* entries */
     struct store_entry *ents;
     uint32_t ent_cap, ent_free, ents_live;
+    uint32_t ents_big; /* live big-write entries: blocks a checkpoint may free */
     uint32_t zombies, zombies_pending; /* lists linked through .next? no: via obj */
     uint32_t *zlist;                   /* zombie indices: [0,zn) current, [zn,..) */
     uint32_t zn_cur, zn_pend;
@@ -241,7 +263,8 @@ struct vs_store {
     /* durability */
     uint64_t fsync_issued, fsync_done;
     unsigned dirty_devs;   /* devices written since the last fsync batch */
-    bool fsync_wanted;     /* issue a batch at the next hook / completion */
+    bool fsync_wanted;     /* acks wait: a draining batch at the next hook / completion */
+    bool fsync_wanted_plain; /* the checkpoint or a sync waits: any batch will do */
     unsigned fsync_ios_inflight;
     uint64_t fsync_batch_inflight; /* batch number in flight, 0 none */
     struct vs_disk_io fsync_ios[VS_STORE_DEVS_MAX];
@@ -252,6 +275,9 @@ struct vs_store {
     struct vs_disk_io nop_io;
     bool nop_inflight;
     struct vs_disk_io *retry_head, *retry_tail; /* ios the disk refused (-EAGAIN) */
+    struct store_jrun jruns[JRUN_MAX];
+    struct store_jrun *jrun_open; /* gathering this turn's records */
+    bool turn_io;                 /* an io reached the disk since the last hook */
     /* reads */
     uint32_t rgen;
     uint32_t reads[2];
@@ -317,12 +343,17 @@ void store__rollback_obj(struct vs_store *s, uint32_t oi, uint64_t version, bool
 void store__defer(struct vs_store *s, struct vs_store_op *op);
 uint64_t store__barrier_request(struct vs_store *s);
 void store__barrier_check(struct vs_store *s);
-void store__issue_fsync(struct vs_store *s);
+void store__issue_fsync(struct vs_store *s, bool drain);
 void store__ent_link(struct vs_store *s, uint32_t oi, uint32_t ei);
 void store__ck_maybe_start(struct vs_store *s);
-void store__submit(struct vs_store *s, struct vs_disk_io *io);
+bool store__submit(struct vs_store *s, struct vs_disk_io *io);
+static inline void store__count_io(struct vs_store *s, enum vs_store_io_area area, uint64_t len)
+{
+    s->st.io_count[area]++;
+    s->st.io_bytes[area] += len;
+}
 void store__hook(void *ctx);
-void store__request_fsync(struct vs_store *s);
+void store__request_fsync(struct vs_store *s, bool plain);
 void store__complete(struct vs_store *s, struct vs_store_op *op, int result);
 void store__set_broken(struct vs_store *s, int err, const char *what);
 void store__kick_waiters(struct vs_store *s);
@@ -332,6 +363,10 @@ void store__ck_step(struct vs_store *s);
 void store__ck_fsync_done(struct vs_store *s);
 void store__page_build(struct vs_store *s, uint64_t page_no, uint8_t *buf);
 void store__ck_compute_start(struct vs_store *s);
+static inline size_t store__ck_arena_size(const struct vs_store *s)
+{
+    return VS_MAX((size_t)CK_ARENA_BYTES, 2 * (size_t)s->page_size);
+}
 
 /* store_open.c helpers shared with the checker */
 int store__sync_io(struct vs_disk *d, int opcode, unsigned dev, uint64_t off, void *buf,

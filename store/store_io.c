@@ -83,15 +83,18 @@ void store__complete(struct vs_store *s, struct vs_store_op *op, int result)
 
 static void mark_submitted(struct vs_store *s, struct vs_disk_io *io);
 
-void store__submit(struct vs_store *s, struct vs_disk_io *io)
+/* Hands io to the disk, or queues it until the disk has room; true when the
+ * disk took it now (it then runs the submit hook before starting it). */
+bool store__submit(struct vs_store *s, struct vs_disk_io *io)
 {
     if (io->opcode == VS_DISK_WRITE)
         s->dirty_devs |= 1u << io->dev;
     if (io->opcode == VS_DISK_WRITE)
         s->st.bytes_disk_written += io->len;
     if (!s->retry_head && s->disk->ops->submit(s->disk, io) == 0) {
+        s->turn_io = true;
         mark_submitted(s, io);
-        return;
+        return true;
     }
     io->next = NULL;
     if (s->retry_tail)
@@ -99,6 +102,7 @@ void store__submit(struct vs_store *s, struct vs_disk_io *io)
     else
         s->retry_head = io;
     s->retry_tail = io;
+    return false;
 }
 
 static void retry_flush(struct vs_store *s)
@@ -110,6 +114,7 @@ static void retry_flush(struct vs_store *s)
         s->retry_head = io->next;
         if (!s->retry_head)
             s->retry_tail = NULL;
+        s->turn_io = true;
         mark_submitted(s, io);
     }
 }
@@ -157,23 +162,30 @@ static void advance_marks(struct vs_store *s)
 
 static void op_io0_cb(struct vs_disk_io *io, int res);
 static void op_io1_cb(struct vs_disk_io *io, int res);
+static void jrun_cb(struct vs_disk_io *io, int res);
 
 /* p.state counts the op's ios: low byte still to submit, next byte still to
  * complete. When all are submitted (completed) the record is marked so. */
-static void mark_submitted(struct vs_store *s, struct vs_disk_io *io)
+static void op_mark_submitted(struct vs_store *s, struct vs_store_op *op)
 {
-    struct vs_store_op *op;
-    if (io->cb == op_io0_cb)
-        op = VS_CONTAINER_OF(io, struct vs_store_op, p.io[0]);
-    else if (io->cb == op_io1_cb)
-        op = VS_CONTAINER_OF(io, struct vs_store_op, p.io[1]);
-    else
-        return;
     VS_ASSERT(op->p.state & 0xff);
     op->p.state--;
     if ((op->p.state & 0xff) == 0) {
         *rec_st(s, op->p.seq) |= 1;
         advance_marks(s);
+    }
+}
+
+static void mark_submitted(struct vs_store *s, struct vs_disk_io *io)
+{
+    if (io->cb == op_io0_cb) {
+        op_mark_submitted(s, VS_CONTAINER_OF(io, struct vs_store_op, p.io[0]));
+    } else if (io->cb == op_io1_cb) {
+        op_mark_submitted(s, VS_CONTAINER_OF(io, struct vs_store_op, p.io[1]));
+    } else if (io->cb == jrun_cb) {
+        struct store_jrun *r = VS_CONTAINER_OF(io, struct store_jrun, io);
+        for (struct vs_store_op *op = r->head; op; op = op->p.jnext)
+            op_mark_submitted(s, op);
     }
 }
 
@@ -190,7 +202,18 @@ static void process_acks(struct vs_store *s)
         store__complete(s, op, 0);
     }
     if (s->sync_q.head)
-        s->fsync_wanted = true;
+        s->fsync_wanted_plain = true;
+}
+
+/* Issues the batch someone waits for, if none is in flight. */
+static void fsync_next(struct vs_store *s)
+{
+    if (s->fsync_batch_inflight || s->broken || s->in_hook)
+        return;
+    if (s->fsync_wanted)
+        store__issue_fsync(s, !s->cfg.fsync_no_drain);
+    else if (s->fsync_wanted_plain)
+        store__issue_fsync(s, false);
 }
 
 static void fsync_cb(struct vs_disk_io *io, int res)
@@ -209,25 +232,31 @@ static void fsync_cb(struct vs_disk_io *io, int res)
     process_acks(s);
     if (s->ck.state != CK_IDLE)
         store__ck_step(s);
-    if (s->fsync_wanted && !s->broken)
-        store__issue_fsync(s);
+    fsync_next(s);
     retry_flush(s);
 }
 
 /* Issues one fsync batch (one fsync per written device) unless one is in
- * flight. With nothing to fsync the batch is a NOP, still ordered. */
-void store__issue_fsync(struct vs_store *s)
+ * flight. With nothing to fsync the batch is a NOP, still ordered.
+ * A draining batch (the group commit of durable acks) starts after every io
+ * submitted before it and covers those records; a plain one (what the
+ * checkpoint and vs_store_sync need) covers only the records completed
+ * before it and stalls nothing. */
+void store__issue_fsync(struct vs_store *s, bool drain)
 {
     if (s->fsync_batch_inflight || s->broken)
         return;
-    s->fsync_wanted = false;
-    bool drain = !s->cfg.fsync_no_drain;
     s->batch_covers = drain ? s->oldest_unsubmitted : s->oldest_incomplete;
+    s->fsync_wanted_plain = false;
+    /* Acks of records the batch does not cover need the next one. */
+    s->fsync_wanted = s->ack_q.tail && s->ack_q.tail->p.seq >= s->batch_covers;
     s->fsync_batch_inflight = ++s->fsync_issued;
     /* With DRAIN the batch covers exactly the ios submitted before it; without,
-     * a record submitted earlier may complete later, so fsync every device. */
+     * a record submitted earlier may complete later, so fsync every device
+     * (and leave dirty_devs to the next draining batch). */
     unsigned devs = drain ? s->dirty_devs : (1u << s->disk->dev_count) - 1;
-    s->dirty_devs = 0;
+    if (drain)
+        s->dirty_devs = 0;
     unsigned n = 0;
     for (unsigned d = 0; d < s->disk->dev_count; d++) {
         if (!(devs & (1u << d)) || s->cfg.fsync_disabled[d])
@@ -247,27 +276,39 @@ void store__issue_fsync(struct vs_store *s)
         s->fsync_ios[i].cb = fsync_cb;
         s->fsync_ios[i].owner = s;
         s->fsync_ios[i].flags = drain ? VS_DISK_DRAIN : 0;
+        if (s->fsync_ios[i].opcode == VS_DISK_FSYNC)
+            store__count_io(s, VS_STORE_IO_FSYNC, 0);
         store__submit(s, &s->fsync_ios[i]);
     }
 }
 
-/* Asks for a batch covering everything submitted so far; issued now unless
- * one is in flight (then from its completion). */
-void store__request_fsync(struct vs_store *s)
+/* Asks for a batch covering the records completed so far (plain) or, in
+ * fsync_no_drain mode, for the acks; issued now unless one is in flight
+ * (then from its completion). */
+void store__request_fsync(struct vs_store *s, bool plain)
 {
-    s->fsync_wanted = true;
-    if (!s->fsync_batch_inflight && !s->in_hook)
-        store__issue_fsync(s);
+    if (plain)
+        s->fsync_wanted_plain = true;
+    else
+        s->fsync_wanted = true;
+    fsync_next(s);
 }
 
-/* The group-commit point: runs just before the turn's ios go to the disk. */
+static void jrun_flush(struct vs_store *s);
+
+/* The group-commit point: runs just before the turn's ios go to the disk.
+ * The turn's gathered records go out as one write, then one draining fsync
+ * covers them and every other io of the turn. */
 void store__hook(void *ctx)
 {
     struct vs_store *s = ctx;
-    if (s->in_hook || !s->fsync_wanted || s->fsync_batch_inflight || s->cfg.fsync_no_drain)
+    if (s->in_hook)
         return;
     s->in_hook = true;
-    store__issue_fsync(s);
+    jrun_flush(s);
+    if (s->fsync_wanted && !s->fsync_batch_inflight && !s->cfg.fsync_no_drain)
+        store__issue_fsync(s, true);
+    s->turn_io = false; /* what the hook submitted goes out with this turn */
     s->in_hook = false;
 }
 
@@ -304,6 +345,7 @@ void store__ent_link(struct vs_store *s, uint32_t oi, uint32_t ei)
     e->obj = oi;
     e->next = s->objs[oi].dirty;
     s->objs[oi].dirty = ei;
+    s->ents_big += e->kind == ENT_BIG;
     if (!(e->flags & EF_STABLE)) {
         s->unstable_count++;
         s->jreserved += SECTOR;
@@ -343,6 +385,7 @@ void store__rollback_obj(struct vs_store *s, uint32_t oi, uint64_t version, bool
                 s->blocks_free++;
                 s->block_owner[e->block] = NONE32;
             }
+            s->ents_big -= e->kind == ENT_BIG;
             e->kind = ENT_FREE;
             e->next = s->ent_free;
             s->ent_free = ei;
@@ -388,6 +431,83 @@ static uint8_t *rec_begin(struct vs_store *s, uint64_t pos, uint32_t type, uint3
     return p + REC_HDR_SIZE;
 }
 
+/* ---- merged journal writes ---------------------------------------------- */
+
+static void op_io_done(struct vs_store_op *op, int res, const char *what);
+
+static struct store_jrun *jrun_get(struct vs_store *s)
+{
+    for (unsigned i = 0; i < JRUN_MAX; i++) {
+        if (!s->jruns[i].busy) {
+            s->jruns[i].busy = true;
+            return &s->jruns[i];
+        }
+    }
+    return NULL;
+}
+
+/* Submits the open run; a run of one record goes as that record's own io. */
+static void jrun_flush(struct vs_store *s)
+{
+    struct store_jrun *r = s->jrun_open;
+    if (!r)
+        return;
+    s->jrun_open = NULL; /* before submitting: the disk may run the hook */
+    if (r->head == r->tail) {
+        r->busy = false;
+        store__count_io(s, VS_STORE_IO_JOURNAL, r->head->p.io[0].len);
+        store__submit(s, &r->head->p.io[0]);
+        return;
+    }
+    store__count_io(s, VS_STORE_IO_JOURNAL, r->io.len);
+    store__submit(s, &r->io);
+}
+
+static void jrun_cb(struct vs_disk_io *io, int res)
+{
+    struct store_jrun *r = VS_CONTAINER_OF(io, struct store_jrun, io);
+    struct vs_store_op *op = r->head;
+    r->busy = false;
+    while (op) {
+        struct vs_store_op *next = op->p.jnext; /* op may be reused from its cb */
+        op_io_done(op, res, "journal write");
+        op = next;
+    }
+}
+
+/* Sends the record's journal io: alone when it is the turn's first io (the
+ * disk then has one queued, so the submit hook will run), else gathered into
+ * the open run if it continues it, else into a new run. */
+static void journal_send(struct vs_store *s, struct vs_store_op *op)
+{
+    struct vs_disk_io *io = &op->p.io[0];
+    struct store_jrun *r = s->jrun_open;
+    op->p.jnext = NULL;
+    if (r && r->io.dev == io->dev && r->io.offset + r->io.len == io->offset &&
+        r->io.len + io->len <= JRUN_BYTES_MAX) {
+        r->tail->p.jnext = op;
+        r->tail = op;
+        r->io.len += io->len;
+        return;
+    }
+    jrun_flush(s);
+    if (s->turn_io && (r = jrun_get(s)) != NULL) {
+        memset(&r->io, 0, sizeof(r->io));
+        r->io.cb = jrun_cb;
+        r->io.opcode = VS_DISK_WRITE;
+        r->io.dev = io->dev;
+        r->io.offset = io->offset;
+        r->io.buf = io->buf;
+        r->io.len = io->len;
+        r->io.owner = s;
+        r->head = r->tail = op;
+        s->jrun_open = r;
+        return;
+    }
+    store__count_io(s, VS_STORE_IO_JOURNAL, io->len);
+    store__submit(s, io);
+}
+
 /* Seals the record and sends it (and the op's data io, if prepared). */
 static void rec_send(struct vs_store *s, struct vs_store_op *op, uint64_t pos, uint32_t len,
                      uint32_t hdr_len, unsigned nios)
@@ -409,9 +529,11 @@ static void rec_send(struct vs_store *s, struct vs_store_op *op, uint64_t pos, u
         q_push(&s->ack_q, op);
         s->fsync_wanted = true;
     }
-    store__submit(s, io);
-    if (nios > 1)
+    journal_send(s, op);
+    if (nios > 1) {
+        store__count_io(s, VS_STORE_IO_DATA, op->p.io[1].len);
         store__submit(s, &op->p.io[1]);
+    }
 }
 
 static void op_io_done(struct vs_store_op *op, int res, const char *what)
@@ -427,6 +549,7 @@ static void op_io_done(struct vs_store_op *op, int res, const char *what)
         return;
     *rec_st(s, op->p.seq) |= 2;
     advance_marks(s);
+    s->ck.progress = true; /* a checkpoint may now make this record durable */
     s->max_completed_seq = VS_MAX(s->max_completed_seq, op->p.seq);
     struct store_entry *e = op->p.entry ? &s->ents[op->p.entry] : NULL;
     if (e && e->seq == op->p.seq && !(e->flags & EF_ZOMBIE) && op->result >= 0)
@@ -441,7 +564,7 @@ static void op_io_done(struct vs_store_op *op, int res, const char *what)
     } else {
         process_acks(s);
         if (s->cfg.fsync_no_drain && op->p.seq >= s->synced_seq)
-            store__request_fsync(s); /* covers the records completed so far */
+            store__request_fsync(s, false); /* covers the records completed so far */
     }
     retry_flush(s);
 }
@@ -849,6 +972,6 @@ int vs_store_sync(struct vs_store *s, struct vs_store_op *op)
         return 0;
     }
     q_push(&s->sync_q, op);
-    store__request_fsync(s);
+    store__request_fsync(s, true);
     return 0;
 }

@@ -387,10 +387,12 @@ int store__setup_geometry(struct vs_store *s)
     s->page_copy = calloc((s->page_count + 7) / 8, 1);
     s->page_dirty = calloc((s->page_count + 7) / 8, 1);
     s->jbuf = store__aligned_alloc(s->jsize);
-    s->ck.page_bufs = store__aligned_alloc((size_t)CK_IOS * s->page_size);
+    s->ck.arena = store__aligned_alloc(store__ck_arena_size(s));
+    s->ck.ckpt_buf = store__aligned_alloc(CKPT_SIZE);
     if (s->ncsum)
         s->jcrc = calloc(s->jsize / SECTOR, sizeof(uint32_t));
-    if (!s->page_copy || !s->page_dirty || !s->jbuf || !s->ck.page_bufs || (s->ncsum && !s->jcrc))
+    if (!s->page_copy || !s->page_dirty || !s->jbuf || !s->ck.arena || !s->ck.ckpt_buf ||
+        (s->ncsum && !s->jcrc))
         return -ENOMEM;
     return store__index_alloc(s);
 }
@@ -542,7 +544,8 @@ void store__free(struct vs_store *s)
     free(s->page_dirty);
     free(s->jbuf);
     free(s->jcrc);
-    free(s->ck.page_bufs);
+    free(s->ck.arena);
+    free(s->ck.ckpt_buf);
     free(s);
 }
 

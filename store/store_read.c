@@ -269,6 +269,7 @@ int vs_store_read(struct vs_store *s, struct vs_store_op *op)
                      op->offset;
         io->buf = op->buf;
         io->len = op->len;
+        store__count_io(s, VS_STORE_IO_READ, op->len);
     } else {
         io->cb = read_nop_cb;
         io->opcode = VS_DISK_NOP;

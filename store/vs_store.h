@@ -287,7 +287,7 @@ struct vs_store_op {
     /* private: the store's, until cb runs */
     struct {
         struct vs_disk_io io[2];
-        struct vs_store_op *next;
+        struct vs_store_op *next, *jnext;
         struct vs_store *store;
         uint64_t start_version, base_version, fsync_gen, seq;
         uint32_t entry, base_block, obj, state;
@@ -359,6 +359,17 @@ struct vs_store_jrec {
 long vs_store_dump_journal(struct vs_store *s, void (*fn)(void *ctx, const struct vs_store_jrec *r),
                            void *ctx);
 
+/* Areas of the io accounting in struct vs_store_stats. */
+enum vs_store_io_area {
+    VS_STORE_IO_JOURNAL, /* journal record writes (headers and small-write data) */
+    VS_STORE_IO_DATA,    /* big-write data into fresh blocks */
+    VS_STORE_IO_FLUSH,   /* checkpoint: journal data copied in place */
+    VS_STORE_IO_META,    /* checkpoint: metadata pages and checkpoint blocks */
+    VS_STORE_IO_READ,    /* reads of data blocks */
+    VS_STORE_IO_FSYNC,   /* fsyncs (bytes 0) */
+    VS_STORE_IO_AREAS
+};
+
 struct vs_store_stats {
     uint64_t block_size, block_count, blocks_used, blocks_free;
     uint64_t bytes_used, bytes_free;
@@ -368,6 +379,8 @@ struct vs_store_stats {
     uint64_t op_read, op_write, op_delete, op_sync, op_stabilize, op_rollback, op_list;
     uint64_t fsyncs, checkpoints, journal_waits, journal_replayed;
     uint64_t bytes_user_written, bytes_disk_written;
+    /* Every io the store issued since open, by area: ios and bytes. */
+    uint64_t io_count[VS_STORE_IO_AREAS], io_bytes[VS_STORE_IO_AREAS];
     uint64_t ram_index_bytes; /* object table + hash + per-block arrays, no checksums */
     uint64_t ram_csum_bytes;  /* in-memory data checksums */
     bool broken;

@@ -191,6 +191,7 @@ static const struct vs_cmd_opt disk_bench_opts[] = {
     {"size", "SIZE", "bytes of FILE to use (default 2G); FILE is formatted", false},
     {"runtime", "SECONDS", "seconds per test (default 10)", false},
     {"fio-suite", "PATH", "also run fio-suite.sh raw on FILE and print ratios", false},
+    {"shapes", "LIST", "only these tests (comma-separated fio-suite names; store only)", false},
     {"cpu-writes", "N", "instead: N durable 4 KiB writes on the simulated disk, CPU per write",
      false},
     {"ram-objects", "N", "instead: RAM per object with N objects (simulated disk)", false},

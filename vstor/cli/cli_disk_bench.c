@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define SLOTS_MAX 1024
+#define BENCH_RAMP_S 2.0 /* unmeasured warm-up per shape, as fio-suite.sh's ramp_time */
 
 struct bslot {
     struct vs_store_op op;
@@ -146,17 +147,35 @@ static void shape(struct bench *b, bool write, bool random, uint32_t len, uint32
     b->depth = VS_MIN(depth * b->per_io, (uint32_t)SLOTS_MAX);
 }
 
+/* What the store issued during one shape, per operation and per area. */
+static void print_io(const struct fig *f, const struct vs_store_stats *s0,
+                     const struct vs_store_stats *s1, double ops)
+{
+    static const char *const area[VS_STORE_IO_AREAS] = {"journal", "data", "flush", "meta",
+                                                        "read", "fsync"};
+    printf("  %s: per op:", f->name);
+    for (int a = 0; a < VS_STORE_IO_AREAS; a++) {
+        uint64_t n = s1->io_count[a] - s0->io_count[a];
+        uint64_t bytes = s1->io_bytes[a] - s0->io_bytes[a];
+        if (n)
+            printf(" %s %.3f io %.1f KiB", area[a], (double)n / ops, (double)bytes / ops / 1024);
+    }
+    printf("; checkpoints %" PRIu64 ", journal waits %" PRIu64 "\n",
+           s1->checkpoints - s0->checkpoints, s1->journal_waits - s0->journal_waits);
+}
+
 static void measure(struct bench *b, struct fig *f, double secs, bool q1)
 {
     struct vs_store_stats s0, s1;
+    run_shape(b, BENCH_RAMP_S, 0); /* as fio's ramp_time: not measured */
     vs_store_get_stats(b->dc->store, &s0);
     double ops = run_shape(b, secs, 0);
     vs_store_get_stats(b->dc->store, &s1);
     f->iops = ops / b->per_io;
     f->mbs = ops * b->io_len / 1e6;
     f->lat_us = q1 ? 1e6 / ops : 0;
-    if (b->write && !b->random)
-        return;
+    if (!b->sim)
+        print_io(f, &s0, &s1, (double)b->done_ops);
     uint64_t user = s1.bytes_user_written - s0.bytes_user_written;
     uint64_t disk = s1.bytes_disk_written - s0.bytes_disk_written;
     if (b->write && user)
@@ -184,32 +203,46 @@ static void reopen(struct bench *b, enum vs_store_durability mode)
     }
 }
 
-/* The Q1 write is durable on ack (group commit), like fio's --fsync=1; the
- * other shapes are lazy (durable at sync), like fio-suite.sh's, which never
- * syncs them. */
-static void run_suite(struct bench *b, struct fig *f, double secs)
+/* The six shapes of fio-suite.sh, in its order. The Q1 write is durable on
+ * ack (group commit), like fio's --fsync=1; the other shapes are lazy
+ * (durable at sync), like fio-suite.sh's, which never syncs them. */
+static const struct bshape {
+    const char *name;
+    bool write, random, durable;
+    uint32_t len, depth;
+} shapes[6] = {
+    {"seqwrite-4M-q32", true, false, false, 4u << 20, 32},
+    {"seqread-4M-q32", false, false, false, 4u << 20, 32},
+    {"randwrite-4k-q1", true, true, true, 4096, 1},
+    {"randread-4k-q1", false, true, false, 4096, 1},
+    {"randwrite-4k-q128", true, true, false, 4096, 128},
+    {"randread-4k-q128", false, true, false, 4096, 128},
+};
+
+/* Is name one of the comma-separated items of list? */
+static bool in_list(const char *list, const char *name)
 {
-    static const char *const names[] = {"seqwrite-4M-q32", "seqread-4M-q32", "randwrite-4k-q1",
-                                        "randread-4k-q1", "randwrite-4k-q128",
-                                        "randread-4k-q128"};
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+static void run_suite(struct bench *b, struct fig *f, double secs, const char *only)
+{
     for (int i = 0; i < 6; i++)
-        f[i].name = names[i];
+        f[i].name = shapes[i].name;
     reopen(b, VS_STORE_LAZY);
     shape(b, true, false, 4u << 20, 32);
     run_shape(b, 0, b->nobj); /* fill, as fio-suite.sh does */
-    measure(b, &f[0], secs, false);
-    shape(b, false, false, 4u << 20, 32);
-    measure(b, &f[1], secs, false);
-    reopen(b, VS_STORE_DURABLE_ACK);
-    shape(b, true, true, 4096, 1);
-    measure(b, &f[2], secs, true);
-    reopen(b, VS_STORE_LAZY);
-    shape(b, false, true, 4096, 1);
-    measure(b, &f[3], secs, true);
-    shape(b, true, true, 4096, 128);
-    measure(b, &f[4], secs, false);
-    shape(b, false, true, 4096, 128);
-    measure(b, &f[5], secs, false);
+    for (int i = 0; i < 6; i++) {
+        if (only && !in_list(only, shapes[i].name))
+            continue;
+        reopen(b, shapes[i].durable ? VS_STORE_DURABLE_ACK : VS_STORE_LAZY);
+        shape(b, shapes[i].write, shapes[i].random, shapes[i].len, shapes[i].depth);
+        measure(b, &f[i], secs, shapes[i].depth == 1);
+    }
 }
 
 static int bench_alloc(struct bench *b, uint32_t bs, uint32_t nobj)
@@ -319,6 +352,7 @@ static int bench_file(struct vs_cmd_ctx *ctx, uint64_t size, double secs)
     struct bench *b = calloc(1, sizeof(*b));
     struct fig figs[6], raw[6];
     memset(raw, 0, sizeof(raw));
+    memset(figs, 0, sizeof(figs));
     /* 1/64 of the blocks are the overwrite reserve: new objects fit in the rest. */
     uint32_t nobj = (uint32_t)(st.block_count - st.block_count / 64 - 1);
     int rc = b ? bench_alloc(b, (uint32_t)st.block_size, nobj) : -ENOMEM;
@@ -326,7 +360,7 @@ static int bench_file(struct vs_cmd_ctx *ctx, uint64_t size, double secs)
         b->dc = &dc;
         printf("store: %s, %" PRIu64 " blocks of %" PRIu64 " bytes, %.0f s per test\n",
                ctx->argv[0], st.block_count, st.block_size, secs);
-        run_suite(b, figs, secs);
+        run_suite(b, figs, secs, vs_cmd_opt(ctx, "shapes"));
         for (int i = 0; i < 6; i++)
             raw[i].name = figs[i].name;
     }
