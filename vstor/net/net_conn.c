@@ -7,9 +7,11 @@
  * Design notes:
  *  (1) One way down. Every failure -- a refused connect, a timeout, a
  *      malformed frame, a local close -- goes through net__conn_fail(), which
- *      records why, stops the timer and closes the TCP handle. Ops are failed
- *      and DOWN is reported only in the handle's close callback, when libuv
- *      no longer references any of our buffers.
+ *      records and logs why, stops the timer and closes the TCP handle. The
+ *      line is written before the close, so a peer (or a test) that sees the
+ *      close finds it in the log. Ops are failed and DOWN is reported only in
+ *      the handle's close callback, when libuv no longer references any of
+ *      our buffers.
  *  (2) One timer per connection, whose meaning follows the state: the
  *      back-off delay in IDLE, the connect+handshake deadline in CONNECTING
  *      and HANDSHAKE, the keepalive tick in READY.
@@ -224,29 +226,6 @@ static bool conn_can_fail(const struct vs_net_conn *conn)
            conn->state == CONN_READY;
 }
 
-void net__conn_fail_keepmsg(struct vs_net_conn *conn, int rc)
-{
-    if (!conn_can_fail(conn))
-        return;
-    VS_ASSERT(rc < 0);
-    conn->down_rc = rc;
-    uv_timer_stop(&conn->timer);
-    uv_read_stop((uv_stream_t *)&conn->tcp);
-    conn_move(conn, CONN_DRAINING);
-    uv_close((uv_handle_t *)&conn->tcp, tcp_close_cb);
-}
-
-void net__conn_fail(struct vs_net_conn *conn, int rc, const char *fmt, ...)
-{
-    if (!conn_can_fail(conn))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(conn->errmsg, sizeof(conn->errmsg), fmt, ap);
-    va_end(ap);
-    net__conn_fail_keepmsg(conn, rc);
-}
-
 static void log_down(struct vs_net_conn *conn, bool was_up)
 {
     const char *dir = conn->outgoing ? "to" : "from";
@@ -263,6 +242,30 @@ static void log_down(struct vs_net_conn *conn, bool was_up)
                "connection from %s ended: %s", conn->addr_str, conn->errmsg);
     else
         VS_DEBUG_LOG(name, "connection %s %s failed: %s", dir, conn->addr_str, conn->errmsg);
+}
+
+void net__conn_fail_keepmsg(struct vs_net_conn *conn, int rc)
+{
+    if (!conn_can_fail(conn))
+        return;
+    VS_ASSERT(rc < 0);
+    conn->down_rc = rc;
+    log_down(conn, conn->was_up); /* before the close: the peer sees the line first */
+    uv_timer_stop(&conn->timer);
+    uv_read_stop((uv_stream_t *)&conn->tcp);
+    conn_move(conn, CONN_DRAINING);
+    uv_close((uv_handle_t *)&conn->tcp, tcp_close_cb);
+}
+
+void net__conn_fail(struct vs_net_conn *conn, int rc, const char *fmt, ...)
+{
+    if (!conn_can_fail(conn))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(conn->errmsg, sizeof(conn->errmsg), fmt, ap);
+    va_end(ap);
+    net__conn_fail_keepmsg(conn, rc);
 }
 
 static void rx_reset(struct vs_net_conn *conn)
@@ -295,7 +298,6 @@ static void tcp_close_cb(uv_handle_t *h)
     conn->proto_version = VS_NET_PROTO_MIN;
     if (was_up)
         net->stats.conns_down++;
-    log_down(conn, was_up);
     rx_reset(conn);
     net__ops_fail_all(conn); /* invariant 3; callbacks may send or close */
     int rc = conn->closing ? -ECANCELED : conn->down_rc;
