@@ -117,6 +117,35 @@ def test_whole_cluster_restart_under_writer(cluster, tmp_path):
     assert "verified 33554432 bytes" in w.log()
 
 
+def test_degraded_pg_state_written_on_change_only(cluster, tmp_path):
+    """A PG that stays degraded stores pg/state when its state changes, not again and
+    again: over 4 s of a degraded pool under a writer, no pg/state key is written and
+    the whole metadata store moves by a handful of revisions (it used to be ~140
+    writes per second per PG, all through the Raft log)."""
+    c = cluster
+    c.pool("rbd", 2, 1, 4)
+    c.image("img", "16M", "rbd")
+    c.wait_active("rbd", clean=True)
+    c.kill_osd(3)
+    pid = c.pool_id("rbd")
+
+    def settled():
+        st = c.pg_states(pid)
+        return len(st) == 4 and all(s["state"][0] == "active" and 3 not in s["peers"]
+                                    for s in st.values())
+    wait_for(settled, 120, interval=0.3, what="every PG active without osd.3")
+    assert any("degraded" in s["state"] for s in c.pg_states(pid).values())
+    time.sleep(1)
+    w = c.start_verify("img", seconds=6, depth=4)
+    wait_progress(w, 50, 60)
+    rev0, v0 = c.revisions(f"pg/state/{pid}/")
+    time.sleep(4)
+    rev1, v1 = c.revisions(f"pg/state/{pid}/")
+    assert w.wait(120) == 0, w.log()
+    assert v1 == v0, (v0, v1)
+    assert rev1 - rev0 <= 8, (rev0, rev1)
+
+
 def test_split_brain(procs, vstor_bin, tmp_path):
     """pg_size 2, pg_minsize 1: the PG runs on OSD 2 alone and takes writes; then OSD 2
     stops and OSD 1 returns alone: it must not become active with its stale data.

@@ -153,6 +153,15 @@ class Cluster:
             return {kv["key"]: json.loads(kv["value"]) for kv in kvs}
         return json.loads(kvs[0]["value"]) if kvs else None
 
+    def revisions(self, prefix):
+        """(the store's revision, {key: version}) of the keys under prefix; a key's
+        version counts the writes to it since it was created."""
+        r = self.vstor("meta", "get", prefix, "--json", "--prefix", "--keys-only",
+                       prefix=self._prefix(self._mon_host(0)))
+        assert r.returncode == 0, r.stderr
+        o = json.loads(r.stdout)
+        return o["revision"], {kv["key"]: kv["version"] for kv in o["kvs"]}
+
     def pool(self, name, pg_size, pg_minsize, pg_count, failure_domain="osd", **extra):
         args = ["pool", "create", name, "--scheme", "replicated", "--pg-size", pg_size,
                 "--pg-minsize", pg_minsize, "--pg-count", pg_count, "--failure-domain",

@@ -206,6 +206,8 @@ struct osd_pg {
     bool meta_busy;               /* a lock/history txn is in flight */
     bool report_dirty;
     uint8_t report_busy;          /* 1: a pg/state write, 2: its deletion */
+    char *state_stored;           /* the pg/state value last stored (NULL: unknown) */
+    char *state_sending;          /* the value of the pg/state write in flight */
     bool clean_reported;          /* "active" alone reported, or being stored */
     bool hist_dirty;              /* pg->hist changed and is not stored yet */
     uint32_t inflight;            /* ops that reference this PG */
@@ -260,8 +262,8 @@ typedef void (*osd_pg_meta_cb)(struct osd_pg *pg, int rc);
 int osd__meta_pg_lock(struct osd_pg *pg, osd_pg_meta_cb cb);
 /* Stores pg->hist in pg/history, guarded by our lock #1. */
 int osd__meta_pg_history(struct osd_pg *pg, osd_pg_meta_cb cb);
-/* Writes pg/state (guarded); unlock deletes it. */
-int osd__meta_pg_state(struct osd_pg *pg, bool unlock, osd_pg_meta_cb cb);
+/* Writes value to pg/state (guarded by "it is on our lease"); NULL deletes it. */
+int osd__meta_pg_state(struct osd_pg *pg, const char *value, osd_pg_meta_cb cb);
 
 /* ---- The view (osd_view.c) ---------------------------------------------------------- */
 

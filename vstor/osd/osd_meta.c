@@ -564,8 +564,15 @@ static void lock_cb(void *ctx, int status, const struct vs_meta_txn_result *res)
     /* Ours: created now, or still on our lease from before. */
     int rc = pg_history_from(pg, &res->ops[1]);
     pg->hist_dirty = false;
-    if (rc == 0)
+    if (rc == 0) {
         pg->lock1 = true;
+        free(pg->state_stored); /* unknown when the key was ours from before */
+        pg->state_stored = NULL;
+        if (res->succeeded) {
+            pg->state_stored = t->value;
+            t->value = NULL;
+        }
+    }
     pg_txn_done(t, rc);
 }
 
@@ -648,20 +655,20 @@ int osd__meta_pg_history(struct osd_pg *pg, osd_pg_meta_cb cb)
     return guarded(pg, t, &op);
 }
 
-int osd__meta_pg_state(struct osd_pg *pg, bool unlock, osd_pg_meta_cb cb)
+int osd__meta_pg_state(struct osd_pg *pg, const char *value, osd_pg_meta_cb cb)
 {
     VS_ASSERT(!pg->meta_busy);
     if (!pg->osd->meta || !pg->osd->lease || !pg->lock1)
         return VS_EUNAVAILABLE;
     struct pg_txn *t = pg_txn_new(pg, cb);
-    if (!t || (!unlock && !(t->value = osd__pg_state_json(pg)))) {
+    if (!t || (value && !(t->value = strdup(value)))) {
         free(t);
         return -ENOMEM;
     }
-    struct vs_meta_op op = {.type = unlock ? VS_META_OP_DELETE : VS_META_OP_PUT,
+    struct vs_meta_op op = {.type = value ? VS_META_OP_PUT : VS_META_OP_DELETE,
                             .key = t->key_state, .key_len = (uint32_t)strlen(t->key_state),
                             .value = t->value,
                             .value_len = t->value ? (uint32_t)strlen(t->value) : 0,
-                            .lease = unlock ? 0 : pg->osd->lease};
+                            .lease = value ? pg->osd->lease : 0};
     return guarded(pg, t, &op);
 }

@@ -97,6 +97,12 @@ static void timer_closed(uv_handle_t *h)
     free(h->data);
 }
 
+static void state_forget(struct osd_pg *pg)
+{
+    free(pg->state_stored);
+    pg->state_stored = NULL;
+}
+
 void osd__pg_free(struct osd_pg *pg)
 {
     struct vs_osd *osd = pg->osd;
@@ -107,6 +113,8 @@ void osd__pg_free(struct osd_pg *pg)
     *pp = pg->hnext;
     osd->pg_count--;
     unclean_free(pg);
+    state_forget(pg);
+    VS_ASSERT(!pg->state_sending);
     free(pg->map_hist);
     uv_close((uv_handle_t *)&pg->timer, timer_closed);
 }
@@ -455,7 +463,10 @@ char *osd__pg_state_json(struct osd_pg *pg)
 static void report_cb(struct osd_pg *pg, int rc)
 {
     bool unlock = pg->report_busy == 2;
+    char *sent = pg->state_sending;
+    pg->state_sending = NULL;
     pg->report_busy = 0;
+    state_forget(pg);
     if (rc == VS_ECOMPARE) {
         pg->lock1 = false;
         if (pg->state != VS_PG_OFFLINE) {
@@ -467,12 +478,19 @@ static void report_cb(struct osd_pg *pg, int rc)
         osd__pg_arm(pg, OSD_RETRY_MS);
     } else if (unlock) {
         pg->lock1 = false;
+    } else {
+        pg->state_stored = sent;
+        sent = NULL;
     }
+    free(sent);
     osd__pg_meta_pump(pg); /* a newer state may wait */
     osd__pg_kick(pg);
 }
 
-/* Sends the pending pg/state write, or, for an OFFLINE PG, deletes it. */
+/* Sends the pending pg/state write, or, for an OFFLINE PG, deletes it. A
+ * value equal to the one stored is not written again: pg/state changes only
+ * when the PG's state, flags, peers or epoch do (the Raft log sees nothing
+ * of a PG that stays degraded). */
 void osd__pg_meta_pump(struct osd_pg *pg)
 {
     if (pg->meta_busy || !pg->lock1 || !osd__meta_up(pg->osd))
@@ -481,12 +499,24 @@ void osd__pg_meta_pump(struct osd_pg *pg)
     if (!unlock && !pg->report_dirty)
         return;
     pg->report_dirty = false;
-    int rc = osd__meta_pg_state(pg, unlock, report_cb);
+    char *value = unlock ? NULL : osd__pg_state_json(pg);
+    if (!unlock && !value) {
+        pg->report_dirty = true;
+        osd__pg_arm(pg, OSD_RETRY_MS);
+        return;
+    }
+    if (value && pg->state_stored && strcmp(value, pg->state_stored) == 0) {
+        free(value);
+        return;
+    }
+    int rc = osd__meta_pg_state(pg, value, report_cb);
     if (rc < 0) {
+        free(value);
         pg->report_dirty = !unlock;
         osd__pg_arm(pg, OSD_RETRY_MS);
         return;
     }
+    pg->state_sending = value;
     pg->report_busy = unlock ? 2 : 1;
 }
 
@@ -576,7 +606,7 @@ void osd__pg_object_clean(struct osd_pg *pg, uint32_t idx)
     uint32_t f = osd__pg_unclean_flags(pg);
     if (f != pg->flags && pg->state == VS_PG_ACTIVE) {
         pg->flags = f;
-        if (pg->unclean_left)
+        if (pg->unclean_left || f) /* else clean_check stores the history first */
             osd__pg_report(pg);
     }
     if (pg->unclean_left == 0)
@@ -615,11 +645,15 @@ void osd__pg_clean_check(struct osd_pg *pg)
 {
     if (pg->state != VS_PG_ACTIVE || pg->unclean_left || pg->clean_reported)
         return;
-    pg->flags = osd__pg_unclean_flags(pg);
-    if (pg->flags) {
-        osd__pg_report(pg);
+    uint32_t f = osd__pg_unclean_flags(pg);
+    if (f) {
+        if (f != pg->flags) { /* an unchanged degraded PG writes nothing */
+            pg->flags = f;
+            osd__pg_report(pg);
+        }
         return;
     }
+    pg->flags = 0;
     /* Clean: every object is on every OSD of the target set. The history is
      * no longer needed; the monitor clears the map's once it reads "active"
      * with an empty pg/history (docs/monitor.md §3). The history is stored
