@@ -1,8 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """`vstor osd` on three network-namespace hosts, one mon and one OSD each, with
-the host as the failure domain: random patterns written and read back through
-libvstor from the first host, then kill -9 of another host's OSD while a
-writer runs: the writer pauses, completes, and every byte verifies."""
+the host as the failure domain, clients on the first host:
+ - pools with pg_size 1, 2 and 3; random patterns written and read back
+   through libvstor; kill -9 of another host's OSD while writers run (they
+   pause, complete, and every byte verifies); the OSD returns with stale
+   replicas, which peering finds and recovery rewrites before the PGs are
+   clean; then the data is read back with the recovered replicas alone;
+ - the whole cluster (3 mons, 3 OSDs) killed and started again under a
+   writer: the client resumes and every byte verifies."""
+import signal
+import time
+
 import pytest
 
 from vstor_cluster import Cluster, progress, wait_progress
@@ -10,27 +18,75 @@ from vstor_cluster import Cluster, progress, wait_progress
 pytestmark = pytest.mark.netns
 
 
-def test_three_hosts_patterns_and_kill9(procs, vstor_bin, tmp_path, netns):
+def ok(r):
+    assert r.returncode == 0 and "verified" in r.stdout, f"{r.stdout}\n{r.stderr}"
+
+
+def test_three_hosts_patterns_kill9_and_stale_replica(procs, vstor_bin, tmp_path, netns):
     hosts = netns.make_hosts(3)
     c = Cluster(procs, vstor_bin, tmp_path, mons=3, hosts=hosts)
     c.add_osds(3)
     c.pool("rbd", 3, 2, 16, failure_domain="host")
     c.pool("two", 2, 1, 8, failure_domain="host")
+    c.pool("one", 1, 1, 4, failure_domain="host")
     c.image("a", "48M", "rbd")
     c.image("b", "32M", "two")
-    c.wait_active("rbd", clean=True)
-    c.wait_active("two", clean=True)
+    c.image("c", "16M", "one")
+    for pool in ("rbd", "two", "one"):
+        c.wait_active(pool, clean=True)
     pgs = c.get("config/pgs")["pools"][str(c.pool_id("rbd"))]["pgs"]
     assert all(sorted(p["osd_set"]) == [1, 2, 3] for p in pgs), pgs
-    for img, seed in (("a", 1), ("b", 2)):
-        r = c.verify(img, host=hosts[0], ops=500, depth=8, seed=seed)
-        assert r.returncode == 0 and "verified" in r.stdout, r.stderr
-    w = c.start_verify("a", host=hosts[0], seconds=20, depth=16, seed=3)
-    wait_progress(w, 300, 120)
+    for img, seed in (("a", 1), ("b", 2), ("c", 4)):
+        ok(c.verify(img, host=hosts[0], ops=500, depth=8, seed=seed))
+    # kill -9 osd.3 under two writers (pg_size 3 and pg_size 2).
+    wa = c.start_verify("a", name="wa", host=hosts[0], seconds=20, depth=16, seed=3,
+                        save=tmp_path / "a.model")
+    wb = c.start_verify("b", name="wb", host=hosts[0], seconds=20, depth=16, seed=5,
+                        save=tmp_path / "b.model")
+    wait_progress(wa, 300, 120)
     c.kill_osd(3)
-    before = progress(w)
-    assert w.wait(300) == 0, w.log()
-    assert progress(w) > before
-    assert "verified 50331648 bytes" in w.log()
+    before = progress(wa)
+    assert wa.wait(300) == 0, wa.log()
+    assert wb.wait(300) == 0, wb.log()
+    assert progress(wa) > before
+    assert "verified 50331648 bytes" in wa.log()
+    assert "verified 33554432 bytes" in wb.log()
     states = c.pg_states("rbd")
     assert all(s["state"][0] == "active" and 3 not in s["peers"] for s in states.values())
+    # osd.3 returns with stale replicas: recovered during peering, then clean.
+    c.start_osd(3)
+    c.wait_active("rbd", clean=True, timeout=180)
+    c.wait_active("two", clean=True, timeout=180)
+    logs = "".join(c.osd_log(o) for o in (1, 2, 3))
+    assert "unclean (" in logs and "clean (epoch" in logs
+    # The PGs of "two" that osd.3 shares with the victim now read osd.3's copies alone.
+    pgs = c.get("config/pgs")["pools"][str(c.pool_id("two"))]["pgs"]
+    victim = next(o for o in (1, 2) if any(sorted(p["osd_set"]) == [o, 3] for p in pgs))
+    c.kill_osd(victim)
+    c.wait_active("two", timeout=180)
+    ok(c.verify("b", host=hosts[0], check=tmp_path / "b.model"))
+    ok(c.verify("a", host=hosts[0], check=tmp_path / "a.model"))
+
+
+def test_three_hosts_whole_cluster_restart_under_writer(procs, vstor_bin, tmp_path, netns):
+    hosts = netns.make_hosts(3)
+    c = Cluster(procs, vstor_bin, tmp_path, mons=3, hosts=hosts)
+    c.add_osds(3)
+    c.pool("rbd", 2, 1, 8, failure_domain="host")
+    c.image("img", "32M", "rbd")
+    c.wait_active("rbd", clean=True)
+    w = c.start_verify("img", host=hosts[0], seconds=30, depth=8)
+    wait_progress(w, 200, 120)
+    for osd in c.osds:
+        c.kill_osd(osd)
+    for i in range(3):
+        c.kill_mon(i, signal.SIGKILL)
+    time.sleep(1)
+    for i in range(3):
+        c.start_mon(i)
+    for osd in c.osds:
+        c.start_osd(osd)
+    paused_at = progress(w)
+    assert w.wait(300) == 0, w.log()
+    assert progress(w) > paused_at
+    assert "verified 33554432 bytes" in w.log()
