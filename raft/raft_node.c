@@ -418,15 +418,19 @@ void raft__node_leader_gone(struct raft_node *n, uint64_t leader_id, const char 
     drain_events(n);
 }
 
+static void submit_queued(struct raft_node *n);
+
+/* A full queue (a burst of more proposals in one turn than one submit holds)
+ * goes to raft at once and a new batch starts: a burst is never refused. */
 int raft__node_propose(struct raft_node *n, uint8_t type, const void *data, size_t len,
                        uint64_t *index)
 {
+    if (n->subq_n == RAFT_NODE_APPEND_MAX)
+        submit_queued(n);
     if (n->fatal || n->closing)
         return VS_ESHUTDOWN;
     if (raft_state(&n->raft) != RAFT_LEADER || raft_transferee(&n->raft) != 0)
         return VS_ENOTLEADER;
-    if (n->subq_n == RAFT_NODE_APPEND_MAX)
-        return -EBUSY;
     n->subq_type[n->subq_n] = type;
     n->subq_len[n->subq_n] = (uint32_t)len;
     raft__buf_bytes(&n->subq_data, data, len);

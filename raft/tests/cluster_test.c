@@ -154,6 +154,21 @@ static void test_single(void **state)
     assert_int_equal(count_keys(&c, 0, "k/"), 200);
     write_keys(&c, "k", 200, 10);
     assert_int_equal(count_keys(&c, 0, "k/"), 210);
+
+    /* a burst of more proposals in one turn than one submit holds: none refused */
+    struct put_state ps = {0};
+    const int burst = RAFT_NODE_APPEND_MAX * 2 + 100;
+    for (int i = 0; i < burst; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "b/%06d", i);
+        assert_int_equal(put(&c, 0, key, "v", &ps), 0);
+    }
+    uint64_t end = uv_now(&c.loop) + 20000;
+    while (ps.done + ps.failed < burst && uv_now(&c.loop) < end)
+        run_for(&c, 5);
+    assert_int_equal(ps.failed, 0);
+    assert_int_equal(ps.done, burst);
+    assert_int_equal(count_keys(&c, 0, "b/"), (uint64_t)burst);
     cluster_free(&c);
 }
 

@@ -55,7 +55,8 @@ struct bench {
     uint64_t *seq; /* per client */
     /* watch */
     uint64_t put_reply_ns, event_ns;
-    uint64_t log_entries, log_bytes;
+    struct bench_log_counters counters;
+    uint64_t stats_report_bytes; /* what the reports would have logged as puts */
     bool got_event, got_reply;
     bool closed;
 };
@@ -345,6 +346,8 @@ static void stats_report(uv_timer_t *t)
     snprintf(key, sizeof(key), "osd/stats/%u", o->id);
     o->busy = b->ops->volatile_put(b->t, o->id % b->clients, key, o->doc, len, stats_done,
                                    o) == 0;
+    if (o->busy)
+        b->stats_report_bytes += len;
 }
 
 static void setup_done(void *arg, int status, const uint8_t *v, size_t len, bool swapped)
@@ -381,24 +384,22 @@ static int stats_setup(struct bench *b)
     return b->failed ? b->status : 0;
 }
 
-static void counters_cb(void *arg, int status, uint64_t entries, uint64_t bytes)
+static void counters_cb(void *arg, int status, const struct bench_log_counters *c)
 {
     struct bench *b = arg;
     b->status = status;
-    b->log_entries = entries;
-    b->log_bytes = bytes;
+    b->counters = *c;
     b->done = true;
 }
 
-static int log_counters(struct bench *b, uint64_t *entries, uint64_t *bytes)
+static int log_counters(struct bench *b, struct bench_log_counters *out)
 {
     b->done = false;
     int rc = b->ops->log_counters(b->t, counters_cb, b);
     if (rc < 0)
         return rc;
     run_until_done(b);
-    *entries = b->log_entries;
-    *bytes = b->log_bytes;
+    *out = b->counters;
     return b->status;
 }
 
@@ -413,10 +414,10 @@ static json_t *run_stats(struct bench *b)
 {
     if (!b->ops->volatile_put)
         return json_null();
-    uint64_t e0 = 0, e1 = 0, b0 = 0, b1 = 0;
+    struct bench_log_counters c0 = {0}, c1 = {0};
     int rc = stats_setup(b);
     if (rc == 0)
-        rc = log_counters(b, &e0, &b0);
+        rc = log_counters(b, &c0);
     if (rc < 0) {
         fprintf(stderr, "vstor meta bench: stats setup: %s\n", vs_strerror(rc));
         return json_null();
@@ -444,11 +445,15 @@ static json_t *run_stats(struct bench *b)
         uv_run(&b->loop, UV_RUN_ONCE);
     free(osds);
     uint64_t reports = b->completed, failed = b->failed;
-    log_counters(b, &e1, &b1);
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "osds", (json_int_t)b->clients,
-                     "images", (json_int_t)b->keys, "seconds", (json_int_t)b->seconds,
-                     "reports", (json_int_t)reports, "failed", (json_int_t)failed,
-                     "log_entries", (json_int_t)(e1 - e0), "log_bytes", (json_int_t)(b1 - b0));
+    log_counters(b, &c1);
+    /* one leader throughout, or the two counters are of different members */
+    bool same = c0.leader == c1.leader && c0.term == c1.term;
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I}", "osds",
+                     (json_int_t)b->clients, "images", (json_int_t)b->keys, "seconds",
+                     (json_int_t)b->seconds, "reports", (json_int_t)reports, "failed",
+                     (json_int_t)failed, "log_entries", (json_int_t)(c1.entries - c0.entries),
+                     "log_bytes", (json_int_t)(c1.bytes - c0.bytes), "one_leader", same,
+                     "report_bytes", (json_int_t)b->stats_report_bytes);
 }
 
 /* ---- lincheck: a history for the linearizability checker ------------------------------ */

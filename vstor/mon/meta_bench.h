@@ -23,6 +23,10 @@ typedef void (*bench_done_fn)(void *arg, int status, const uint8_t *value, size_
 /* A watch event for key. */
 typedef void (*bench_event_fn)(void *arg, const uint8_t *key, size_t key_len);
 
+struct bench_log_counters {
+    uint64_t entries, bytes, leader, term;
+};
+
 struct bench_target_ops {
     const char *name;
     /* n_clients independent clients (connections) on loop. */
@@ -38,9 +42,10 @@ struct bench_target_ops {
     /* A statistics report: the leader's memory only (vs_meta_volatile_put). */
     int (*volatile_put)(void *t, unsigned client, const char *key, const void *value,
                         size_t len, bench_done_fn cb, void *arg);
-    /* The leader's log counters (entries, bytes written since it started). */
-    int (*log_counters)(void *t, void (*cb)(void *arg, int status, uint64_t entries,
-                                            uint64_t bytes),
+    /* The leader's log counters (entries, bytes written since it started),
+     * with its id and term: counters of two leaders do not subtract. */
+    int (*log_counters)(void *t, void (*cb)(void *arg, int status,
+                                            const struct bench_log_counters *c),
                         void *arg);
     /* Closes everything; cb from the loop when done. */
     void (*close)(void *t, void (*cb)(void *arg), void *arg);

@@ -137,18 +137,23 @@ static int vt_volatile_put(void *vt, unsigned c, const char *key, const void *va
 }
 
 struct lc {
-    void (*cb)(void *arg, int status, uint64_t entries, uint64_t bytes);
+    void (*cb)(void *arg, int status, const struct bench_log_counters *c);
     void *arg;
 };
 
 static void lc_status(void *arg, int status, const struct vs_raft_status *st)
 {
     struct lc *l = arg;
-    l->cb(l->arg, status, st ? st->log_entries_written : 0, st ? st->log_bytes_written : 0);
+    struct bench_log_counters c = {0};
+    if (st)
+        c = (struct bench_log_counters){st->log_entries_written, st->log_bytes_written,
+                                        st->leader_id, st->term};
+    l->cb(l->arg, status, &c);
     free(l);
 }
 
-static int vt_log_counters(void *vt, void (*cb)(void *, int, uint64_t, uint64_t), void *arg)
+static int vt_log_counters(void *vt, void (*cb)(void *, int, const struct bench_log_counters *),
+                           void *arg)
 {
     struct vt *t = vt;
     struct lc *l = malloc(sizeof(*l));

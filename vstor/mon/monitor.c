@@ -29,6 +29,7 @@
 #include "monitor.h"
 
 #include "vs_assert.h"
+#include "vs_clock.h"
 #include "vs_err.h"
 #include "vs_log.h"
 
@@ -61,6 +62,7 @@ struct vs_monitor {
     uint64_t retry_ms;
     uint64_t msgs_hash; /* of the messages logged last */
     struct vs_mon_stats *stats;
+    struct vs_mon_stats *fold_stats; /* the fold running on the thread pool, if any */
     struct pending *pending;
     struct vs_monitor_status st;
     void (*close_cb)(void *ctx);
@@ -261,8 +263,20 @@ static int propose(struct vs_monitor *m, struct vs_mon_plan *plan)
     return 0;
 }
 
+/* The monitor runs on the member's loop: a long step delays the member's
+ * heartbeats, and a step longer than the election timeout costs the
+ * leadership. Say so, with the time, so it can be seen. */
+static void warn_slow(const char *what, uint64_t t0_us, unsigned n_keys, bool on_loop)
+{
+    uint64_t us = vs_clock_mono_us() - t0_us;
+    if (us >= 200000)
+        VS_WARN("mon", "%s of %u keys took %" PRIu64 " ms%s", what, n_keys, us / 1000,
+                on_loop ? ", holding up the member's loop" : " (on the thread pool)");
+}
+
 static void run_plan(struct vs_monitor *m)
 {
+    uint64_t t0 = vs_clock_mono_us();
     struct kvs k = {0};
     struct vs_mon_plan plan;
     struct vs_mon_plan_opts po = {.seed = m->seed};
@@ -270,6 +284,7 @@ static void run_plan(struct vs_monitor *m)
     int rc = read_keys(m, vs_mon_read_keys, false, &k);
     if (rc == 0)
         rc = vs_mon_plan(k.kv, k.n, &po, &plan);
+    warn_slow("planning", t0, k.n, true);
     kvs_free(&k);
     if (rc < 0) {
         m->st.errors++;
@@ -319,34 +334,85 @@ static void stats_txn_cb(void *ctx, int status, const struct vs_meta_txn_result 
     pending_unlink(p);
 }
 
-static void stats_timer_cb(uv_timer_t *t)
-{
-    struct vs_monitor *m = t->data;
-    if (!m->active || m->stats_in_flight || !m->stats)
-        return;
-    static const char *const vol[] = {VS_MON_STATS_VOLATILE, NULL};
-    struct kvs k = {0};
+/* The fold parses every OSD's report (100 OSDs x 1,000 images is 10 MB of
+ * JSON) and is O(OSDs x images): it runs on libuv's thread pool, never on
+ * the member's loop, whose heartbeats it would otherwise hold up until the
+ * followers elect another leader. The keys are copied on the loop (one
+ * revision); the worker owns them, the fold state and the txn until
+ * fold_after() runs back on the loop. One fold at a time (m->fold_stats). */
+struct fold_work {
+    uv_work_t req;
+    struct vs_monitor *m;
+    uint64_t gen, now_ms, t0_us;
+    struct vs_mon_stats *stats;
+    struct kvs k;
     struct vs_mon_txn txn;
-    vs_mon_txn_init(&txn);
-    int rc = read_keys(m, vs_mon_stats_keys, false, &k);
-    if (rc == 0)
-        rc = read_keys(m, vol, true, &k);
-    if (rc == 0)
-        rc = vs_mon_stats_fold(m->stats, uv_now(m->loop), k.kv, k.n, &txn);
-    kvs_free(&k);
-    struct pending *p = rc == 0 && txn.n_ops ? pending_new(m, true) : NULL;
+    int rc;
+};
+
+static void monitor_unref(struct vs_monitor *m);
+
+static void fold_run(uv_work_t *req)
+{
+    struct fold_work *w = req->data;
+    w->rc = vs_mon_stats_fold(w->stats, w->now_ms, w->k.kv, w->k.n, &w->txn);
+}
+
+static void fold_after(uv_work_t *req, int status)
+{
+    struct fold_work *w = req->data;
+    struct vs_monitor *m = w->m;
+    warn_slow("the statistics fold", w->t0_us, w->k.n, false);
+    m->fold_stats = NULL;
+    if (w->stats != m->stats)
+        vs_mon_stats_free(w->stats); /* the monitor stopped meanwhile (stop()) */
+    int rc = status < 0 ? status : w->rc;
+    bool current = !m->closing && m->active && w->gen == m->gen;
+    struct pending *p = current && rc == 0 && w->txn.n_ops ? pending_new(m, true) : NULL;
     if (p) {
         struct vs_meta_txn view;
-        vs_mon_txn_view(&txn, &view);
+        vs_mon_txn_view(&w->txn, &view);
         rc = vs_raft_server_txn(m->srv, &view, stats_txn_cb, p);
         if (rc < 0)
             pending_unlink(p);
         else
             m->stats_in_flight = true;
     }
-    if (rc < 0)
+    if (rc < 0 && current)
         VS_DEBUG_LOG("mon", "stats fold failed: %s", vs_strerror(rc));
-    vs_mon_txn_free(&txn);
+    kvs_free(&w->k);
+    vs_mon_txn_free(&w->txn);
+    free(w);
+    monitor_unref(m);
+}
+
+static void stats_timer_cb(uv_timer_t *t)
+{
+    struct vs_monitor *m = t->data;
+    if (!m->active || m->stats_in_flight || !m->stats || m->fold_stats)
+        return;
+    static const char *const vol[] = {VS_MON_STATS_VOLATILE, NULL};
+    struct fold_work *w = calloc(1, sizeof(*w));
+    if (!w)
+        return;
+    *w = (struct fold_work){.m = m, .gen = m->gen, .now_ms = uv_now(m->loop),
+                            .t0_us = vs_clock_mono_us(), .stats = m->stats};
+    w->req.data = w;
+    vs_mon_txn_init(&w->txn);
+    int rc = read_keys(m, vs_mon_stats_keys, false, &w->k);
+    if (rc == 0)
+        rc = read_keys(m, vol, true, &w->k);
+    if (rc == 0)
+        rc = uv_queue_work(m->loop, &w->req, fold_run, fold_after);
+    if (rc < 0) {
+        VS_DEBUG_LOG("mon", "stats fold failed: %s", vs_strerror(rc));
+        kvs_free(&w->k);
+        vs_mon_txn_free(&w->txn);
+        free(w);
+        return;
+    }
+    m->fold_stats = m->stats;
+    m->handles_open++; /* the monitor outlives the work (monitor_unref) */
 }
 
 /* ---- Watches ---- */
@@ -444,7 +510,8 @@ static void stop(struct vs_monitor *m)
     watches_stop(m);
     uv_timer_stop(&m->plan_timer);
     uv_timer_stop(&m->stats_timer);
-    vs_mon_stats_free(m->stats);
+    if (m->stats != m->fold_stats)
+        vs_mon_stats_free(m->stats); /* else fold_after() frees it */
     m->stats = NULL;
     emit(m, VS_MONITOR_STOPPED, 0);
 }
@@ -492,9 +559,10 @@ void vs_monitor_status(const struct vs_monitor *m, struct vs_monitor_status *out
     *out = m->st;
 }
 
-static void handle_closed(uv_handle_t *h)
+/* Drops one of the things the monitor waits for before it frees itself: its
+ * two timers and a fold in flight. */
+static void monitor_unref(struct vs_monitor *m)
 {
-    struct vs_monitor *m = h->data;
     VS_ASSERT(m->handles_open > 0);
     if (--m->handles_open > 0)
         return;
@@ -503,6 +571,11 @@ static void handle_closed(uv_handle_t *h)
     free(m);
     if (cb)
         cb(ctx);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    monitor_unref(h->data);
 }
 
 void vs_monitor_close(struct vs_monitor *m, void (*cb)(void *ctx), void *ctx)
