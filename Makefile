@@ -8,7 +8,8 @@ CMAKE_FLAGS ?=
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 15
 
-.PHONY: all run test deps release debug asan fuzz unit fuzz-smoke integration tidy format clean
+.PHONY: all run test deps release debug asan fuzz unit fuzz-smoke integration tidy format clean \
+	lincheck-soak
 
 all: release
 
@@ -49,6 +50,19 @@ fuzz-smoke: fuzz
 
 integration: asan
 	VSTOR_BIN=$(CURDIR)/$(BUILD)/asan/vstor/vstor /usr/bin/python3 -m pytest -q integration $(PYTEST_ARGS)
+
+# The metadata service's linearizability campaign (not in `make test`, which
+# runs 2): LINCHECK_RUNS runs with kills and partitions, one summary line per
+# run in $(BUILD)/lincheck-soak.jsonl (docs/metadata.md, "Linearizability").
+LINCHECK_RUNS ?= 20
+lincheck-soak: asan
+	rm -f $(CURDIR)/$(BUILD)/lincheck-soak.jsonl
+	META_LINCHECK_RUNS=$(LINCHECK_RUNS) \
+	META_LINCHECK_SUMMARY=$(CURDIR)/$(BUILD)/lincheck-soak.jsonl \
+	VSTOR_BIN=$(CURDIR)/$(BUILD)/asan/vstor/vstor /usr/bin/python3 -m pytest -q \
+		integration/test_meta_lincheck.py $(PYTEST_ARGS); rc=$$?; \
+	/usr/bin/python3 integration/lincheck.py --summary $(CURDIR)/$(BUILD)/lincheck-soak.jsonl \
+		&& exit $$rc
 
 # Every test: unit tests and corpus replays under ASan+UBSan, a short run of
 # every fuzzer, then the multi-process integration tests.

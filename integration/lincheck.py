@@ -145,3 +145,27 @@ def check(history, initial=None):
     for op in history:
         by_key.setdefault(op["k"], []).append(op)
     return [k for k, ops in sorted(by_key.items()) if not check_register(ops, initial)]
+
+
+def summarize(path):
+    """Totals of a campaign's summary lines (test_meta_lincheck.py writes one
+    per run to META_LINCHECK_SUMMARY); returns (text, all runs clean)."""
+    runs = load_history(path)
+    ops = sum(r["ops"] for r in runs)
+    ok = sum(r["ok"] for r in runs)
+    unknown = sum(r["unknown"] for r in runs)
+    faults = sum(r["faults"] for r in runs)
+    bad = [r["run"] for r in runs if r["violations"]]
+    text = (f"{len(runs)} runs ({sum(1 for r in runs if r['members'] == 3)} of 3 members, "
+            f"{sum(1 for r in runs if r['members'] == 5)} of 5), {faults} faults, {ops} ops "
+            f"checked ({ok} ok, {unknown} unknown), runs with violations: {len(bad)} {bad}")
+    return text, not bad
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) != 3 or sys.argv[1] != "--summary":
+        sys.exit("usage: lincheck.py --summary SUMMARY.jsonl")
+    summary, clean = summarize(sys.argv[2])
+    print(summary)
+    sys.exit(0 if clean else 1)

@@ -44,6 +44,22 @@ def test_single_member_restarts_from_its_data_dir(netns, procs, vstor_bin, tmp_p
     assert st["members"] == [{"id": 1, "address": c.members[0].addr, "role": "voter"}]
 
 
+def test_lease_keepalive_starts_with_little_ttl_left(netns, procs, vstor_bin, tmp_path):
+    """`vstor meta lease keepalive` on a lease with under 1 s left keeps it."""
+    c = MetaCluster(netns, procs, vstor_bin, tmp_path, 1)
+    c.start_all()
+    lease = json.loads(c.meta_ok("lease", "grant", "1500ms", "--json"))["id"]
+    c.meta_ok("put", "osd/state/1", "up", "--lease", lease)
+    time.sleep(0.9)  # 600 ms left, less than the keeper's 1 s minimum
+    keeper = procs.start("meta", "lease", "keepalive", lease, "--mon-address",
+                         c.mon_addresses(), prefix=c.client.prefix(), name="keeper")
+    time.sleep(3)  # two TTLs
+    assert keeper.alive(), keeper.log()
+    assert c.get("osd/state/1") == "up"
+    keeper.signal(15)
+    keeper.wait(10)
+
+
 def test_kill_leader_no_acknowledged_write_lost(netns, procs, vstor_bin, tmp_path):
     c = MetaCluster(netns, procs, vstor_bin, tmp_path, 3)
     old = c.start_all()

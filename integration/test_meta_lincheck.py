@@ -8,8 +8,9 @@ healed; the recorded history is then checked by lincheck.py (WGL search with
 memoisation). Any violation fails the run.
 
 `make test` runs META_LINCHECK_RUNS (default 2) runs; the full campaign is
-    META_LINCHECK_RUNS=20 make integration PYTEST_ARGS="-k lincheck"
-and its result is recorded in docs/metadata.md."""
+`make lincheck-soak` (20 runs, LINCHECK_RUNS=N for more), which totals the
+runs' summary lines with `lincheck.py --summary`; its result is recorded in
+docs/metadata.md ("Linearizability")."""
 import json
 import os
 import random

@@ -206,6 +206,8 @@ static void cl_connected(struct raft_conn *rc, int status)
     struct cl_conn *cc = rc->owner;
     (void)status;
     send_hello(cc->client, cc);
+    /* now, not with the next kick(): that may be the tick, up to 100 ms away */
+    raft__flusher_run(&cc->client->flusher);
 }
 
 /* The target moved: drain the current connections, open new ones lazily. */

@@ -182,8 +182,11 @@ int meta_keepalive_forever(struct vs_cmd_ctx *ctx)
     int rc = vs_meta_client_opts_from(ctx, &o, &mm);
     if (rc != VS_EXIT_OK)
         return rc;
+    /* A first keepalive (not a TTL query): the answer is then the lease's full
+     * TTL, whatever was left of it (a remainder under 1 s is below what the
+     * keeper accepts, and would renew too often). */
     struct vs_meta_sync_result res;
-    rc = vs_meta_sync_lease(&o, VS_META_SYNC_LEASE_TTL, id, 0, &res);
+    rc = vs_meta_sync_lease(&o, VS_META_SYNC_LEASE_KEEPALIVE, id, 0, &res);
     if (rc < 0)
         return meta_fail(ctx, rc);
     rc = start(r, ctx);
