@@ -13,14 +13,15 @@
  *     and discarded (RX_SKIP) so the stream stays in step.
  * (3) A request takes a slot, and a READ or WRITE a pool buffer, before its
  *     header is consumed; when either is missing the connection stops
- *     reading (backpressure) and resumes from the check hook when a slot or
+ *     reading (backpressure) and resumes from the attend hooks when a slot or
  *     buffer is released. Buffer waiters are served in FIFO order across
  *     connections, so a large request is not starved by small ones.
  * (4) Replies are queued in completion order (replies may be out of order,
- *     proto.md "Transmission") and written by the check hook with as few
- *     writev calls as the socket allows (uv_try_write); when the socket is
- *     full, the head reply goes out through uv_write and the rest follow from
- *     its callback. A READ's buffer is released only once its reply is sent.
+ *     proto.md "Transmission") and written by the attend hooks (nbd_server.c
+ *     NOTES 3) with as few writev calls as the socket allows (uv_try_write);
+ *     when the socket is full, the head reply goes out through uv_write and
+ *     the rest follow from its callback. A READ's buffer is released only
+ *     once its reply is sent.
  * (5) FLUSH ordering: a reply is queued only after the backend completed the
  *     request, so every write a client has seen acknowledged is complete in
  *     the backend before any later FLUSH is submitted -- which is what the

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * nbd_server.c -- listeners, accepting connections, the handshake phase,
- * connection close, the per-turn check hook and orderly shutdown. The
+ * connection close, the per-turn attend hooks and orderly shutdown. The
  * transmission phase is in nbd_conn.c.
  *
  * NOTES
@@ -12,9 +12,14 @@
  *     write request (control plane; allocation is fine here). A handshake
  *     that must end after a reply (NBD_OPT_ABORT) closes from the write
  *     callback of its last reply, so the reply is not cancelled.
- * (3) The check hook runs once per loop turn after the poll phase: it flushes
- *     replies gathered during the turn, resumes connections blocked on a
- *     slot, closes drained ones, and serves buffer waiters (nbd_conn.c).
+ * (3) The attend hooks flush replies gathered during the turn, resume
+ *     connections blocked on a slot, close drained ones, and serve buffer
+ *     waiters (nbd_conn.c). They run twice per loop turn: as a check hook,
+ *     after the poll phase (requests read, io_uring completions), and as a
+ *     prepare hook, just before the loop blocks (completions that libvstor
+ *     delivers from its idle handle, before this turn's poll). While a
+ *     connection is dirty an idle handle keeps the loop from blocking, so a
+ *     reply never waits in the queue for an unrelated event.
  */
 #include "nbd_server_priv.h"
 
@@ -36,13 +41,23 @@ static void server_maybe_finish(struct vs_nbd_server *srv);
 
 /* ---- Connection lifecycle ----------------------------------------------- */
 
+static void kick_cb(uv_idle_t *h)
+{
+    (void)h; /* only keeps the loop from blocking; the attend hooks do the work */
+}
+
 void nbd__conn_mark_dirty(struct nbd_conn *c)
 {
     if (c->dirty || c->state == CONN_CLOSING)
         return;
+    struct vs_nbd_server *srv = c->srv;
     c->dirty = true;
-    c->dirty_next = c->srv->dirty_head;
-    c->srv->dirty_head = c;
+    c->dirty_next = srv->dirty_head;
+    srv->dirty_head = c;
+    if (!srv->kick_on && !uv_is_closing((uv_handle_t *)&srv->kick)) {
+        srv->kick_on = true;
+        uv_idle_start(&srv->kick, kick_cb);
+    }
 }
 
 void nbd__conn_update_reading(struct nbd_conn *c)
@@ -430,7 +445,7 @@ static void on_connection(uv_stream_t *ls, int status)
         nbd__conn_close(c, "cannot start the handshake");
 }
 
-/* ---- The check hook (NOTES 3) ------------------------------------------- */
+/* ---- The attend hooks (NOTES 3) ----------------------------------------- */
 
 static void conn_attend(struct nbd_conn *c)
 {
@@ -444,9 +459,8 @@ static void conn_attend(struct nbd_conn *c)
         nbd__conn_close(c, "drained");
 }
 
-static void check_cb(uv_check_t *h)
+static void attend_dirty(struct vs_nbd_server *srv)
 {
-    struct vs_nbd_server *srv = h->data;
     /* Two rounds: attending one connection can release buffers that let a
      * waiter run, whose error replies are then flushed in the second round. */
     for (int round = 0; round < 2; round++) {
@@ -464,6 +478,20 @@ static void check_cb(uv_check_t *h)
         if (!srv->dirty_head)
             break;
     }
+    if (!srv->dirty_head && srv->kick_on) {
+        srv->kick_on = false;
+        uv_idle_stop(&srv->kick);
+    }
+}
+
+static void check_cb(uv_check_t *h)
+{
+    attend_dirty(h->data);
+}
+
+static void prepare_cb(uv_prepare_t *h)
+{
+    attend_dirty(h->data);
 }
 
 /* ---- Listeners ---------------------------------------------------------- */
@@ -726,9 +754,14 @@ int vs_nbd_server_create(struct vs_loop *loop, struct vs_nbd_backend *be,
         return rc;
     }
     uv_check_init(&loop->uv, &srv->check);
-    srv->check.data = srv;
+    uv_prepare_init(&loop->uv, &srv->prepare);
+    uv_idle_init(&loop->uv, &srv->kick);
+    srv->check.data = srv->prepare.data = srv->kick.data = srv;
     uv_check_start(&srv->check, check_cb);
+    uv_prepare_start(&srv->prepare, prepare_cb);
     uv_unref((uv_handle_t *)&srv->check);
+    uv_unref((uv_handle_t *)&srv->prepare);
+    uv_unref((uv_handle_t *)&srv->kick);
     *out = srv;
     return 0;
 }
@@ -743,9 +776,11 @@ void vs_nbd_server_get_stats(const struct vs_nbd_server *srv, struct vs_nbd_serv
     *st = srv->stats;
 }
 
-static void check_closed_cb(uv_handle_t *h)
+static void hook_closed_cb(uv_handle_t *h)
 {
     struct vs_nbd_server *srv = h->data;
+    if (--srv->hooks_open > 0)
+        return;
     vs_nbd_server_stopped_cb cb = srv->stopped_cb;
     void *arg = srv->stopped_arg;
     vs_nbd_bufpool_destroy(srv->pool);
@@ -757,7 +792,10 @@ static void check_closed_cb(uv_handle_t *h)
 static void backend_closed_cb(void *arg)
 {
     struct vs_nbd_server *srv = arg;
-    uv_close((uv_handle_t *)&srv->check, check_closed_cb);
+    srv->hooks_open = 3;
+    uv_close((uv_handle_t *)&srv->check, hook_closed_cb);
+    uv_close((uv_handle_t *)&srv->prepare, hook_closed_cb);
+    uv_close((uv_handle_t *)&srv->kick, hook_closed_cb);
 }
 
 static void server_maybe_finish(struct vs_nbd_server *srv)

@@ -11,7 +11,7 @@
  * request. When a connection runs out of slots or buffers it stops reading
  * until a request completes (backpressure). Replies are gathered during a
  * loop turn and written with one writev per connection after the turn's I/O
- * callbacks (a uv_check hook).
+ * callbacks and again before the loop blocks (uv_check and uv_prepare hooks).
  *
  * Connections are independent: a malformed request ends only its own
  * connection (see nbd_proto.h for which errors end a connection and which

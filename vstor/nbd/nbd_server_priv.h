@@ -93,7 +93,7 @@ struct nbd_conn {
     uv_write_t wreq;
     /* server lists */
     struct nbd_conn *prev, *next; /* all connections */
-    struct nbd_conn *dirty_next;  /* needs the check hook: flush, unblock, drain */
+    struct nbd_conn *dirty_next;  /* needs the attend hooks: flush, unblock, drain */
     bool dirty;
     struct nbd_conn *bufwait_next; /* FIFO of connections waiting for a buffer */
     bool bufwait;
@@ -124,7 +124,11 @@ struct vs_nbd_server {
     size_t priv_stride;
     struct nbd_listener listeners[NBD_LISTENERS_MAX];
     unsigned nlisteners, listeners_closing;
-    uv_check_t check; /* after each turn's I/O: flush replies, wake waiters */
+    uv_check_t check;     /* after each turn's I/O: flush replies, wake waiters */
+    uv_prepare_t prepare; /* the same before the loop blocks (nbd_server.c NOTES 3) */
+    uv_idle_t kick;       /* active while a connection is dirty: the loop must not block */
+    bool kick_on;
+    unsigned hooks_open;  /* while closing: check, prepare, kick */
     struct nbd_conn *conns;
     unsigned nconns;
     struct nbd_conn *dirty_head;

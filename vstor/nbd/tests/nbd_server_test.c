@@ -312,6 +312,62 @@ static void test_replies_in_completion_order(void **state)
     h_stop(&h);
 }
 
+static void idle_complete_cb(uv_idle_t *i)
+{
+    fake_complete(i->data, 0, 0);
+    uv_idle_stop(i);
+}
+
+static void reply_seen_cb(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    *(bool *)p->data = true;
+    uv_poll_stop(p);
+}
+
+static void guard_cb(uv_timer_t *t)
+{
+    (void)t; /* ends the loop turn if the reply never came (the failure case) */
+}
+
+/* A completion delivered from an idle handle -- as libvstor delivers them --
+ * is written before the loop blocks: the client's end is readable in that
+ * same turn's poll phase, not only after some unrelated event. */
+static void test_idle_completion_sent_before_blocking(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_start(&h, fake_new(false, true, true), 8, 1 << 20);
+    send_req(&h, VS_NBD_CMD_READ, 0, 7, 4096, 4096, NULL);
+    assert_int_equal(h.f->npending, 1);
+    assert_true(nothing_to_read(&h));
+    uv_idle_t idle;
+    uv_poll_t poll;
+    uv_timer_t guard;
+    bool seen = false;
+    uv_idle_init(&h.loop.uv, &idle);
+    idle.data = h.f;
+    uv_idle_start(&idle, idle_complete_cb);
+    assert_int_equal(uv_poll_init(&h.loop.uv, &poll, h.cfd), 0);
+    poll.data = &seen;
+    uv_poll_start(&poll, UV_READABLE, reply_seen_cb);
+    uv_timer_init(&h.loop.uv, &guard);
+    uv_timer_start(&guard, guard_cb, 5000, 0);
+    uv_run(&h.loop.uv, UV_RUN_ONCE); /* idle -> prepare -> poll: the reply is there */
+    assert_true(seen);
+    uv_close((uv_handle_t *)&idle, NULL);
+    uv_close((uv_handle_t *)&poll, NULL);
+    uv_close((uv_handle_t *)&guard, NULL);
+    spin(&h, 1);
+    uint64_t cookie;
+    uint8_t data[4096];
+    assert_int_equal(recv_reply(&h, &cookie), 0);
+    assert_true(cookie == 7);
+    recv_exact(&h, data, sizeof(data));
+    h_stop(&h);
+}
+
 /* With every slot busy the server stops reading; freeing one resumes it. */
 static void test_backpressure_on_slots(void **state)
 {
@@ -477,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_flags_follow_the_backend),
         cmocka_unit_test(test_errors_reach_the_wire),
         cmocka_unit_test(test_replies_in_completion_order),
+        cmocka_unit_test(test_idle_completion_sent_before_blocking),
         cmocka_unit_test(test_backpressure_on_slots),
         cmocka_unit_test(test_waiting_for_buffers),
         cmocka_unit_test(test_bad_magic_closes),
