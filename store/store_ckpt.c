@@ -41,8 +41,9 @@ static bool ck_needed(struct vs_store *s)
     /* Big writes (redirects) wait for the blocks a checkpoint frees: start
      * one while half the free blocks remain, so writes go on beside it. */
     bool blocks_low = s->ents_big && s->ents_big >= s->blocks_free;
+    bool waiting = s->wait_q.head && !s->cap_wait; /* for what a checkpoint frees */
     return s->ck.progress &&
-           (s->wait_q.head || s->jused * 100 >= s->jsize * s->cfg.journal_checkpoint_pct ||
+           (waiting || s->jused * 100 >= s->jsize * s->cfg.journal_checkpoint_pct ||
             (uint64_t)s->ents_live * 2 >= s->ent_cap || blocks_low ||
             (uint64_t)(s->pend_blocks_n + s->rb_blocks_n) * 2 >= s->pend_max);
 }

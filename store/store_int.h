@@ -154,6 +154,10 @@ enum ck_state {
     CK_BARRIER3,
 };
 
+/* Cap of big-write data in flight (bytes): enough to keep a drive busy, small
+ * enough that a checkpoint's ios do not wait long behind it. */
+#define BIG_INFLIGHT_MAX (16u << 20)
+
 #define CK_IOS 128               /* checkpoint ios in flight */
 #define CK_RUN_BYTES (1u << 20)  /* largest merged write of consecutive pages */
 #define CK_ARENA_BYTES (4u << 20) /* page buffers of the ios in flight */
@@ -254,6 +258,11 @@ struct vs_store {
     uint64_t *rb_seq;    /* the rollback record's seq, per rb_blocks item */
     uint32_t *rec_pos;   /* journal sector of each record in the journal, by seq % rec_cap */
     uint32_t rb_blocks_n;
+    /* Big-write data in flight, bytes, and its cap: a deep queue of data
+     * writes delays every checkpoint io and fsync queued behind it, and the
+     * checkpoints are what free the blocks those writes need. */
+    uint64_t big_inflight, big_inflight_max; /* see BIG_INFLIGHT_MAX */
+    bool cap_wait; /* the wait queue's head waits for big_inflight only */
     uint32_t last_crc, start_prev_crc;
     uint32_t incarnation;
     unsigned ckpt_slot; /* slot holding the newest valid checkpoint block */

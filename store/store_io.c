@@ -531,6 +531,7 @@ static void rec_send(struct vs_store *s, struct vs_store_op *op, uint64_t pos, u
     }
     journal_send(s, op);
     if (nios > 1) {
+        s->big_inflight += op->p.io[1].len;
         store__count_io(s, VS_STORE_IO_DATA, op->p.io[1].len);
         store__submit(s, &op->p.io[1]);
     }
@@ -576,7 +577,13 @@ static void op_io0_cb(struct vs_disk_io *io, int res)
 
 static void op_io1_cb(struct vs_disk_io *io, int res)
 {
-    op_io_done(VS_CONTAINER_OF(io, struct vs_store_op, p.io[1]), res, "data write");
+    struct vs_store_op *op = VS_CONTAINER_OF(io, struct vs_store_op, p.io[1]);
+    struct vs_store *s = op->p.store;
+    VS_ASSERT(s->big_inflight >= io->len);
+    s->big_inflight -= io->len;
+    op_io_done(op, res, "data write"); /* op may be reused from here on */
+    if (s->wait_q.head) /* a big write may wait for the cap */
+        store__kick_waiters(s);
 }
 
 static uint32_t roundup_sector(uint64_t x)
@@ -627,6 +634,10 @@ static int write_plan(struct vs_store *s, struct vs_store_op *op, struct wplan *
         return s->pend_blocks_n || s->rb_blocks_n ? -EAGAIN : -ENOSPC;
     if (w->big && s->blocks_free == 0)
         return -EAGAIN;
+    if (w->big && s->big_inflight && s->big_inflight + op->len > s->big_inflight_max) {
+        s->cap_wait = true; /* a data completion retries it; no checkpoint needed */
+        return -EAGAIN;
+    }
     /* An unstable write also reserves the sector of its own future record. */
     w->pos = jalloc(s, (uint64_t)w->hdr_len + w->data_len, false,
                     op->flags & VS_STORE_STABLE ? 0 : SECTOR);
@@ -850,6 +861,7 @@ static int list_try(struct vs_store *s, struct vs_store_op *op, bool rollback)
 
 static int op_try(struct vs_store *s, struct vs_store_op *op)
 {
+    s->cap_wait = false;
     switch (op->p.kind) {
     case OPK_WRITE:
         return write_try(s, op);
