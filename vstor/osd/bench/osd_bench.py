@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The data-path benchmark of issue 6 (docs/performance.md, "The data path").
+"""The data-path benchmark of issue 6 (docs/performance.md, "Data path").
 
 In one run, on one disk: fio-suite.sh raw on a file, then a cluster of 1 mon
 and 3 OSDs on files (release build), a pool with pg_size 2, `vstor bench` on
