@@ -11,8 +11,8 @@ disk, default timeouts for both), then, alternating between the two for
   * failover: kill -9 of the leader, then a CLI put (`vstor meta put` /
     `etcdctl put`, all endpoints) every 20 ms until one succeeds; the time
     from the kill to that success;
-and finally the memory (VmRSS) and database size of each member after writing
-100,000 keys of 100 bytes. Prints a Markdown table of medians and ratios
+and finally, on fresh clusters, the memory (VmRSS) and database size of each
+member after writing 100,000 keys of 100 bytes. Prints a Markdown table of medians and ratios
 (and --json the raw figures).
 
     raft/bench/meta_vs_etcd.py --vstor build/release/vstor/vstor
@@ -87,6 +87,10 @@ class Vstor(Cluster):
         d = os.path.join(self.tmp, f"vstor{i}", "mon")
         return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
 
+    def db_bytes(self, i):
+        """The database file alone (meta.db, without its WAL)."""
+        return os.path.getsize(os.path.join(self.tmp, f"vstor{i}", "mon", "meta.db"))
+
     def bench(self, *args):
         return run_json([self.bin, "meta", "bench", "--json", "--mon-address", self.endpoints,
                          *map(str, args)])
@@ -133,6 +137,10 @@ class Etcd(Cluster):
         for root, _, files in os.walk(os.path.join(self.tmp, f"etcd{i}")):
             total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
         return total
+
+    def db_bytes(self, i):
+        """The bbolt database file alone (member/snap/db, without the WAL)."""
+        return os.path.getsize(os.path.join(self.tmp, f"etcd{i}", "member", "snap", "db"))
 
     def bench(self, vstor_bin, *args):
         return run_json([vstor_bin, "meta", "bench", "--json", "--target", "etcd",
@@ -238,12 +246,27 @@ def main():
             for c in (vs, et):
                 raw["failover"][c.name].append(failover(c))
             print(f"failover {r + 1}/{a.failovers}: {raw['failover']}", file=sys.stderr)
+        # Memory and size on fresh clusters, so they hold the --keys keys only.
+        vs.stop_all()
+        et.stop_all()
+        fresh = os.path.join(tmp, "fresh")
+        os.mkdir(fresh)
+        vp = free_ports(3, ep[-1] + 10)
+        ep = free_ports(6, vp[-1] + 10)
+        vs = Vstor(os.path.abspath(a.vstor), fresh, vp)
+        et = Etcd(fresh, ep[:3], ep[3:])
+        for i in range(3):
+            vs.start(i)
+            et.start(i)
+        wait_leader(vs)
+        wait_leader(et)
         for c, fill in ((vs, lambda: vs.bench("--workload", "fill", "--keys", a.keys)),
                         (et, lambda: et.bench(a.vstor, "--workload", "fill", "--keys", a.keys))):
             fill()
             time.sleep(2)
             raw[c.name + "_size"] = [{"rss_kib": rss_kib(c.procs[i].pid),
-                                      "data_bytes": c.data_bytes(i)} for i in range(3)]
+                                      "data_bytes": c.data_bytes(i),
+                                      "db_bytes": c.db_bytes(i)} for i in range(3)]
     finally:
         vs.stop_all()
         et.stop_all()
@@ -278,8 +301,9 @@ def report(raw, a):
         ("failover kill -9 -> first write, median (s)", median(raw["failover"]["vstor"]),
          median(raw["failover"]["etcd"])),
     ]
-    for what, key in (("leader RSS per 100k keys (MiB)", "rss_kib"),
-                      ("database per 100k keys (MiB)", "data_bytes")):
+    for what, key in (("RSS per 100k keys (MiB)", "rss_kib"),
+                      ("database file per 100k keys (MiB)", "db_bytes"),
+                      ("data dir (database + WAL) per 100k keys (MiB)", "data_bytes")):
         div = 1024 if key == "rss_kib" else 1 << 20
         vv = max(m[key] for m in raw.get("vstor_size", [{key: 0}])) / div * 100000 / a.keys
         ee = max(m[key] for m in raw.get("etcd_size", [{key: 0}])) / div * 100000 / a.keys
