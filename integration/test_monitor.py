@@ -138,7 +138,14 @@ def test_monitor_places_and_moves_primaries(cluster1):
     create_pool(c)
     for osd in (1, 2, 3):
         c.osd_up(osd, f"h{osd}")
-    pp = wait_for(lambda: placed(c, {1, 2, 3}), 30, interval=0.2, what="config/pgs")
+    # The monitor may place as soon as OSD 1 is up (change delay 50 ms, and the
+    # three registrations are separate commands): wait for the map that counts
+    # all three, not for the first map.
+    def balanced():
+        pp = placed(c, {1, 2, 3})
+        prim = [pg["primary"] for pg in pp["pgs"]] if pp else []
+        return pp if pp and all(prim.count(o) >= 4 for o in (1, 2, 3)) else None
+    pp = wait_for(balanced, 30, interval=0.2, what="config/pgs over OSDs 1, 2 and 3")
     primaries = [pg["primary"] for pg in pp["pgs"]]
     sets = [pg["osd_set"] for pg in pp["pgs"]]
     for pg in pp["pgs"]:

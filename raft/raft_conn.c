@@ -30,6 +30,8 @@
 
 #define READ_CHUNK (64u << 10)
 
+#define RAFT_CONN_KEEP_BUF (1u << 20) /* an out buffer kept between flushes */
+
 struct write_req {
     uv_write_t req;
     struct raft_conn *conn;
@@ -268,18 +270,42 @@ static void write_cb(uv_write_t *req, int status)
     }
 }
 
+/* With nothing queued in libuv, the bytes go out at once with
+ * uv_try_write(): no request, no copy, no poll-for-writable round (one reply
+ * per client connection per turn is the common case). Whatever the socket
+ * does not take is queued with uv_write(), and later flushes queue behind it
+ * so the order holds. */
 void raft__conn_flush(struct raft_conn *c)
 {
     if (c->state != RAFT_CONN_OPEN || c->out.len == 0)
         return;
+    size_t done = 0;
+    if (c->inflight_bytes == 0) {
+        uv_buf_t now = uv_buf_init((char *)c->out.p, (unsigned)c->out.len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &now, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            VS_DEBUG_LOG("meta", "%s: write: %s", c->name, uv_strerror(n));
+            raft__conn_close(c);
+            return;
+        }
+        done = n > 0 ? (size_t)n : 0;
+        if (done == c->out.len) {
+            if (c->out.cap > RAFT_CONN_KEEP_BUF)
+                raft__buf_free(&c->out); /* after a snapshot: do not keep 1 GiB */
+            raft__buf_reset(&c->out);
+            return;
+        }
+    }
     struct write_req *w = malloc(sizeof(*w));
     if (!w) {
         raft__conn_close(c);
         return;
     }
     w->conn = c;
-    w->data = raft__buf_take(&c->out, &w->len);
-    uv_buf_t buf = uv_buf_init((char *)w->data, (unsigned)w->len);
+    size_t total;
+    w->data = raft__buf_take(&c->out, &total);
+    w->len = total - done;
+    uv_buf_t buf = uv_buf_init((char *)w->data + done, (unsigned)w->len);
     c->inflight_bytes += w->len;
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
     if (rc < 0) {
