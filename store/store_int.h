@@ -156,7 +156,7 @@ enum ck_state {
 
 /* Cap of big-write data in flight (bytes): enough to keep a drive busy, small
  * enough that a checkpoint's ios do not wait long behind it. */
-#define BIG_INFLIGHT_MAX (16u << 20)
+#define BIG_INFLIGHT_MAX (8u << 20)
 
 #define CK_IOS 128               /* checkpoint ios in flight */
 #define CK_RUN_BYTES (1u << 20)  /* largest merged write of consecutive pages */
