@@ -557,6 +557,12 @@ static void end_turn(struct meta_server *s)
 {
     if (s->fatal || s->closing)
         return;
+    /* Events applied so far this turn go out with the turn's replies, not
+     * after the commit of the applied state (up to a WAL checkpoint later).
+     * Like the replies, they show only committed entries: an apply lost in
+     * a crash is redone, identically, from the log. */
+    if (s->node.sm.n_events > 0)
+        srv_watches_deliver(s);
     raft__node_end_turn(&s->node);
     srv_reads_turn(s);
     srv_watches_deliver(s);

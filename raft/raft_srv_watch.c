@@ -5,7 +5,9 @@
  * NOTES
  *
  * A watch has a key range and next_rev, the first revision it has not been
- * sent. At the end of every loop turn (after the turn's entries are applied):
+ * sent. At the end of every loop turn (after the turn's entries are applied,
+ * and again before the turn's commit when entries were applied, so events
+ * leave with the replies of the same writes):
  *  - a synced watch (it has every event before this turn's batch) gets the
  *    batch's events that are in its range and have revision >= next_rev,
  *    straight from the in-memory list the state machine built while applying;
