@@ -146,6 +146,32 @@ def test_degraded_pg_state_written_on_change_only(cluster, tmp_path):
     assert rev1 - rev0 <= 8, (rev0, rev1)
 
 
+def test_full_osd_does_not_loop_repeering(procs, vstor_bin, tmp_path):
+    """An OSD whose store is full fails its writes and recoveries with ENOSPC: the
+    PG re-peers (bumping its epoch and storing pg/history) at most once a second
+    for it, not in a tight loop (it used to do ~1000 epochs per second)."""
+    c = Cluster(procs, vstor_bin, tmp_path, mons=1)
+    c.add_osd(size="1G")
+    c.add_osd(size="160M")
+    c.pool("rbd", 2, 1, 2)
+    c.image("img", "512M", "rbd")
+    c.wait_active("rbd", clean=True)
+    w = c.start_verify("img", ops=100000, depth=8)
+    wait_for(lambda: "No space left" in c.osd_log(1) + c.osd_log(2), 180, interval=0.5,
+             what="a full store")
+    pid = c.pool_id("rbd")
+    time.sleep(2)
+    rev0, v0 = c.revisions(f"pg/history/{pid}/")
+    time.sleep(5)
+    rev1, v1 = c.revisions(f"pg/history/{pid}/")
+    w.signal(signal.SIGKILL)
+    for k in v1:
+        assert v1[k] - v0.get(k, 0) <= 2 * 6, (v0, v1)  # <= 1 re-peer/s, each 1-2 writes
+    assert rev1 - rev0 < 200, (rev0, rev1)
+    for o in (1, 2):
+        assert c.osds[o]["proc"].alive()
+
+
 def test_split_brain(procs, vstor_bin, tmp_path):
     """pg_size 2, pg_minsize 1: the PG runs on OSD 2 alone and takes writes; then OSD 2
     stops and OSD 1 returns alone: it must not become active with its stale data.

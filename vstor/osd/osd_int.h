@@ -52,6 +52,7 @@
 #define OSD_LIST_PAGE 4096      /* SEC_LIST entries per page */
 #define OSD_BATCH_MAX 1024      /* object versions per SEC_STABILIZE/ROLLBACK */
 #define OSD_RETRY_MS 500        /* PG retries: lock refused, metadata unavailable */
+#define OSD_REC_FAIL_MS 1000    /* least time between re-peers after failed recoveries */
 
 struct vs_osd;
 struct osd_pg;
@@ -200,6 +201,8 @@ struct osd_pg {
     uint64_t unclean_left;
     uint32_t recover_cursor, recovering;
     bool force_bump;              /* a version counter ran out: bump the epoch */
+    bool rec_repeer_due;          /* a recovery failed: re-peer at rec_fail_us + delay */
+    uint64_t rec_fail_us;         /* when a failed recovery last re-peered the PG */
     uint32_t dirty[VS_PG_SIZE_MAX]; /* lazy: OSDs written since the last SYNC */
     /* Locks, reports, timers. */
     bool lock1;                   /* pg/state is ours (on our lease) */
@@ -225,6 +228,9 @@ void osd__pg_map(struct vs_osd *osd, uint16_t pool, uint32_t num,
 void osd__pg_stop(struct osd_pg *pg);
 void osd__pg_move(struct osd_pg *pg, enum vs_pg_state to);
 void osd__pg_repeer(struct osd_pg *pg, const char *why);
+/* A recovery failed: re-peer now, or (at most one such re-peer per
+ * OSD_REC_FAIL_MS) once the delay has passed. */
+void osd__pg_recovery_failed(struct osd_pg *pg);
 void osd__pg_kick(struct osd_pg *pg);          /* re-run the step it waits in */
 void osd__pg_arm(struct osd_pg *pg, uint64_t ms); /* kick after ms */
 void osd__pg_op_done(struct osd_pg *pg);      /* an op let go of the PG */

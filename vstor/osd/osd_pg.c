@@ -19,6 +19,7 @@
 #include "osd_int.h"
 
 #include "vs_assert.h"
+#include "vs_clock.h"
 #include "vs_err.h"
 #include "vs_log.h"
 
@@ -140,8 +141,10 @@ void osd__pg_move(struct osd_pg *pg, enum vs_pg_state to)
     pg->state = to;
     if (to != VS_PG_ACTIVE)
         pg->flags = 0;
-    if (to == VS_PG_PEERING || to == VS_PG_STARTING)
+    if (to == VS_PG_PEERING || to == VS_PG_STARTING) {
         pg->gen++;
+        pg->rec_repeer_due = false; /* this peering settles the failed objects */
+    }
     VS_DASSERT(pg_invariants(pg));
     if (to == VS_PG_ACTIVE || to == VS_PG_INCOMPLETE || from == VS_PG_ACTIVE)
         VS_INFO(OSD_LOG, "pg %s: %s -> %s", pg->name, vs_pg_state_name(from),
@@ -228,6 +231,9 @@ void osd__pg_kick(struct osd_pg *pg)
             finish_stop(pg);
         break;
     case VS_PG_ACTIVE:
+        if (pg->rec_repeer_due &&
+            vs_clock_mono_us() >= pg->rec_fail_us + OSD_REC_FAIL_MS * 1000ull)
+            return osd__pg_recovery_failed(pg);
         osd__recovery_pump(pg);
         osd__pg_clean_check(pg);
         osd__pg_meta_pump(pg);
@@ -258,6 +264,24 @@ void osd__pg_repeer(struct osd_pg *pg, const char *why)
     default:
         break;
     }
+}
+
+/* The next peering settles an object whose recovery failed, but a store that
+ * fails every write (full, broken) must not make the PG re-peer -- bumping
+ * its epoch and rewriting pg/history -- in a tight loop: at most one such
+ * re-peer per OSD_REC_FAIL_MS; a later failure waits for the timer. */
+void osd__pg_recovery_failed(struct osd_pg *pg)
+{
+    uint64_t now = vs_clock_mono_us();
+    uint64_t due = pg->rec_fail_us + OSD_REC_FAIL_MS * 1000ull;
+    if (pg->rec_fail_us && now < due) {
+        pg->rec_repeer_due = true;
+        osd__pg_arm(pg, (due - now) / 1000 + 1);
+        return;
+    }
+    pg->rec_repeer_due = false;
+    pg->rec_fail_us = now;
+    osd__pg_repeer(pg, "recovery failed");
 }
 
 void osd__pg_stop(struct osd_pg *pg)

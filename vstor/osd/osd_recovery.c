@@ -298,9 +298,9 @@ static void rec_finish(struct osd_op *op, int rc)
     if (st && rc == 0 && st->state != U_DONE) {
         osd__pg_object_clean(pg, op->uidx);
     } else if (st && st->state != U_DONE) {
-        st->state = rc == -ENODATA ? U_STUCK : U_PENDING;
+        st->state = rc == VS_EPGINACTIVE ? U_PENDING : U_STUCK;
         if (rc != -ENODATA && rc != VS_EPGINACTIVE)
-            osd__pg_repeer(pg, "recovery failed");
+            osd__pg_recovery_failed(pg); /* re-peers, at a bounded rate */
     }
     if (!parent) {
         pg->recovering--;
