@@ -25,6 +25,10 @@
  *   (3) A txn callback may come after vs_monitor_close (the server fails
  *       pending requests when it closes): the monitor orphans its pending
  *       contexts on close, and an orphan callback touches nothing else.
+ *   (4) The statistics fold runs on libuv's thread pool (it is O(OSDs x
+ *       images) and would hold up the member's heartbeats): one at a time,
+ *       owning a copy of the keys and the fold state; the monitor frees
+ *       itself only after it returns (monitor_unref).
  */
 #include "monitor.h"
 
