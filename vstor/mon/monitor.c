@@ -368,6 +368,8 @@ static void fold_after(uv_work_t *req, int status)
     struct vs_monitor *m = w->m;
     warn_slow("the statistics fold", w->t0_us, w->k.n, false);
     m->fold_stats = NULL;
+    m->st.stats_folding = false;
+    m->st.stats_folds++;
     if (w->stats != m->stats)
         vs_mon_stats_free(w->stats); /* the monitor stopped meanwhile (stop()) */
     int rc = status < 0 ? status : w->rc;
@@ -416,6 +418,7 @@ static void stats_timer_cb(uv_timer_t *t)
         return;
     }
     m->fold_stats = m->stats;
+    m->st.stats_folding = true;
     m->handles_open++; /* the monitor outlives the work (monitor_unref) */
 }
 

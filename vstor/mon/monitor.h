@@ -183,6 +183,8 @@ struct vs_monitor_status {
     bool active;
     uint64_t plans, solves, publishes, conflicts, errors, stats_writes;
     uint64_t last_revision; /* revision of the last applied txn */
+    uint64_t stats_folds;   /* statistics folds finished (on the thread pool) */
+    bool stats_folding;     /* a fold is running on the thread pool now */
 };
 
 /* Creates the monitor for the member srv (not started). It does nothing until
