@@ -214,6 +214,7 @@ static void ck_io_cb(struct vs_disk_io *io, int res)
         store__set_broken(s, res, "checkpoint write");
     s->ck.ios_inflight--;
     store__ck_step(s);
+    store__retry_flush(s);
 }
 
 static void ck_submit(struct vs_store *s, struct vs_disk_io *io, unsigned dev, uint64_t off,

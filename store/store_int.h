@@ -356,6 +356,7 @@ void store__issue_fsync(struct vs_store *s, bool drain);
 void store__ent_link(struct vs_store *s, uint32_t oi, uint32_t ei);
 void store__ck_maybe_start(struct vs_store *s);
 bool store__submit(struct vs_store *s, struct vs_disk_io *io);
+void store__retry_flush(struct vs_store *s);
 static inline void store__count_io(struct vs_store *s, enum vs_store_io_area area, uint64_t len)
 {
     s->st.io_count[area]++;

@@ -105,7 +105,9 @@ bool store__submit(struct vs_store *s, struct vs_disk_io *io)
     return false;
 }
 
-static void retry_flush(struct vs_store *s)
+/* Hands the ios the disk refused to it again; every completion calls it (a
+ * completion is what makes room), or the queue could wait for ever. */
+void store__retry_flush(struct vs_store *s)
 {
     while (s->retry_head) {
         struct vs_disk_io *io = s->retry_head;
@@ -129,7 +131,7 @@ static void nop_cb(struct vs_disk_io *io, int res)
     struct vs_store_op *op;
     while ((op = q_pop(&q)) != NULL)
         store__complete(s, op, op->result);
-    retry_flush(s);
+    store__retry_flush(s);
 }
 
 /* Completes op (with op->result) later, through a NOP io (B9: never inline). */
@@ -233,7 +235,7 @@ static void fsync_cb(struct vs_disk_io *io, int res)
     if (s->ck.state != CK_IDLE)
         store__ck_step(s);
     fsync_next(s);
-    retry_flush(s);
+    store__retry_flush(s);
 }
 
 /* Issues one fsync batch (one fsync per written device) unless one is in
@@ -567,7 +569,7 @@ static void op_io_done(struct vs_store_op *op, int res, const char *what)
         if (s->cfg.fsync_no_drain && op->p.seq >= s->synced_seq)
             store__request_fsync(s, false); /* covers the records completed so far */
     }
-    retry_flush(s);
+    store__retry_flush(s);
 }
 
 static void op_io0_cb(struct vs_disk_io *io, int res)
@@ -896,7 +898,7 @@ void store__kick_waiters(struct vs_store *s)
             store__barrier_request(s);
         store__ck_maybe_start(s);
     }
-    retry_flush(s);
+    store__retry_flush(s);
 }
 
 static int op_start(struct vs_store *s, struct vs_store_op *op, int kind, bool ordered)

@@ -225,6 +225,7 @@ static void read_finish(struct vs_store *s, struct vs_store_op *op, int res)
     if (s->ck.state != CK_IDLE)
         store__ck_step(s);
     store__complete(s, op, res < 0 ? res : (int)op->len);
+    store__retry_flush(s);
 }
 
 static void read_io_cb(struct vs_disk_io *io, int res)
