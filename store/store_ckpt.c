@@ -27,6 +27,7 @@
 #include "store_int.h"
 
 #include "vs_byte.h"
+#include "vs_log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -127,10 +128,9 @@ static void apply_obj(struct vs_store *s, uint32_t oi)
         uint32_t ref = e->kind == ENT_BIG ? e->block : TOMB_BIT | e->block;
         release_ref(s, o->block, true);
         o->block = ref;
-        if (getenv("STORE_DEBUG"))
-            fprintf(stderr, "apply: obj %u v%llu -> %s %u (old base %x)\n", oi,
-                    (unsigned long long)e->version, e->kind == ENT_BIG ? "block" : "tomb",
-                    e->block, o->block);
+        VS_TRACE("store", "apply: obj %u v%llu -> %s %u (old base %x)", oi,
+                 (unsigned long long)e->version, e->kind == ENT_BIG ? "block" : "tomb", e->block,
+                 o->block);
         o->version = e->version;
         if (e->kind == ENT_BIG)
             s->block_owner[e->block] = oi;
@@ -253,10 +253,8 @@ static bool flush_issue(struct vs_store *s)
             struct vs_disk_io *io = ck_io(s, &slot);
             if (!io)
                 return false;
-            if (getenv("STORE_DEBUG"))
-                fprintf(stderr, "flush: obj %u block %u sec %u+%u from v%llu seq %llu\n", oi,
-                        block, sec, n, (unsigned long long)e->version,
-                        (unsigned long long)e->seq);
+            VS_TRACE("store", "flush: obj %u block %u sec %u+%u from v%llu seq %llu", oi, block,
+                     sec, n, (unsigned long long)e->version, (unsigned long long)e->seq);
             const struct vs_store_layout *l = &s->sb.layout;
             ck_submit(s, io, l->data_dev,
                       l->data_offset + (uint64_t)block * s->block_size + (uint64_t)sec * SECTOR,
@@ -463,11 +461,10 @@ static void ck_done(struct vs_store *s)
     s->jstart = s->ck.new_start_pos;
     s->start_seq = s->ck.new_start_seq;
     s->start_prev_crc = s->ck.new_start_prev_crc;
-    if (getenv("STORE_DEBUG"))
-        fprintf(stderr, "ck done: dist %llu T %llu next %llu synced %llu live %u jused %llu\n",
-                (unsigned long long)dist, (unsigned long long)s->ck.new_start_seq,
-                (unsigned long long)s->next_seq, (unsigned long long)s->synced_seq,
-                s->ents_live, (unsigned long long)s->jused);
+    VS_DEBUG_LOG("store", "ck done: dist %llu T %llu next %llu synced %llu live %u jused %llu",
+                 (unsigned long long)dist, (unsigned long long)s->ck.new_start_seq,
+                 (unsigned long long)s->next_seq, (unsigned long long)s->synced_seq, s->ents_live,
+                 (unsigned long long)s->jused);
     store__pending_release(s, s->ck.pend_frozen_blocks, s->ck.pend_frozen_tombs);
     s->st.checkpoints++;
     VS_DASSERT(store__invariants(s));

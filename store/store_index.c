@@ -9,6 +9,7 @@
  * extra: 4 bytes per 4 KiB of block. Everything is allocated at open.
  */
 #include "store_int.h"
+#include "vs_log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -316,8 +317,7 @@ void store__pending_release(struct vs_store *s, uint32_t nblocks, uint32_t ntomb
 {
     for (uint32_t i = 0; i < nblocks; i++) {
         uint32_t b = s->pend_blocks[i];
-        if (getenv("STORE_DEBUG"))
-            fprintf(stderr, "release: block %u (owner %u)\n", b, s->block_owner[b]);
+        VS_TRACE("store", "release: block %u (owner %u)", b, s->block_owner[b]);
         s->block_free[b / 64] |= 1ull << (b % 64);
         s->block_owner[b] = NONE32;
         s->blocks_free++;

@@ -28,6 +28,7 @@
 
 #include "vs_byte.h"
 #include "vs_crc32c.h"
+#include "vs_log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -647,9 +648,9 @@ static int write_plan(struct vs_store *s, struct vs_store_op *op, struct wplan *
         return -EAGAIN;
     w->ei = store__ent_alloc(s);
     w->block = w->big ? store__block_alloc(s) : NONE32;
-    if (getenv("STORE_DEBUG") && w->big)
-        fprintf(stderr, "alloc: block %u for obj %u v%llu seq %llu\n", w->block, w->oi,
-                (unsigned long long)w->version, (unsigned long long)s->next_seq);
+    if (w->big)
+        VS_TRACE("store", "alloc: block %u for obj %u v%llu seq %llu", w->block, w->oi,
+                 (unsigned long long)w->version, (unsigned long long)s->next_seq);
     return 0;
 }
 

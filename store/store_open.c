@@ -19,6 +19,7 @@
 #include "vs_byte.h"
 #include "vs_clock.h"
 #include "vs_crc32c.h"
+#include "vs_log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -569,13 +570,14 @@ int vs_store_run_until_idle(struct vs_store *s)
         if (rc == 0 && s->disk->ops->inflight(s->disk) == 0 && !s->retry_head)
         {
             /* Nothing in flight, yet ops wait: unstable versions pin the journal. */
-            if (s->ops_inflight && getenv("STORE_DEBUG"))
-                fprintf(stderr, "stuck: start %llu next %llu jstart %llu jhead %llu jused %llu "
-                        "reserved %llu unstable %u live %u progress %d\n",
-                        (unsigned long long)s->start_seq, (unsigned long long)s->next_seq,
-                        (unsigned long long)s->jstart, (unsigned long long)s->jhead,
-                        (unsigned long long)s->jused, (unsigned long long)s->jreserved,
-                        s->unstable_count, s->ents_live, s->ck.progress);
+            if (s->ops_inflight)
+                VS_TRACE("store",
+                         "stuck: start %llu next %llu jstart %llu jhead %llu jused %llu "
+                         "reserved %llu unstable %u live %u progress %d",
+                         (unsigned long long)s->start_seq, (unsigned long long)s->next_seq,
+                         (unsigned long long)s->jstart, (unsigned long long)s->jhead,
+                         (unsigned long long)s->jused, (unsigned long long)s->jreserved,
+                         s->unstable_count, s->ents_live, s->ck.progress);
             return s->ops_inflight ? -EDEADLK : 0;
         }
     }

@@ -17,6 +17,7 @@
 
 #include "vs_byte.h"
 #include "vs_crc32c.h"
+#include "vs_log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -162,10 +163,10 @@ static bool fill_from_block(struct vs_store *s, struct vs_store_op *op, uint32_t
     }
     const uint32_t *crc = s->block_csum ? &s->block_csum[(size_t)block * s->ncsum + sec] : NULL;
     bool ok = verify(dst, crc);
-    if (!ok && getenv("STORE_DEBUG"))
-        fprintf(stderr, "csum: block %u sector %u (entry %u base v%llu read v%llu)\n", block, sec,
-                op->p.entry, (unsigned long long)op->p.base_version,
-                (unsigned long long)op->out_version);
+    if (!ok)
+        VS_TRACE("store", "csum: block %u sector %u (entry %u base v%llu read v%llu)", block, sec,
+                 op->p.entry, (unsigned long long)op->p.base_version,
+                 (unsigned long long)op->out_version);
     return ok;
 }
 
@@ -194,9 +195,9 @@ static bool overlay(struct vs_store *s, struct vs_store_op *op, uint64_t *filled
             uint8_t *dst = (uint8_t *)op->buf + (size_t)i * SECTOR;
             memcpy(dst, s->jbuf + (size_t)js * SECTOR, SECTOR);
             bool ok1 = verify(dst, s->jcrc ? &s->jcrc[js] : NULL);
-            if (!ok1 && getenv("STORE_DEBUG"))
-                fprintf(stderr, "csum: journal sector %u (entry v%llu)\n", js,
-                        (unsigned long long)e->version);
+            if (!ok1)
+                VS_TRACE("store", "csum: journal sector %u (entry v%llu)", js,
+                         (unsigned long long)e->version);
             ok = ok && ok1;
         }
     }

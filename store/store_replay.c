@@ -7,6 +7,7 @@
 #include "vs_byte.h"
 #include "vs_clock.h"
 #include "vs_crc32c.h"
+#include "vs_log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -132,10 +133,10 @@ static int apply_write(struct vs_store *s, const struct rec_ref *ref)
     e->len = w.len;
     e->kind = big ? ENT_BIG : ENT_SMALL;
     e->flags = EF_WRITTEN | (noblock ? EF_NOBLOCK : 0);
-    if (noblock && getenv("STORE_DEBUG"))
-        fprintf(stderr, "replay: seq %llu v%llu block %u in use (owner %u)\n",
-                (unsigned long long)ref->r.seq, (unsigned long long)w.version, w.block,
-                s->block_owner[w.block]);
+    if (noblock)
+        VS_TRACE("store", "replay: seq %llu v%llu block %u in use (owner %u)",
+                 (unsigned long long)ref->r.seq, (unsigned long long)w.version, w.block,
+                 s->block_owner[w.block]);
     e->block = big ? w.block : NONE32;
     store__ent_link(s, oi, ei);
     const uint8_t *crcs = p + REC_HDR_SIZE + 40;
@@ -222,17 +223,18 @@ static int replay(struct vs_store *s, const struct store_ckpt *ck, char *err, si
     max_synced = VS_MAX(max_synced, ck->synced_seq);
     uint32_t n0 = n;
     n = verify_big(s, refs, n, max_synced, buf);
-    if (getenv("STORE_DEBUG"))
-        fprintf(stderr, "replay: from seq %llu pos %llu: %u records, %u after verify "
-                "(max_synced %llu)\n", (unsigned long long)ck->jstart_seq,
-                (unsigned long long)ck->jstart_pos, n0, n, (unsigned long long)max_synced);
+    VS_DEBUG_LOG("store",
+                 "replay: from seq %llu pos %llu: %u records, %u after verify "
+                 "(max_synced %llu)",
+                 (unsigned long long)ck->jstart_seq, (unsigned long long)ck->jstart_pos, n0, n,
+                 (unsigned long long)max_synced);
     int rc = 0;
-    for (uint32_t i = 0; getenv("STORE_DEBUG2") && i < n0; i++) {
+    for (uint32_t i = 0; VS_LOG_TRACE <= vs_log_level_current && i < n0; i++) {
         const uint8_t *p = s->jbuf + refs[i].pos + REC_HDR_SIZE;
-        fprintf(stderr, "  rec seq %llu pos %llu type %u stripe %llx v%llu len %u\n",
-                (unsigned long long)refs[i].r.seq, (unsigned long long)refs[i].pos,
-                refs[i].r.type, (unsigned long long)vs_get_u64(p + 8),
-                (unsigned long long)vs_get_u64(p + 16), refs[i].r.hdr_len + refs[i].r.data_len);
+        VS_TRACE("store", "  rec seq %llu pos %llu type %u stripe %llx v%llu len %u",
+                 (unsigned long long)refs[i].r.seq, (unsigned long long)refs[i].pos, refs[i].r.type,
+                 (unsigned long long)vs_get_u64(p + 8), (unsigned long long)vs_get_u64(p + 16),
+                 refs[i].r.hdr_len + refs[i].r.data_len);
     }
     for (uint32_t i = 0; i < n && rc == 0; i++) {
         s->rec_pos[refs[i].r.seq % s->rec_cap] = (uint32_t)(refs[i].pos / SECTOR);
