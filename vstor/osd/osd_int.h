@@ -103,6 +103,7 @@ struct osd_subop {
     struct vs_net_op net;
     struct osd_op *op;
     uint32_t osd;
+    struct vs_net_conn *conn; /* SYNC: where the SEC_SYNC goes */
 };
 
 struct osd_unclean; /* osd_pg.c */
@@ -131,6 +132,7 @@ struct osd_op {
     uint8_t *bitmap;            /* bitmap_bytes */
     void *head_buf;             /* 4 KiB scratch for unaligned writes */
     struct vs_store_op sop;
+    bool synced;                /* lazy store, immediate pool: the local sync ran */
     uint32_t nsub;
     struct osd_subop sub[OSD_SUBOPS];
 };
@@ -145,10 +147,16 @@ struct osd_secop {
     uint8_t *bitmap;
     uint32_t count, done;       /* batches: items and items completed */
     int rc;
+    bool synced;                /* lazy store, immediate pool: the sync ran */
+    uint64_t wver;              /* the version written, kept across that sync */
+    uint32_t wlen;
     struct vs_store_op sop;
 };
 
 void osd__primary_register(struct vs_osd *osd);
+/* After a local write or delete of op: when osd__sync_after() says so and it
+ * has not run yet, starts a store sync calling op->sop.cb again; true then. */
+bool osd__local_sync(struct osd_op *op);
 /* Fails every op queued on pg that has not started (the PG left ACTIVE). */
 void osd__op_start_next(struct vs_osd *osd, struct osd_op *op);
 struct osd_op *osd__op_get(struct vs_osd *osd, bool recovery);
@@ -221,6 +229,9 @@ struct osd_pg {
 };
 
 struct osd_pg *osd__pg_find(struct vs_osd *osd, uint16_t pool, uint32_t num);
+/* True when a mutation of inode must be synced before it is acknowledged: the
+ * store is lazy and the inode's pool commits immediately (data-path.md D7.7). */
+bool osd__sync_after(struct vs_osd *osd, uint64_t inode);
 /* The map names us primary of pool.num: create (and start) or update. */
 void osd__pg_map(struct vs_osd *osd, uint16_t pool, uint32_t num,
                  const struct vs_pgmap_pool *mp, const struct vs_placement_pool *p,

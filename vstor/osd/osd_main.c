@@ -319,15 +319,11 @@ static void config_sizes(struct vs_osd *osd)
     osd->op_count = (uint32_t)c->osd_op_max;
     osd->rec_count = (uint32_t)c->osd_recovery_depth * 4 + 16;
     osd->secop_count = (uint32_t)c->osd_op_max * 2;
-    /* The OSD runs its store with durable acknowledgements: every write it
-     * acknowledges is on stable media on every OSD of the set, for lazy pools
-     * too (their SYNC then has nothing left to do). A lazy store would need
-     * SEC_SYNC fan-out on SYNC and syncs after writes of immediate pools:
-     * not done yet. */
-    osd->store_lazy = false;
-    if (c->store_lazy_sync)
-        VS_WARN(OSD_LOG, "store_lazy_sync is not supported by the OSD yet: writes are "
-                "acknowledged durable");
+    /* store_lazy_sync: the store acknowledges writes when written and the
+     * client's SYNC makes them durable (SEC_SYNC fan-out, osd_primary.c);
+     * writes to pools that commit immediately are synced before their ack
+     * (osd__sync_after). Off: every acknowledged write is durable. */
+    osd->store_lazy = c->store_lazy_sync;
 }
 
 static int run(struct vs_cmd_ctx *ctx, struct vs_osd *osd)
@@ -346,8 +342,9 @@ static int run(struct vs_cmd_ctx *ctx, struct vs_osd *osd)
         return rc;
     snprintf(osd->name, sizeof(osd->name), "osd.%u", osd->id);
     vs_log_set_process(osd->name);
-    VS_INFO(OSD_LOG, "store on %s: block_size %u, %" PRIu64 " blocks, cluster %016" PRIx64,
-            paths[0], osd->block_size, osd->info.block_count, osd->info.cluster_id);
+    VS_INFO(OSD_LOG, "store on %s: block_size %u, %" PRIu64 " blocks, cluster %016" PRIx64
+            ", %s", paths[0], osd->block_size, osd->info.block_count, osd->info.cluster_id,
+            osd->store_lazy ? "lazy sync" : "durable acks");
     if (osd__meta_start(osd) < 0)
         return VS_EXIT_FAIL;
     vs_loop_on_shutdown(osd->loop, on_signal, osd);

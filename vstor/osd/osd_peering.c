@@ -694,7 +694,10 @@ static void activate(struct osd_peering *pe)
                                                                   : NULL;
         pg->cur_conn[i] = p ? p->conn : NULL;
     }
-    memset(pg->dirty, 0, sizeof(pg->dirty));
+    /* Lazy: recovery and the writes of the last interval may not be durable
+     * on the members yet, so the next SYNC syncs every member. */
+    for (uint32_t i = 0; i < VS_PG_SIZE_MAX; i++)
+        pg->dirty[i] = pg->lazy && i < pg->pg_size && pg->cur[i] != 0;
     osd__peering_abort(pg);
     /* The flags go with the move: its pg/state report must never say
      * "active" alone for a PG that is not clean. */

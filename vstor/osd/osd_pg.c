@@ -52,6 +52,18 @@ struct osd_pg *osd__pg_find(struct vs_osd *osd, uint16_t pool, uint32_t num)
     return NULL;
 }
 
+bool osd__sync_after(struct vs_osd *osd, uint64_t inode)
+{
+    if (!osd->store_lazy)
+        return false;
+    uint16_t pool_id = (uint16_t)vs_net_inode_pool(inode);
+    const struct vs_placement_pool *p = osd->pools ? vs_placement_pools_find(osd->pools, pool_id)
+                                                   : NULL;
+    bool lazy = p && p->immediate_commit ? strcmp(p->immediate_commit, "all") != 0
+                                         : osd->global_lazy;
+    return !lazy; /* an unknown pool is synced: the safe side */
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     struct osd_pg *pg = t->data;

@@ -15,8 +15,10 @@
  *   6. is written to the local store (stable at once) and sent as
  *      SEC_WRITE_STABLE to every other OSD of the current set, in parallel;
  *   7. is acknowledged once all of them have answered: each store answers
- *      only when the write is durable (group commit), so the ack means
- *      "durable on every OSD of the set" -- 2 round trips + 1 durable write.
+ *      only when the write is durable (group commit, or a sync after it on a
+ *      lazy store), so the ack means "durable on every OSD of the set" --
+ *      2 round trips + 1 durable write; on a lazy pool each answers when
+ *      written, and the client's SYNC makes it durable.
  *   Any failure answers the client with a retryable error and, when a peer
  *   failed, re-peers the PG (D7.8): the next peering settles the object.
  *
@@ -24,8 +26,10 @@
  * set (§5); a DELETE of part of an object writes zeros there.
  * A READ is served from the local store; an object that peering found
  * missing or stale here is read from an OSD holding its target version.
- * SYNC: every acknowledged write is already durable (the stores run with
- * durable acknowledgements), so SYNC only waits for the local store.
+ * SYNC syncs the local store and, for lazy pools, the OSDs written since the
+ * last SYNC (SEC_SYNC). With store_lazy_sync off every acknowledged write is
+ * already durable and those syncs find nothing to do; with it on, writes of
+ * pools that commit immediately are synced before their ack (D7.7).
  */
 #include "osd_int.h"
 
@@ -38,7 +42,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-enum { PH_NONE, PH_RECOVER, PH_RMW_HEAD, PH_RMW_TAIL, PH_WRITE, PH_READ };
+enum { PH_NONE, PH_RECOVER, PH_RMW_HEAD, PH_RMW_TAIL, PH_WRITE, PH_READ, PH_SYNC, PH_SYNC_MORE };
 
 void osd__recovery_inline(struct osd_op *parent, uint32_t uidx); /* osd_recovery.c */
 
@@ -258,11 +262,29 @@ static void local_cb(struct vs_store_op *sop)
     int rc = sop->result;
     if (rc == -ENOENT && op->kind == OP_DELETE)
         rc = 0;
+    if (rc >= 0 && osd__local_sync(op))
+        return;
     if (rc < 0)
         VS_ERROR(OSD_LOG, "pg %s: local %s of %" PRIx64 ":%" PRIx64 " v%" PRIx64 ": %s",
                  op->pg->name, op->kind == OP_DELETE ? "delete" : "write", op->inode,
                  op->stripe, op->version, vs_strerror(rc));
     part_done(op, rc < 0 ? rc : 0);
+}
+
+bool osd__local_sync(struct osd_op *op)
+{
+    if (op->synced || !osd__sync_after(op->osd, op->inode))
+        return false;
+    op->synced = true;
+    vs_store_cb cb = op->sop.cb;
+    memset(&op->sop, 0, sizeof(op->sop));
+    op->sop.cb = cb;
+    int rc = vs_store_sync(op->osd->store, &op->sop);
+    if (rc < 0) {
+        op->sop.result = rc;
+        cb(&op->sop);
+    }
+    return true;
 }
 
 static void local_cb_err(struct osd_op *op, int rc)
@@ -296,6 +318,7 @@ static void write_issue(struct osd_op *op)
     }
     bool tomb = op->kind == OP_DELETE && whole_object(op);
     op->phase = PH_WRITE;
+    op->synced = false;
     op->pending = 1; /* the local part, and a guard while the subs go out */
     send_subs(op, tomb ? VS_NET_OP_SEC_DELETE : VS_NET_OP_SEC_WRITE_STABLE);
     struct vs_store_op *sop = &op->sop;
@@ -519,19 +542,108 @@ static void read_start(struct osd_op *op)
 
 /* ---- SYNC ------------------------------------------------------------------------------- */
 
+/* Lazy pools: a SYNC syncs the local store and sends SEC_SYNC to every OSD
+ * that a write of one of our PGs reached since the last SYNC (pg->dirty), at
+ * most OSD_SUBOPS of them per round; it succeeds when all succeed. A failed
+ * SEC_SYNC re-peers the PGs holding that OSD (the activation marks every
+ * member dirty again) and fails the SYNC with a retryable error. */
+static void sync_start(struct osd_op *op);
+
+static void sync_part_done(struct osd_op *op)
+{
+    VS_ASSERT(op->pending > 0);
+    if (--op->pending)
+        return;
+    if (op->rc < 0)
+        return reply(op, op->rc);
+    if (op->phase == PH_SYNC_MORE)
+        return sync_start(op);
+    reply(op, 0);
+}
+
 static void sync_cb(struct vs_store_op *sop)
 {
     struct osd_op *op = VS_CONTAINER_OF(sop, struct osd_op, sop);
-    reply(op, sop->result < 0 ? sop->result : 0);
+    if (sop->result < 0 && op->rc == 0)
+        op->rc = sop->result;
+    sync_part_done(op);
+}
+
+static void sync_failed(struct osd_op *op, uint32_t peer, int rc)
+{
+    VS_WARN(OSD_LOG, "SEC_SYNC to osd.%u: %s", peer, vs_strerror(rc));
+    struct vs_osd *osd = op->osd;
+    for (uint32_t h = 0; h < osd->pg_hash_size; h++)
+        for (struct osd_pg *pg = osd->pg_hash[h]; pg; pg = pg->hnext)
+            for (uint32_t i = 0; i < pg->pg_size; i++)
+                if (pg->cur[i] == peer) {
+                    osd__pg_repeer(pg, "a secondary sync failed");
+                    break;
+                }
+    if (op->rc == 0)
+        op->rc = VS_EPGINACTIVE;
+}
+
+static void sync_sub_cb(struct vs_net_op *nop, int rc)
+{
+    struct osd_subop *s = VS_CONTAINER_OF(nop, struct osd_subop, net);
+    if (rc < 0)
+        sync_failed(s->op, s->osd, rc);
+    sync_part_done(s->op);
+}
+
+/* Takes the dirty members of pg into op->sub (one entry per OSD). */
+static void sync_collect_pg(struct osd_op *op, struct osd_pg *pg)
+{
+    for (uint32_t i = 0; i < pg->pg_size; i++) {
+        uint32_t id = pg->cur[i];
+        if (!pg->dirty[i])
+            continue;
+        uint32_t k = 0;
+        while (k < op->nsub && op->sub[k].osd != id)
+            k++;
+        if (id != 0 && id != op->osd->id && k == op->nsub) {
+            if (op->nsub == OSD_SUBOPS) {
+                op->phase = PH_SYNC_MORE; /* the next round takes it */
+                continue;
+            }
+            struct osd_subop *s = &op->sub[op->nsub++];
+            memset(&s->net, 0, sizeof(s->net));
+            s->op = op;
+            s->osd = id;
+            s->net.req.opcode = VS_NET_OP_SEC_SYNC;
+            s->net.cb = sync_sub_cb;
+            s->conn = pg->cur_conn[i];
+        }
+        pg->dirty[i] = 0;
+    }
 }
 
 static void sync_start(struct osd_op *op)
 {
+    struct vs_osd *osd = op->osd;
+    op->phase = PH_SYNC;
+    op->nsub = 0;
+    for (uint32_t h = 0; h < osd->pg_hash_size; h++)
+        for (struct osd_pg *pg = osd->pg_hash[h]; pg; pg = pg->hnext)
+            if (pg->lazy)
+                sync_collect_pg(op, pg);
+    op->pending = 1 + op->nsub;
+    for (uint32_t k = 0; k < op->nsub; k++) {
+        struct osd_subop *s = &op->sub[k];
+        int rc = s->conn ? vs_net_send(s->conn, &s->net) : -ENOTCONN;
+        if (rc < 0) {
+            sync_failed(op, s->osd, rc);
+            op->pending--;
+        }
+    }
     memset(&op->sop, 0, sizeof(op->sop));
     op->sop.cb = sync_cb;
-    int rc = vs_store_sync(op->osd->store, &op->sop);
-    if (rc < 0)
-        reply(op, rc);
+    int rc = vs_store_sync(osd->store, &op->sop);
+    if (rc < 0) {
+        op->sop.result = rc;
+        sync_cb(&op->sop);
+    }
 }
 
 /* ---- The handlers --------------------------------------------------------------------------- */

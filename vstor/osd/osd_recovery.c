@@ -95,6 +95,8 @@ static void local_cb(struct vs_store_op *sop)
 {
     struct osd_op *op = VS_CONTAINER_OF(sop, struct osd_op, sop);
     int rc = sop->result == -ENOENT && !sop->buf ? 0 : sop->result;
+    if (rc >= 0 && osd__local_sync(op))
+        return;
     if (rc < 0)
         VS_ERROR(OSD_LOG, "pg %s: local recovery write of %" PRIx64 ":%" PRIx64 ": %s",
                  op->pg->name, op->inode, op->stripe, vs_strerror(rc));
@@ -121,6 +123,7 @@ static void write_one(struct osd_op *op, uint32_t slot, uint32_t off, uint32_t l
     uint32_t osd = pg->cur[slot];
     op->pending++;
     if (osd == op->osd->id) {
+        op->synced = false;
         struct vs_store_op *sop = &op->sop;
         memset(sop, 0, sizeof(*sop));
         sop->oid = (struct vs_store_oid){op->inode, op->stripe};

@@ -180,6 +180,7 @@ static struct osd_secop *secop_get(struct vs_osd *osd, struct vs_net_req *req)
     s->req = req;
     s->rc = 0;
     s->count = s->done = 0;
+    s->synced = false;
     s->start_ns = vs_clock_mono_ns();
     req->user = s;
     return s;
@@ -256,6 +257,40 @@ static enum osd_stat stat_of(uint16_t opcode)
     }
 }
 
+static void store_cb(struct vs_store_op *sop);
+
+/* A write or delete of a pool that commits immediately, on a lazy store: sync
+ * it before the reply (D7.7). True when the sync was started. */
+static bool sync_first(struct vs_osd *osd, struct osd_secop *s, int rc)
+{
+    uint16_t opcode = s->req->hdr.opcode;
+    struct vs_store_op *sop = &s->sop;
+    if (s->synced) {
+        sop->out_version = s->wver;
+        sop->len = s->wlen;
+        return false;
+    }
+    if (rc < 0 || (opcode != VS_NET_OP_SEC_WRITE && opcode != VS_NET_OP_SEC_WRITE_STABLE &&
+                   opcode != VS_NET_OP_SEC_DELETE) ||
+        !osd__sync_after(osd, sop->oid.inode))
+        return false;
+    s->synced = true;
+    s->wver = sop->out_version;
+    s->wlen = sop->len;
+    struct vs_store_oid oid = sop->oid;
+    uint64_t version = sop->version;
+    memset(sop, 0, sizeof(*sop));
+    sop->oid = oid; /* for the log line */
+    sop->version = version;
+    sop->cb = store_cb;
+    int src = vs_store_sync(osd->store, sop);
+    if (src < 0) {
+        sop->result = src;
+        store_cb(sop);
+    }
+    return true;
+}
+
 static void store_cb(struct vs_store_op *sop)
 {
     struct osd_secop *s = VS_CONTAINER_OF(sop, struct osd_secop, sop);
@@ -263,6 +298,8 @@ static void store_cb(struct vs_store_op *sop)
     struct vs_net_req *req = s->req;
     int rc = sop->result;
     uint16_t opcode = req->hdr.opcode;
+    if (sync_first(osd, s, rc))
+        return;
     if (rc >= 0 && opcode == VS_NET_OP_SEC_READ) {
         req->rep_meta = s->bitmap;
         req->rep_meta_len = osd->bitmap_bytes;

@@ -7,7 +7,7 @@
  *
  *   osd_verify --mon ADDR --image NAME [--seconds S | --ops N] [--depth D]
  *              [--seed X] [--span BYTES] [--save FILE] [--check FILE]
- *              [--base FILE] [--past-end]
+ *              [--base FILE] [--past-end] [--sync-wait FILE]
  *
  * Write phase: D ops in flight, never two overlapping (overlapping writes in
  * flight are the caller's business on a block device); offsets and lengths
@@ -25,6 +25,9 @@
  * first mismatches printed otherwise, 2 on usage errors.
  * --past-end: a read and a write that cross the image's end must fail with
  * -EINVAL; exit 0 if they do.
+ * --sync-wait FILE: after the write phase print "waiting for FILE (lazy L)",
+ * wait until FILE exists, vstor_sync(), print "synced", then check (lazy-pool
+ * tests kill OSDs between the acknowledgements and the sync).
  * --rand4k: no model, no check: 4 KiB writes at random 4 KiB-aligned offsets
  * for --seconds at --depth, then "ops N" (the load of the OSD CPU benchmark,
  * vstor/osd/bench/osd_bench.py).
@@ -37,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define DEPTH_MAX 128
@@ -56,7 +60,9 @@ struct ctx {
     uv_loop_t loop;
     struct vstor_client *c;
     struct vstor_image *img;
-    const char *image, *save, *check, *base;
+    const char *image, *save, *check, *base, *sync_wait;
+    struct vstor_io sync_io;
+    uv_timer_t wait_timer;
     uint64_t span, ops_target, ops_started, ops_done, seed, deadline_ms;
     unsigned depth;
     int rc;
@@ -107,6 +113,7 @@ static void fail(struct ctx *x, const char *what, uint64_t off, uint64_t len, in
 /* ---- Write phase ------------------------------------------------------------- */
 
 static void check_start(struct ctx *x);
+static void sync_wait_start(struct ctx *x);
 static void start_one(struct ctx *x, struct slot *s);
 
 static bool more_to_do(struct ctx *x)
@@ -156,8 +163,48 @@ static void write_cb(struct vstor_io *io, int rc)
         fflush(stdout);
         if (x->rand4k)
             return stop(x);
+        if (x->sync_wait)
+            return sync_wait_start(x);
         check_start(x);
     }
+}
+
+/* ---- --sync-wait FILE: wait for FILE to exist, then sync, then check ---------- */
+
+static void sync_cb(struct vstor_io *io, int rc)
+{
+    struct ctx *x = io->ctx;
+    if (rc < 0) {
+        fail(x, "sync", 0, 0, rc);
+        return stop(x);
+    }
+    printf("synced\n");
+    fflush(stdout);
+    check_start(x);
+}
+
+static void wait_tick(uv_timer_t *t)
+{
+    struct ctx *x = t->data;
+    if (access(x->sync_wait, F_OK) != 0)
+        return;
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+    x->sync_io = (struct vstor_io){.cb = sync_cb, .ctx = x};
+    int rc = vstor_sync(x->img, &x->sync_io);
+    if (rc < 0)
+        sync_cb(&x->sync_io, rc);
+}
+
+static void sync_wait_start(struct ctx *x)
+{
+    struct vstor_image_info info;
+    vstor_image_info(x->img, &info);
+    printf("waiting for %s (lazy %d)\n", x->sync_wait, info.lazy);
+    fflush(stdout);
+    uv_timer_init(&x->loop, &x->wait_timer);
+    x->wait_timer.data = x;
+    uv_timer_start(&x->wait_timer, wait_tick, 0, 100);
 }
 
 static void start_one(struct ctx *x, struct slot *s)
@@ -366,6 +413,8 @@ static int parse_args(struct ctx *x, int argc, char **argv, const char **mon)
             x->check = v;
         else if (!strcmp(a, "--base"))
             x->base = v;
+        else if (!strcmp(a, "--sync-wait"))
+            x->sync_wait = v;
         else
             return -1;
     }
@@ -382,7 +431,7 @@ int main(int argc, char **argv)
     if (parse_args(&x, argc, argv, &mon) < 0) {
         fprintf(stderr, "usage: osd_verify --mon ADDR --image NAME [--seconds S | --ops N] "
                         "[--depth D] [--seed X] [--span BYTES] [--save FILE] [--check FILE] "
-                        "[--base FILE] [--past-end] [--rand4k]\n");
+                        "[--base FILE] [--past-end] [--rand4k] [--sync-wait FILE]\n");
         return 2;
     }
     if (!x.ops_target && !x.deadline_ms)
