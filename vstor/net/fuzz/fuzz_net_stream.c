@@ -176,14 +176,33 @@ static size_t build_stream(const uint8_t *data, size_t size, uint8_t **out)
     return hello + size - 1;
 }
 
+/* At thousands of inputs a second, connections left in TIME_WAIT can use up
+ * the ephemeral ports towards the one listening address (CI saw connect()
+ * fail). A failed connect is retried from other source addresses of
+ * 127.0.0.0/8, each with a port range of its own. */
 static int connect_client(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(S.port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct linger lg = {1, 0}; /* close with RST: no TIME_WAIT per input */
-    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    VS_ASSERT(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    static uint32_t next_src;
+    int fd = -1, last_errno = 0;
+    for (int attempt = 0; attempt < 64; attempt++) {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        VS_ASSERT(fd >= 0);
+        uint32_t src = 0x7f000002u + next_src++ % 0xfff0u; /* 127.0.0.2 .. 127.0.255.241 */
+        struct sockaddr_in from = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(src)};
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(S.port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct linger lg = {1, 0}; /* close with RST: no TIME_WAIT on our side */
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        /* The first attempt leaves the source to the kernel, which picks a
+         * port knowing the destination; an explicit bind would not. */
+        if ((attempt == 0 || bind(fd, (struct sockaddr *)&from, sizeof(from)) == 0) &&
+            connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            break;
+        last_errno = errno;
+        close(fd);
+        fd = -1;
+    }
+    VS_ASSERTF(fd >= 0, "connect to the server: %s", strerror(last_errno));
     fcntl(fd, F_SETFL, O_NONBLOCK);
     return fd;
 }
