@@ -98,6 +98,11 @@ struct io_uring_sqe *vs_ring_sqe(struct vs_ring *r, struct vs_ring_op *op)
     return sqe;
 }
 
+bool vs_ring_has_room(const struct vs_ring *r, unsigned n)
+{
+    return r->inflight + n <= r->capacity && io_uring_sq_space_left(&r->uring) >= n;
+}
+
 int vs_ring_add_submit_hook(struct vs_ring *r, vs_ring_submit_hook_fn fn, void *ctx)
 {
     VS_ASSERT(fn != NULL);

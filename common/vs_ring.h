@@ -46,6 +46,9 @@ void vs_ring_destroy(struct vs_ring *r);
 
 /* Returns an SQE bound to op (user_data), or NULL if the ring is full. */
 struct io_uring_sqe *vs_ring_sqe(struct vs_ring *r, struct vs_ring_op *op);
+/* True when the next n vs_ring_sqe() calls will neither fail nor flush the
+ * ring (so n SQEs go out together, e.g. an IOSQE_IO_LINK chain). */
+bool vs_ring_has_room(const struct vs_ring *r, unsigned n);
 /* Registers fn to run inside vs_ring_submit() before the SQEs go to the
  * kernel, whenever there are SQEs to submit. At most VS_RING_HOOKS_MAX hooks;
  * returns 0 or -ENOSPC. The hook may call vs_ring_sqe() to add SQEs. */

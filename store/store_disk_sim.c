@@ -8,7 +8,9 @@
  *    that started after the write completed has itself completed;
  *  - ios complete in any order the PRNG picks, except that an io flagged
  *    VS_DISK_DRAIN starts only when every earlier io has completed and no
- *    later io starts before it completes (IOSQE_IO_DRAIN);
+ *    later io starts before it completes (IOSQE_IO_DRAIN), and the io submitted
+ *    after one flagged VS_DISK_LINK starts only when that one has completed,
+ *    or completes with -ECANCELED if it failed (IOSQE_IO_LINK);
  *  - on power loss every unsynced or in-flight write is kept whole, dropped,
  *    or torn (a random subset of its 512-byte or 4 KiB sectors is applied);
  *  - reads never tear: they see the durable image overlaid by completed writes.
@@ -183,12 +185,23 @@ static void sim_fsync(struct sim_disk *d, struct vs_disk_io *io)
     d->cache_tail = prev;
 }
 
-static void sim_complete(struct sim_disk *d, unsigned idx)
+/* Takes inflight[idx] out, keeping the others in submission order. */
+static struct vs_disk_io *sim_take(struct sim_disk *d, unsigned idx)
 {
     struct vs_disk_io *io = d->inflight[idx];
     memmove(&d->inflight[idx], &d->inflight[idx + 1],
             (d->n_inflight - idx - 1) * sizeof(*d->inflight));
     d->n_inflight--;
+    return io;
+}
+
+static void sim_complete(struct sim_disk *d, unsigned idx)
+{
+    struct vs_disk_io *io = sim_take(d, idx);
+    /* The io linked after this one (next in submission order, not started). */
+    struct vs_disk_io *linked = NULL;
+    if ((io->flags & VS_DISK_LINK) && idx < d->n_inflight)
+        linked = d->inflight[idx];
     int res = (int)io->len;
     if (should_fail(d, io)) {
         res = -EIO;
@@ -205,10 +218,23 @@ static void sim_complete(struct sim_disk *d, unsigned idx)
     } else {
         res = 0;
     }
+    if (linked && res < 0) {
+        sim_take(d, idx);
+        io->cb(io, res);
+        linked->cb(linked, -ECANCELED);
+        return;
+    }
+    if (linked)
+        linked->seq = d->done_seq; /* it really starts only now */
     io->cb(io, res);
 }
 
-/* Picks an io that may complete now, honouring DRAIN. */
+static bool sim_waits_link(const struct sim_disk *d, unsigned i)
+{
+    return i > 0 && (d->inflight[i - 1]->flags & VS_DISK_LINK);
+}
+
+/* Picks an io that may complete now, honouring DRAIN and LINK. */
 static unsigned sim_pick(struct sim_disk *d)
 {
     unsigned limit = d->n_inflight;
@@ -218,7 +244,14 @@ static unsigned sim_pick(struct sim_disk *d)
             break;
         }
     }
-    return (unsigned)(rnd_next(d) % limit);
+    unsigned ready = 0;
+    for (unsigned i = 0; i < limit; i++)
+        ready += !sim_waits_link(d, i);
+    VS_ASSERT(ready > 0); /* inflight[0] never waits */
+    unsigned k = (unsigned)(rnd_next(d) % ready);
+    for (unsigned i = 0;; i++)
+        if (!sim_waits_link(d, i) && k-- == 0)
+            return i;
 }
 
 unsigned vs_disk_sim_step(struct vs_disk *base, unsigned n)

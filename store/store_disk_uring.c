@@ -46,6 +46,9 @@ static int uring_submit(struct vs_disk *base, struct vs_disk_io *io)
     struct uring_disk *d = (struct uring_disk *)base;
     io->ring.cb = uring_cb;
     io->seq = (uint64_t)(uintptr_t)d;
+    /* A link needs its follower in the same submission: room for both now. */
+    if ((io->flags & VS_DISK_LINK) && !vs_ring_has_room(d->ring, 2))
+        io->flags &= (uint16_t)~VS_DISK_LINK;
     struct io_uring_sqe *sqe = vs_ring_sqe(d->ring, &io->ring);
     if (!sqe)
         return -EAGAIN;
@@ -66,6 +69,8 @@ static int uring_submit(struct vs_disk *base, struct vs_disk_io *io)
     }
     if (io->flags & VS_DISK_DRAIN)
         sqe->flags |= IOSQE_IO_DRAIN;
+    if (io->flags & VS_DISK_LINK)
+        sqe->flags |= IOSQE_IO_LINK;
     d->inflight++;
     return 0;
 }

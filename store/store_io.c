@@ -19,7 +19,14 @@
  * (in sequence order) with seq < synced_seq complete. Only one batch is in
  * flight; a batch wanted meanwhile is issued from the completion. With
  * fsync_no_drain the batch is issued only from completions and covers
- * oldest_incomplete instead. Devices flagged fsync_disabled are never fsynced.
+ * oldest_incomplete instead, except that a record sent while no other one is
+ * in flight and no batch is either (a lone T1Q1 write) goes out as one journal
+ * write linked to the batch's fsync (VS_DISK_LINK, IOSQE_IO_LINK): the fsync
+ * starts when that write completes, in the same submission, not a loop turn
+ * after its completion, and the batch covers that record too. If the write
+ * fails or is short the fsync completes with -ECANCELED; the write's own
+ * error has already broken the store. Devices flagged fsync_disabled are
+ * never fsynced.
  *
  * Invariants (docs/disk-format.md): I2 journal chain, I6 block reuse, I9
  * zombie entries, I10 "an entry is durable iff its seq < synced_seq".
@@ -222,6 +229,7 @@ static void fsync_next(struct vs_store *s)
 static void fsync_cb(struct vs_disk_io *io, int res)
 {
     struct vs_store *s = io->owner;
+    /* -ECANCELED: the linked journal write failed; it broke the store. */
     if (res < 0)
         store__set_broken(s, res, "fsync");
     VS_ASSERT(s->fsync_ios_inflight > 0);
@@ -245,11 +253,20 @@ static void fsync_cb(struct vs_disk_io *io, int res)
  * submitted before it and covers those records; a plain one (what the
  * checkpoint and vs_store_sync need) covers only the records completed
  * before it and stalls nothing. */
+static void issue_batch(struct vs_store *s, bool drain, uint64_t covers, int link_dev);
+
 void store__issue_fsync(struct vs_store *s, bool drain)
 {
     if (s->fsync_batch_inflight || s->broken)
         return;
-    s->batch_covers = drain ? s->oldest_unsubmitted : s->oldest_incomplete;
+    issue_batch(s, drain, drain ? s->oldest_unsubmitted : s->oldest_incomplete, -1);
+}
+
+/* link_dev >= 0: the io just submitted is a write to that device flagged
+ * VS_DISK_LINK, and its fsync must be the very next io. */
+static void issue_batch(struct vs_store *s, bool drain, uint64_t covers, int link_dev)
+{
+    s->batch_covers = covers;
     s->fsync_wanted_plain = false;
     /* Acks of records the batch does not cover need the next one. */
     s->fsync_wanted = s->ack_q.tail && s->ack_q.tail->p.seq >= s->batch_covers;
@@ -261,7 +278,9 @@ void store__issue_fsync(struct vs_store *s, bool drain)
     if (drain)
         s->dirty_devs = 0;
     unsigned n = 0;
-    for (unsigned d = 0; d < s->disk->dev_count; d++) {
+    for (unsigned k = 0; k < s->disk->dev_count; k++) {
+        /* the linked device first, then the others in order */
+        unsigned d = link_dev < 0 ? k : k == 0 ? (unsigned)link_dev : k - (k <= (unsigned)link_dev);
         if (!(devs & (1u << d)) || s->cfg.fsync_disabled[d])
             continue;
         struct vs_disk_io *io = &s->fsync_ios[n++];
@@ -511,6 +530,29 @@ static void journal_send(struct vs_store *s, struct vs_store_op *op)
     store__submit(s, io);
 }
 
+/* In fsync_no_drain mode, sends a durable record that is the only one in
+ * flight, with no batch in flight, as its own write linked to the batch that
+ * covers it (see DESIGN NOTES); false when it does not qualify. */
+static bool journal_send_linked(struct vs_store *s, struct vs_store_op *op, unsigned nios)
+{
+    struct vs_disk_io *io = &op->p.io[0];
+    if (s->cfg.durability != VS_STORE_DURABLE_ACK || !s->cfg.fsync_no_drain || nios != 1 ||
+        s->fsync_batch_inflight || s->broken || s->in_hook || s->retry_head || s->jrun_open ||
+        s->oldest_incomplete != op->p.seq || s->cfg.fsync_disabled[io->dev])
+        return false;
+    op->p.jnext = NULL;
+    io->flags = VS_DISK_LINK;
+    store__count_io(s, VS_STORE_IO_JOURNAL, io->len);
+    bool now = store__submit(s, io);
+    if (!now || !(io->flags & VS_DISK_LINK)) {
+        io->flags = 0; /* queued, or the disk could not link: fsync on completion */
+        return true;
+    }
+    issue_batch(s, false, op->p.seq + 1, io->dev);
+    s->st.fsyncs_linked++;
+    return true;
+}
+
 /* Seals the record and sends it (and the op's data io, if prepared). */
 static void rec_send(struct vs_store *s, struct vs_store_op *op, uint64_t pos, uint32_t len,
                      uint32_t hdr_len, unsigned nios)
@@ -532,7 +574,8 @@ static void rec_send(struct vs_store *s, struct vs_store_op *op, uint64_t pos, u
         q_push(&s->ack_q, op);
         s->fsync_wanted = true;
     }
-    journal_send(s, op);
+    if (!journal_send_linked(s, op, nios))
+        journal_send(s, op);
     if (nios > 1) {
         s->big_inflight += op->p.io[1].len;
         store__count_io(s, VS_STORE_IO_DATA, op->p.io[1].len);
@@ -567,7 +610,10 @@ static void op_io_done(struct vs_store_op *op, int res, const char *what)
         store__complete(s, op, -EIO);
     } else {
         process_acks(s);
-        if (s->cfg.fsync_no_drain && op->p.seq >= s->synced_seq)
+        /* A batch in flight covers a record below batch_covers (only a
+         * linked one can cover a record completed after it was issued). */
+        uint64_t covered = s->fsync_batch_inflight ? s->batch_covers : s->synced_seq;
+        if (s->cfg.fsync_no_drain && op->p.seq >= VS_MAX(covered, s->synced_seq))
             store__request_fsync(s, false); /* covers the records completed so far */
     }
     store__retry_flush(s);

@@ -102,6 +102,11 @@
 
 enum vs_disk_opcode { VS_DISK_READ = 1, VS_DISK_WRITE, VS_DISK_FSYNC, VS_DISK_NOP };
 #define VS_DISK_DRAIN 1u /* start only after every earlier op completed (IOSQE_IO_DRAIN) */
+/* The op submitted next starts only when this one has completed in full; if
+ * this one fails (or is short) the next completes with -ECANCELED
+ * (IOSQE_IO_LINK). A backend that cannot keep the two together clears the flag
+ * in submit: the submitter checks it after a successful submit. */
+#define VS_DISK_LINK 2u
 
 /* One disk request, embedded by its owner. cb runs exactly once with the byte
  * count or -errno, never from inside submit. */
@@ -113,7 +118,7 @@ struct vs_disk_io {
     uint32_t len;
     uint8_t opcode; /* enum vs_disk_opcode */
     uint8_t dev;    /* device index, < disk->dev_count */
-    uint16_t flags; /* VS_DISK_DRAIN */
+    uint16_t flags; /* VS_DISK_DRAIN, VS_DISK_LINK */
     struct vs_disk_io *next; /* link for whoever owns the io at the moment */
     uint64_t seq;            /* backend use */
     void *owner;             /* the submitter's */
@@ -378,6 +383,7 @@ struct vs_store_stats {
     uint64_t csum_errors;
     uint64_t op_read, op_write, op_delete, op_sync, op_stabilize, op_rollback, op_list;
     uint64_t fsyncs, checkpoints, journal_waits, journal_replayed;
+    uint64_t fsyncs_linked; /* batches linked to their journal write (fsync_no_drain) */
     uint64_t bytes_user_written, bytes_disk_written;
     /* Every io the store issued since open, by area: ios and bytes. */
     uint64_t io_count[VS_STORE_IO_AREAS], io_bytes[VS_STORE_IO_AREAS];

@@ -192,6 +192,7 @@ static const struct vs_cmd_opt disk_bench_opts[] = {
     {"runtime", "SECONDS", "seconds per test (default 10)", false},
     {"fio-suite", "PATH", "also run fio-suite.sh raw on FILE and print ratios", false},
     {"shapes", "LIST", "only these tests (comma-separated fio-suite names; store only)", false},
+    {"no-drain", NULL, "durable writes fsync without IOSQE_IO_DRAIN, as the OSD does", false},
     {"cpu-writes", "N", "instead: N durable 4 KiB writes on the simulated disk, CPU per write",
      false},
     {"ram-objects", "N", "instead: RAM per object with N objects (simulated disk)", false},

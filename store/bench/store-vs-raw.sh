@@ -10,13 +10,15 @@
 # then the median store/raw ratio per shape (latency for the Q1 shapes, IOPS
 # otherwise) and the median figures of each side.
 #   usage: store-vs-raw.sh VSTOR_BIN FILE [ROUNDS] [SHAPES]
-#   env:   RUNTIME (seconds per run, default 5), SIZE (default 2G)
+#   env:   RUNTIME (seconds per run, default 5), SIZE (default 2G),
+#          BENCH_ARGS (more `vstor disk bench` options, e.g. --no-drain)
 # Use a release build. FILE is overwritten.
 set -euo pipefail
 vstor=$1 file=$2 rounds=${3:-3}
 shapes=${4:-seqwrite-4M-q32,seqread-4M-q32,randwrite-4k-q1,randread-4k-q1,randwrite-4k-q128,randread-4k-q128}
 RUNTIME=${RUNTIME:-5}
 SIZE=${SIZE:-2G}
+BENCH_ARGS=${BENCH_ARGS:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -33,8 +35,9 @@ fio_args() { # the arguments fio-suite.sh's run() gives each shape
 
 for shape in ${shapes//,/ }; do
     for r in $(seq "$rounds"); do
+        # shellcheck disable=SC2086
         "$vstor" disk bench "$file" --size "$SIZE" --runtime "$RUNTIME" --shapes "$shape" \
-            > "$work/store.txt" 2>&1
+            $BENCH_ARGS > "$work/store.txt" 2>&1
         store=$(awk -v s="$shape" '$1 == s {print $2, $4}' "$work/store.txt")
         grep "^  $shape" "$work/store.txt" >> "$work/detail.txt" || true
         # shellcheck disable=SC2046

@@ -59,6 +59,7 @@ struct crash {
     struct cobj o[NOBJ];
     uint64_t rng;
     unsigned long points, ops_acked;
+    unsigned long long fsyncs, fsyncs_linked; /* summed over the store's lives */
 };
 
 static struct vs_store_oid oid_of(int i)
@@ -362,6 +363,10 @@ static void crash_and_recover(struct crash *c, uint8_t *buf)
 {
     if (getenv("STORE_DEBUG"))
         fprintf(stderr, "CRASH %lu\n", c->points);
+    struct vs_store_stats old;
+    vs_store_get_stats(c->s, &old);
+    c->fsyncs += old.fsyncs;
+    c->fsyncs_linked += old.fsyncs_linked;
     vs_disk_sim_crash(c->d);
     vs_store_abandon(c->s);
     c->s = t_open(c->d, &c->cfg);
@@ -411,7 +416,11 @@ static void run_crash(struct vs_store_config cfg, uint64_t seed, unsigned long p
         }
         free_slots(slots, n);
     }
-    printf("  %lu crash points, %lu ops acknowledged\n", c.points, c.ops_acked);
+    struct vs_store_stats fin;
+    vs_store_get_stats(c.s, &fin);
+    printf("  %lu crash points, %lu ops acknowledged, %llu fsync batches, %llu of them linked"
+           " to their journal write\n",
+           c.points, c.ops_acked, c.fsyncs + fin.fsyncs, c.fsyncs_linked + fin.fsyncs_linked);
     assert_int_equal(vs_store_close(c.s), 0);
     vs_disk_destroy(c.d);
     free(buf);

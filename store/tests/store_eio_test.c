@@ -62,13 +62,22 @@ static void test_read_eio(void **st)
     vs_disk_destroy(d);
 }
 
+/* Also with fsync_no_drain, where a lone 4 KiB overwrite goes out linked to
+ * its fsync: a failed write cancels the fsync (-ECANCELED), a failed fsync
+ * fails the write's ack. */
 static void test_write_and_fsync_eio(void **st)
 {
     (void)st;
-    for (int op = VS_DISK_WRITE; op <= VS_DISK_FSYNC; op++) {
+    struct vs_store_config nd = {.durability = VS_STORE_DURABLE_ACK, .fsync_no_drain = true};
+    for (int v = 0; v < 4; v++) {
+        int op = v % 2 ? VS_DISK_FSYNC : VS_DISK_WRITE;
+        const struct vs_store_config *cfg = v >= 2 ? &nd : NULL;
         struct vs_disk *d = t_sim_format(4 << 20, 1, BS, 256 << 10, false);
-        struct vs_store *s = t_open(d, NULL);
+        struct vs_store *s = t_open(d, cfg);
         assert_int_equal(put(d, s, 0, 7, 0, BS), (int)BS);
+        assert_int_equal(put(d, s, 1, 7, 0, BS), (int)BS);
+        assert_int_equal(put(d, s, 3, 7, 0, BS), (int)BS);
+        assert_int_equal(put(d, s, 3, 8, 0, 4096), 4096); /* an overwrite: one journal io */
         vs_disk_sim_fail_nth(d, op, -1, 1, 1);
         assert_int_equal(put(d, s, 1, 9, 0, 4096), -EIO);
         assert_int_equal(put(d, s, 2, 9, 0, 4096), -EIO); /* broken: refused at once */
@@ -78,10 +87,14 @@ static void test_write_and_fsync_eio(void **st)
         uint8_t *buf = t_alloc(BS);
         assert_int_equal(get(d, s, 0, buf), (int)BS); /* reads go on */
         assert_int_equal(buf[5], 7);
+        assert_true(cfg == NULL ? stats.fsyncs_linked == 0 : stats.fsyncs_linked >= 2);
         assert_int_equal(vs_store_close(s), -EIO);
-        s = t_open(d, NULL); /* recovery: the acked write is there */
+        s = t_open(d, cfg); /* recovery: the acked writes are there */
         assert_int_equal(get(d, s, 0, buf), (int)BS);
         assert_int_equal(buf[BS - 1], 7);
+        assert_int_equal(get(d, s, 3, buf), (int)BS);
+        assert_int_equal(buf[4095], 8);
+        assert_int_equal(buf[4096], 7);
         assert_int_equal(vs_store_close(s), 0);
         free(buf);
         vs_disk_destroy(d);

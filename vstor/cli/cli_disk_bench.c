@@ -341,6 +341,7 @@ static int bench_file(struct vs_cmd_ctx *ctx, uint64_t size, double secs)
     char err[VS_ERRMSG_SIZE];
     struct vs_store_config cfg;
     vs_disk_cli_config(ctx, &cfg);
+    cfg.fsync_no_drain = vs_cmd_flag(ctx, "no-drain"); /* as the OSD opens its store */
     if (vs_store_format(dc.disk, &fo, err, sizeof(err)) < 0 ||
         vs_store_open(dc.disk, &cfg, &dc.store, err, sizeof(err)) < 0) {
         vs_cmd_error(ctx, "%s", err);
