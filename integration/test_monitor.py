@@ -8,34 +8,17 @@ killed), no churn, PG histories cleared when real primaries report clean,
 statistics folded, the commands' exit codes, and the concurrent-create race
 between processes."""
 import json
-import os
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
-from vstor_fixtures import sanitizer_env, wait_for
+from vstor_fixtures import free_port, sanitizer_env, wait_for
 
 # Long enough that a keepalive process started under load renews it in time (it reads the
 # lease's remaining TTL at start and refuses one below the 1 s minimum).
 LEASE_TTL = "4s"
-
-
-def free_ports(n):
-    """n ports on 127.0.0.1 that could be bound just now (below the ephemeral range)."""
-    ports, base = [], 21000 + (os.getpid() * 7) % 9000
-    port = base
-    while len(ports) < n:
-        port += 1
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        ports.append(port)
-    return ports
 
 
 class Cluster:
@@ -43,7 +26,7 @@ class Cluster:
 
     def __init__(self, procs, vstor, tmp_path, n):
         self.procs, self.vstor, self.tmp = procs, vstor, tmp_path
-        self.ports = free_ports(n)
+        self.ports = [free_port() for _ in range(n)]
         self.addrs = [f"127.0.0.1:{p}" for p in self.ports]
         self.mon_address = ",".join(self.addrs)
         members = ",".join(f"{i + 1}={a}" for i, a in enumerate(self.addrs))

@@ -19,25 +19,9 @@ tests too.
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
 
-from vstor_fixtures import sanitizer_env, wait_for
-
-
-def free_ports(n, base=None):
-    """n TCP ports on 127.0.0.1 that could be bound just now (below the ephemeral range)."""
-    ports, port = [], base or 31000 + (os.getpid() * 13) % 8000
-    while len(ports) < n:
-        port += 1
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        ports.append(port)
-    return ports
+from vstor_fixtures import free_port, sanitizer_env, wait_for
 
 
 class Cluster:
@@ -51,7 +35,7 @@ class Cluster:
         if hosts:
             self.mon_addrs = [f"{h.addr}:{self.MON_PORT}" for h in hosts[:mons]]
         else:
-            self.mon_addrs = [f"127.0.0.1:{p}" for p in free_ports(mons)]
+            self.mon_addrs = [f"127.0.0.1:{p}" for p in [free_port() for _ in range(mons)]]
         self.mon_address = ",".join(self.mon_addrs)
         self.mons = [None] * mons
         self.osds = {}  # id -> {"dev", "host", "proc"}
