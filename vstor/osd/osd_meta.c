@@ -532,6 +532,20 @@ static void pg_txn_done(struct pg_txn *t, int rc)
     cb(pg, rc);
 }
 
+/* Sends txn for t's PG, which is then busy until pg_txn_done; on a refusal
+ * t is freed here and the PG stays idle. */
+static int pg_txn_submit(struct pg_txn *t, const struct vs_meta_txn *txn, vs_meta_txn_cb cb)
+{
+    int rc = vs_meta_txn(t->pg->osd->meta, txn, cb, t);
+    if (rc < 0) {
+        free(t->value);
+        free(t);
+        return rc;
+    }
+    t->pg->meta_busy = true;
+    return 0;
+}
+
 
 static int pg_history_from(struct osd_pg *pg, const struct vs_meta_op_result *r)
 {
@@ -601,14 +615,7 @@ int osd__meta_pg_lock(struct osd_pg *pg, osd_pg_meta_cb cb)
     fail[1] = ok[1];
     struct vs_meta_txn txn = {.cmp = &cmp, .n_cmp = 1, .success = ok, .n_success = 2,
                               .failure = fail, .n_failure = 2};
-    int rc = vs_meta_txn(osd->meta, &txn, lock_cb, t);
-    if (rc < 0) {
-        free(t->value);
-        free(t);
-        return rc;
-    }
-    pg->meta_busy = true;
-    return 0;
+    return pg_txn_submit(t, &txn, lock_cb);
 }
 
 static void guarded_cb(void *ctx, int status, const struct vs_meta_txn_result *res)
@@ -629,14 +636,7 @@ static int guarded(struct osd_pg *pg, struct pg_txn *t, const struct vs_meta_op 
                                   .target = VS_META_CMP_LEASE, .op = VS_META_EQ,
                                   .number = osd->lease};
     struct vs_meta_txn txn = {.cmp = &cmp, .n_cmp = 1, .success = op, .n_success = 1};
-    int rc = vs_meta_txn(osd->meta, &txn, guarded_cb, t);
-    if (rc < 0) {
-        free(t->value);
-        free(t);
-        return rc;
-    }
-    pg->meta_busy = true;
-    return 0;
+    return pg_txn_submit(t, &txn, guarded_cb);
 }
 
 int osd__meta_pg_history(struct osd_pg *pg, osd_pg_meta_cb cb)
