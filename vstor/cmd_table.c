@@ -39,6 +39,7 @@ static const struct vs_cmd_opt bench_opts[] = {
     {"size", "SIZE", "bytes of the image to use from its start (default: all of it)", false},
     {"label", "NAME", "the first column of the table (default vstor)", false},
     {"no-fill", NULL, "skip writing the range once before the tests", false},
+    {"tests", "LIST", "comma-separated test names to run (default: all six)", false},
     {NULL, NULL, NULL, false},
 };
 

@@ -208,6 +208,40 @@ static void print_row(const struct bench *b, const char *label)
 
 /* ---- The command ----------------------------------------------------------------------- */
 
+/* Is test NAME in the comma-separated LIST (NULL: every test)? */
+static bool test_selected(const char *list, const char *name)
+{
+    if (!list)
+        return true;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && memcmp(p, name, n) == 0)
+            return true;
+        p += len + (p[len] == ',');
+    }
+    return false;
+}
+
+/* Every name in --tests must be one of the six: a typo must not run nothing. */
+static int check_test_list(struct vs_cmd_ctx *ctx, const char *list)
+{
+    for (const char *p = list; p && *p;) {
+        size_t len = strcspn(p, ",");
+        bool known = false;
+        for (unsigned i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+            known |= strlen(tests[i].name) == len && memcmp(p, tests[i].name, len) == 0;
+        if (!known) {
+            vs_cmd_error(ctx, "--tests: unknown test '%.*s' (known: seqwrite-4M-q32, "
+                         "seqread-4M-q32, randwrite-4k-q1, randread-4k-q1, randwrite-4k-q128, "
+                         "randread-4k-q128)", (int)len, p);
+            return VS_EXIT_USAGE;
+        }
+        p += len + (p[len] == ',');
+    }
+    return 0;
+}
+
 static int bench_opts(struct vs_cmd_ctx *ctx, struct bench *b)
 {
     uint64_t runtime = 20, ramp = 2, size = 0;
@@ -218,6 +252,8 @@ static int bench_opts(struct vs_cmd_ctx *ctx, struct bench *b)
         vs_cmd_error(ctx, "--runtime must be 1..86400 s and --ramp 0..3600 s");
         return VS_EXIT_USAGE;
     }
+    if (check_test_list(ctx, vs_cmd_opt(ctx, "tests")))
+        return VS_EXIT_USAGE;
     b->runtime_ms = runtime * 1000;
     b->ramp_ms = ramp * 1000;
     b->size = size;
@@ -242,11 +278,14 @@ static int bench_alloc(struct bench *b)
 static int bench_run_all(struct vs_cmd_ctx *ctx, struct bench *b)
 {
     const char *label = vs_cmd_opt(ctx, "label") ? vs_cmd_opt(ctx, "label") : "vstor";
+    const char *list = vs_cmd_opt(ctx, "tests");
     int rc = vs_cmd_flag(ctx, "no-fill") ? 0 : run_test(b, &fill_test);
     if (rc == 0)
         printf("%-10s %-20s %10s %9s %11s %11s\n", "target", "test", "iops", "MB/s",
                "lat_avg_us", "lat_p99_us");
     for (unsigned i = 0; rc == 0 && i < sizeof(tests) / sizeof(tests[0]); i++) {
+        if (!test_selected(list, tests[i].name))
+            continue;
         b->t0_ns = b->t1_ns = 0;
         rc = run_test(b, &tests[i]);
         if (rc == 0)

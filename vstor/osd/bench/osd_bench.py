@@ -10,6 +10,11 @@ Prints both tables and the ratios against the issue's targets.
 
     make release
     vstor/osd/bench/osd_bench.py [--dir /var/tmp/osd-bench] [--runtime 20] [--runs 3]
+                                 [--tests randwrite-4k-q1,randread-4k-q1,cpu]
+
+--tests runs only the named tests on both sides (fio with fio-suite.sh's job
+lines on the raw side, `vstor bench --tests` on the cluster); "cpu" names the
+OSD CPU measurement. Without it: all six tests and the CPU.
 
 Every process it starts is stopped by pid when it ends; the directory is left
 for inspection.
@@ -32,6 +37,36 @@ SUITE = "/work/shared/bench/fio-suite.sh"
 TESTS = ["seqwrite-4M-q32", "seqread-4M-q32", "randwrite-4k-q1", "randread-4k-q1",
          "randwrite-4k-q128", "randread-4k-q128"]
 MON = "127.0.0.1:24301"
+
+
+# fio-suite.sh's job line per test: (bs, rw, iodepth, extra options)
+JOBS = {"seqwrite-4M-q32": ("4M", "write", 32, []), "seqread-4M-q32": ("4M", "read", 32, []),
+        "randwrite-4k-q1": ("4k", "randwrite", 1, ["--fsync=1"]),
+        "randread-4k-q1": ("4k", "randread", 1, []),
+        "randwrite-4k-q128": ("4k", "randwrite", 128, []),
+        "randread-4k-q128": ("4k", "randread", 128, [])}
+
+
+def raw_subset(tests, raw_file, runtime):
+    """fio-suite.sh's table for only TESTS: the same fill and job lines, run here."""
+    target = ["--ioengine=libaio", "--direct=1", f"--filename={raw_file}", "--size=2G"]
+    subprocess.run(["fio", "--name=fill", "--bs=4M", "--rw=write", "--iodepth=16",
+                    "--numjobs=1", "--output=/dev/null"] + target, check=True)
+    os.sync()  # the device's flush of the fill is not the first measured fsync's cost
+    out = {}
+    for t in tests:
+        bs, rw, qd, extra = JOBS[t]
+        j = json.loads(subprocess.run(
+            ["fio", f"--name={t}", f"--bs={bs}", f"--rw={rw}", f"--iodepth={qd}", "--numjobs=1",
+             "--time_based", f"--runtime={runtime}", "--ramp_time=2", "--group_reporting",
+             "--output-format=json"] + extra + target,
+            capture_output=True, text=True, check=True).stdout)["jobs"][0]
+        d = j["write"] if "write" in t else j["read"]
+        lat = d["clat_ns"] if d["clat_ns"]["mean"] else d["lat_ns"]
+        avg = 1e6 / d["iops"] if t.endswith("q1") else lat["mean"] / 1e3
+        out[t] = (d["iops"], d["bw_bytes"] / 1e6, avg,
+                  lat.get("percentile", {}).get("99.000000", 0) / 1e3)
+    return out
 
 
 def table(text):
@@ -121,7 +156,14 @@ def main():
     ap.add_argument("--runtime", type=int, default=20)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--journal", default="256m")
+    ap.add_argument("--tests", help="comma-separated tests (and/or 'cpu') to run; default all")
     a = ap.parse_args()
+    names = a.tests.split(",") if a.tests else TESTS
+    tests = [t for t in TESTS if t in names]
+    want_cpu = not a.tests or "cpu" in a.tests.split(",")
+    bad = [t for t in names if t not in TESTS + ["cpu"]]
+    if bad:
+        ap.error(f"unknown test(s) {bad}; known: {TESTS + ['cpu']}")
     os.makedirs(a.dir, exist_ok=True)
     b = Bench(a.dir)
     env = dict(os.environ, RUNTIME=str(a.runtime), OUTDIR=os.path.join(a.dir, "fio"))
@@ -129,25 +171,31 @@ def main():
     rows = []
     try:
         for run in range(a.runs):
-            raw = table(subprocess.run(
-                [SUITE, "raw", "--ioengine=libaio", "--direct=1", f"--filename={raw_file}",
-                 "--size=2G"], capture_output=True, text=True, check=True, env=env).stdout)
+            if tests == TESTS:
+                raw = table(subprocess.run(
+                    [SUITE, "raw", "--ioengine=libaio", "--direct=1", f"--filename={raw_file}",
+                     "--size=2G"], capture_output=True, text=True, check=True, env=env).stdout)
+            else:
+                raw = raw_subset(tests, raw_file, a.runtime)
             b.cluster(2048, a.journal)
-            vs = table(b.run("bench", "--image", "bench", "--runtime", a.runtime))
-            cpu, iops = b.cpu_per_write(a.runtime)
+            vs = {}
+            if tests:
+                vs = table(b.run("bench", "--image", "bench", "--runtime", a.runtime,
+                                 "--tests", ",".join(tests)))
+            cpu, iops = b.cpu_per_write(a.runtime) if want_cpu else (float("nan"), 0)
             b.stop()
             rows.append((raw, vs, cpu, iops))
             print(f"run {run + 1}: cpu {cpu:.1f} us/write at {iops:.0f} writes/s", flush=True)
     finally:
         b.stop()
-    report(rows)
+    report(rows, tests)
 
 
-def report(rows):
+def report(rows, tests):
     print(f"{'test':20} {'raw iops':>10} {'vstor iops':>10} {'raw lat':>9} {'vstor lat':>9}"
           f" {'ratio':>7}")
     med = lambda xs: statistics.median(xs)
-    for t in TESTS:
+    for t in tests:
         raw_iops = med([r[0][t][0] for r in rows])
         vs_iops = med([r[1][t][0] for r in rows])
         raw_lat = med([r[0][t][2] for r in rows])
@@ -157,8 +205,9 @@ def report(rows):
             ratio = med([r[1][t][2] / r[0][t][2] for r in rows])  # latency ratio
         print(f"{t:20} {raw_iops:10.0f} {vs_iops:10.0f} {raw_lat:9.1f} {vs_lat:9.1f} {ratio:7.2f}"
               + (" (latency)" if t.endswith("q1") else ""))
-    print(f"OSD CPU per 4 KiB client write (3 OSDs, pg_size 2, depth 128): "
-          f"{med([r[2] for r in rows]):.1f} us (runs: {[round(r[2], 1) for r in rows]})")
+    if any(r[2] == r[2] for r in rows):  # not NaN: the CPU was measured
+        print(f"OSD CPU per 4 KiB client write (3 OSDs, pg_size 2, depth 128): "
+              f"{med([r[2] for r in rows]):.1f} us (runs: {[round(r[2], 1) for r in rows]})")
 
 
 if __name__ == "__main__":
