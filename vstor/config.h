@@ -131,7 +131,11 @@ enum vs_cfg_type {
     X(osd_recovery_depth, VS_CFG_U64, "4", 1, 256, VS_SCOPE_OSD,                         \
       "OSD: objects recovered at once per PG")                                           \
     X(osd_stats_interval, VS_CFG_MS, "5s", 100, 3600000, VS_SCOPE_OSD,                   \
-      "OSD: how often op statistics are sent to the metadata leader")
+      "OSD: how often op statistics are sent to the metadata leader")                    \
+    X(loop_busy_poll_us, VS_CFG_U64, "0", 0, 10000,                                      \
+      VS_SCOPE_CLIENT | VS_SCOPE_OSD | VS_SCOPE_NBD,                                     \
+      "after a wake-up by I/O, poll without sleeping this many microseconds for the "    \
+      "next event (saves VM wake-ups at queue depth 1); 0 = off")
 
 enum vs_cfg_source { VS_CFG_SRC_DEFAULT, VS_CFG_SRC_FILE, VS_CFG_SRC_FLAG };
 

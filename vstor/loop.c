@@ -5,6 +5,7 @@
 #include "vs_log.h"
 #include "vs_ring.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +29,105 @@ static void ring_prepare_cb(uv_prepare_t *h)
     if (rc < 0)
         VS_ERROR("loop", "io_uring submit: %s", strerror(-rc));
 }
+
+/* ---- Adaptive busy-polling ---------------------------------------------- */
+
+/* One spinning turn, before libuv polls with timeout 0: reap the ring's
+ * completions without waiting for its eventfd, else ask the epoll set whether
+ * anything is ready (without consuming it: libuv's poll of this turn does).
+ * Activity extends the window; a window without any ends the spin, and this
+ * very turn then blocks (the idle handle is stopped before libuv computes its
+ * timeout). */
+static void spin_idle_cb(uv_idle_t *h)
+{
+    struct vs_spin *s = h->data;
+    uint64_t now = uv_hrtime();
+    bool active = false;
+    s->turns++;
+    if (s->ring && io_uring_cq_ready(vs_ring_uring(s->ring)) > 0) {
+        s->reaped += (uint64_t)vs_ring_process(s->ring);
+        active = true;
+    } else {
+        struct pollfd p = {.fd = uv_backend_fd(s->uv), .events = POLLIN};
+        active = poll(&p, 1, 0) > 0;
+    }
+    if (active) {
+        s->last_ns = now;
+    } else if (now - s->last_ns >= s->window_ns) {
+        s->spinning = false;
+        s->ended = true;
+        uv_idle_stop(&s->idle);
+    }
+}
+
+/* Runs just before the poll: a turn that is not spinning may block, so note
+ * for how long at most. uv_backend_timeout() is 0 when libuv has epoll
+ * changes to apply or callbacks pending (then we do not know, and no window
+ * opens); and a UV_RUN_ONCE turn that began with the idle handle active never
+ * blocks, so the turn that ended a window opens none either. */
+static void spin_prepare_cb(uv_prepare_t *h)
+{
+    struct vs_spin *s = h->data;
+    if (s->spinning)
+        return;
+    s->block_timeout_ms = s->ended ? 0 : uv_backend_timeout(s->uv);
+    s->block_ns = uv_hrtime();
+    s->ended = false;
+}
+
+/* Runs after the poll. A turn that returned before its timeout was woken by
+ * I/O (or ran callbacks deferred by I/O): open a window. A turn that waited
+ * its whole timeout (a timer is due) opens none. */
+static void spin_check_cb(uv_check_t *h)
+{
+    struct vs_spin *s = h->data;
+    if (s->spinning || s->block_timeout_ms == 0)
+        return;
+    uint64_t now = uv_hrtime();
+    if (s->block_timeout_ms > 0 && now - s->block_ns >= (uint64_t)s->block_timeout_ms * 1000000u)
+        return;
+    s->spinning = true;
+    s->last_ns = now;
+    s->windows++;
+    uv_idle_start(&s->idle, spin_idle_cb);
+}
+
+int vs_spin_init(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, unsigned window_us)
+{
+    memset(s, 0, sizeof(*s));
+    if (window_us == 0)
+        return 0;
+    s->ring = ring;
+    s->window_ns = (uint64_t)window_us * 1000u;
+    int rc = uv_idle_init(uv, &s->idle);
+    if (rc == 0)
+        rc = uv_prepare_init(uv, &s->prepare);
+    if (rc == 0)
+        rc = uv_check_init(uv, &s->check);
+    VS_ASSERTF(rc == 0, "%s", uv_strerror(rc)); /* these never fail on unix */
+    s->uv = uv;
+    s->idle.data = s->prepare.data = s->check.data = s;
+    uv_prepare_start(&s->prepare, spin_prepare_cb);
+    uv_check_start(&s->check, spin_check_cb);
+    /* Busy-polling never keeps a loop alive on its own. */
+    uv_unref((uv_handle_t *)&s->idle);
+    uv_unref((uv_handle_t *)&s->prepare);
+    uv_unref((uv_handle_t *)&s->check);
+    return 0;
+}
+
+void vs_spin_close(struct vs_spin *s)
+{
+    if (!s->uv)
+        return;
+    uv_close((uv_handle_t *)&s->idle, NULL);
+    uv_close((uv_handle_t *)&s->prepare, NULL);
+    uv_close((uv_handle_t *)&s->check, NULL);
+    s->uv = NULL;
+    s->spinning = false;
+}
+
+/* ---- Signals and the io_uring bridge --------------------------------------- */
 
 static void signal_cb(uv_signal_t *h, int signum)
 {
@@ -107,6 +207,15 @@ int vs_loop_init(struct vs_loop *loop, unsigned ring_entries)
     return 0;
 }
 
+int vs_loop_busy_poll(struct vs_loop *loop, unsigned window_us)
+{
+    VS_ASSERT(loop->spin.uv == NULL); /* once per loop */
+    int rc = vs_spin_init(&loop->spin, &loop->uv, loop->ring, window_us);
+    if (rc < 0)
+        snprintf(loop->errmsg, sizeof(loop->errmsg), "busy-poll: %s", uv_strerror(rc));
+    return rc;
+}
+
 void vs_loop_on_shutdown(struct vs_loop *loop, vs_loop_shutdown_fn fn, void *ctx)
 {
     loop->on_shutdown = fn;
@@ -153,6 +262,7 @@ int vs_loop_close(struct vs_loop *loop)
         uv_close((uv_handle_t *)&loop->ring_poll, NULL);
         uv_close((uv_handle_t *)&loop->ring_prepare, NULL);
     }
+    vs_spin_close(&loop->spin);
     uv_close((uv_handle_t *)&loop->sig_term, NULL);
     uv_close((uv_handle_t *)&loop->sig_int, NULL);
     uv_run(&loop->uv, UV_RUN_NOWAIT);

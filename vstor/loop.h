@@ -15,17 +15,54 @@
  *    on the loop thread; and a prepare hook submits every SQE queued during a
  *    loop turn with one io_uring_enter just before the loop blocks (STYLE B16).
  *
- * Lifetime: vs_loop_init -> vs_loop_run (returns after vs_loop_stop) ->
- * vs_loop_close (closes our handles, drains the loop, destroys the ring).
+ *  - Adaptive busy-polling (config key loop_busy_poll_us, struct vs_spin):
+ *    after a wake-up by I/O the loop polls without blocking for a short window
+ *    (each turn reaps ring completions directly and checks the loop's epoll
+ *    set for readiness); every activity extends the window, and once a window
+ *    passes without any, the loop blocks again. On a VM whose idle vCPUs halt,
+ *    this saves the wake-up (VM exit + IPI) of the next event of a round trip.
+ *    A wake-up by a timer does not open a window, so an idle daemon never
+ *    spins. vs_spin works on any uv_loop_t (libvstor clients run their own).
+ *
+ * Lifetime: vs_loop_init -> [vs_loop_busy_poll] -> vs_loop_run (returns after
+ * vs_loop_stop) -> vs_loop_close (closes our handles, drains the loop,
+ * destroys the ring).
  */
 #ifndef VSTOR_LOOP_H
 #define VSTOR_LOOP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct vs_ring;
 struct vs_loop;
+
+/* The busy-poll state of one uv loop. All fields are read-only outside loop.c;
+ * the counters are statistics (and what the tests check). */
+struct vs_spin {
+    uv_loop_t *uv;         /* NULL when busy-polling is off */
+    struct vs_ring *ring;  /* reaped directly while spinning; may be NULL */
+    uv_idle_t idle;        /* active while spinning: libuv then polls with timeout 0 */
+    uv_prepare_t prepare;  /* notes when and how long a non-spinning turn blocks */
+    uv_check_t check;      /* after the poll: opens a window on a wake-up by I/O */
+    uint64_t window_ns;
+    uint64_t last_ns;      /* the last activity seen (uv_hrtime) */
+    uint64_t block_ns;     /* when the current blocking turn started to wait */
+    int block_timeout_ms;  /* what it waits at most; -1 = no limit */
+    bool spinning;
+    bool ended;            /* this turn ended a window (so it does not block) */
+    uint64_t windows;      /* spin windows opened */
+    uint64_t turns;        /* loop turns spent spinning */
+    uint64_t reaped;       /* ring completions reaped by the spinner itself */
+};
+
+/* Starts busy-polling uv for window_us after each wake-up by I/O (0: off,
+ * nothing is started). ring, if not NULL, must be bridged to uv (its
+ * completions are reaped while spinning). Returns 0 or a negative uv error. */
+int vs_spin_init(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, unsigned window_us);
+/* Closes the handles (uv_close; the loop must run once more to finish). */
+void vs_spin_close(struct vs_spin *s);
 
 typedef void (*vs_loop_shutdown_fn)(struct vs_loop *loop, int signum, void *ctx);
 
@@ -35,6 +72,7 @@ struct vs_loop {
     uv_poll_t ring_poll;
     uv_prepare_t ring_prepare;
     uv_signal_t sig_term, sig_int;
+    struct vs_spin spin;
     vs_loop_shutdown_fn on_shutdown;
     void *shutdown_ctx;
     int signals_seen;
@@ -45,6 +83,11 @@ struct vs_loop {
 /* Initialises the loop; with ring_entries > 0 also creates the io_uring and
  * bridges it. Returns 0 or -errno with loop->errmsg filled. */
 int vs_loop_init(struct vs_loop *loop, unsigned ring_entries);
+
+/* Turns on adaptive busy-polling with a window of window_us (0: off); the
+ * daemons pass the config key loop_busy_poll_us. Returns 0 or -errno with
+ * loop->errmsg filled. */
+int vs_loop_busy_poll(struct vs_loop *loop, unsigned window_us);
 
 /* Sets who is told about SIGTERM/SIGINT. Without one, a signal stops the loop. */
 void vs_loop_on_shutdown(struct vs_loop *loop, vs_loop_shutdown_fn fn, void *ctx);

@@ -36,6 +36,7 @@ int cmd_client_open(struct vs_cmd_ctx *ctx, struct cmd_client *cc, const char *n
         return VS_EXIT_USAGE;
     }
     uv_loop_init(&cc->loop);
+    vs_spin_init(&cc->spin, &cc->loop, NULL, (unsigned)ctx->cfg.loop_busy_poll_us);
     cc->mon_copy = strdup(ctx->cfg.mon_address);
     int n = cc->mon_copy ? vs_config_list_split(cc->mon_copy, mons, MONS_MAX) : 0;
     vstor_client_opts_init(&o);
@@ -80,6 +81,7 @@ void cmd_client_close(struct cmd_client *cc)
         cmd_client_wait(cc);
         cc->c = NULL;
     }
+    vs_spin_close(&cc->spin);
     uv_run(&cc->loop, UV_RUN_DEFAULT);
     uv_loop_close(&cc->loop);
     free(cc->mon_copy);

@@ -9,9 +9,11 @@
 
 #include "cli.h"
 #include "client_int.h"
+#include "loop.h"
 
 struct cmd_client {
     uv_loop_t loop;
+    struct vs_spin spin; /* loop_busy_poll_us */
     struct vstor_client *c;
     struct vstor_image *img;
     struct vstor_image_info info;

@@ -126,6 +126,8 @@ static int run_setup(struct vs_cmd_ctx *ctx, struct nbd_run *run, backend_open_f
 {
     char err[VS_ERRMSG_SIZE + 256];
     int rc = vs_loop_init(&run->loop, RING_ENTRIES);
+    if (rc == 0)
+        rc = vs_loop_busy_poll(&run->loop, (unsigned)ctx->cfg.loop_busy_poll_us);
     if (rc < 0) {
         vs_cmd_error(ctx, "%s", run->loop.errmsg);
         return VS_EXIT_FAIL;

@@ -361,7 +361,8 @@ int vs_cmd_osd(struct vs_cmd_ctx *ctx)
     osd->cfg = &ctx->cfg;
     osd->loop = &loop;
     config_sizes(osd);
-    if (vs_loop_init(&loop, RING_ENTRIES) < 0) {
+    if (vs_loop_init(&loop, RING_ENTRIES) < 0 ||
+        vs_loop_busy_poll(&loop, (unsigned)ctx->cfg.loop_busy_poll_us) < 0) {
         vs_cmd_error(ctx, "%s", loop.errmsg);
         free(osd);
         return VS_EXIT_FAIL;

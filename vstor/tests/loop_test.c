@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * The loop/io_uring bridge: real O_DIRECT I/O on a temp file through the
- * process ring, completing inside the libuv loop; and signal shutdown.
+ * process ring, completing inside the libuv loop; signal shutdown; and the
+ * adaptive busy-poll (a window opens on I/O, ends, and never opens on timers;
+ * ring completions are reaped while spinning).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "loop.h"
@@ -160,12 +164,167 @@ static void test_close_reports_leaked_handles(void **state)
     vs_ring_destroy(loop.ring);
 }
 
+/* ---- Busy-polling ------------------------------------------------------------------ */
+
+struct spin_probe {
+    struct vs_loop *loop;
+    int fds[2];          /* a socketpair: a byte written to fds[1] wakes the loop */
+    uv_poll_t poll;
+    uv_timer_t timer;
+    int step;
+    int reads;
+    uint64_t turns_at[4], windows_at[4], cpu_ms_at[4];
+};
+
+static void probe_poll_cb(uv_poll_t *h, int status, int events)
+{
+    struct spin_probe *p = h->data;
+    (void)status;
+    (void)events;
+    char c;
+    while (read(p->fds[0], &c, 1) == 1)
+        p->reads++;
+}
+
+static uint64_t cpu_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* Steps, 60 ms apart (the window is 5 ms): 0 -> write a byte (an I/O wake-up
+ * opens a window soon after); 1, 2 -> note the counters (the window has ended
+ * and the loop only blocks, woken by this timer alone); 3 -> stop. */
+static void probe_timer_cb(uv_timer_t *t)
+{
+    struct spin_probe *p = t->data;
+    struct vs_spin *s = &p->loop->spin;
+    p->turns_at[p->step] = s->turns;
+    p->windows_at[p->step] = s->windows;
+    p->cpu_ms_at[p->step] = cpu_ms();
+    if (p->step == 0)
+        assert_int_equal(write(p->fds[1], "x", 1), 1);
+    if (++p->step == 4)
+        vs_loop_stop(p->loop);
+}
+
+static void test_spin_window_ends(void **state)
+{
+    (void)state;
+    struct vs_loop loop;
+    assert_int_equal(vs_loop_init(&loop, 0), 0);
+    assert_int_equal(vs_loop_busy_poll(&loop, 5000), 0);
+    struct spin_probe p = {.loop = &loop};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, p.fds), 0);
+    uv_poll_init(&loop.uv, &p.poll, p.fds[0]);
+    p.poll.data = &p;
+    uv_poll_start(&p.poll, UV_READABLE, probe_poll_cb);
+    uv_timer_init(&loop.uv, &p.timer);
+    p.timer.data = &p;
+    uv_timer_start(&p.timer, probe_timer_cb, 60, 60);
+
+    assert_int_equal(vs_loop_run(&loop), 0);
+    assert_int_equal(p.step, 4);
+    assert_int_equal(p.reads, 1);
+    /* Before the byte: the loop started idle and timer wake-ups opened no window. */
+    assert_int_equal(p.windows_at[0], 0);
+    assert_int_equal(p.turns_at[0], 0);
+    /* The byte's wake-up opened exactly one window, which spun for a while... */
+    assert_int_equal(p.windows_at[1], 1);
+    assert_true(p.turns_at[1] > 0);
+    /* ...and ended: two more timer periods without a spinning turn. */
+    assert_int_equal(p.windows_at[3], 1);
+    assert_int_equal(p.turns_at[3], p.turns_at[1]);
+    assert_false(loop.spin.spinning);
+    /* Blocked, not burning CPU: far less than the 120 ms of wall time. */
+    assert_true(p.cpu_ms_at[3] - p.cpu_ms_at[1] < 40);
+
+    uv_close((uv_handle_t *)&p.poll, NULL);
+    uv_close((uv_handle_t *)&p.timer, NULL);
+    assert_int_equal(vs_loop_close(&loop), 0);
+    close(p.fds[0]);
+    close(p.fds[1]);
+}
+
+/* A chain of ring timeouts, each issued from the previous one's completion:
+ * every completion arrives while the loop spins (the window is far longer
+ * than the timeouts), so the spinner reaps them itself. */
+struct ring_chain {
+    struct vs_ring_op op;
+    struct vs_loop *loop;
+    struct __kernel_timespec ts;
+    int left;
+    int done;
+    int bad;
+    int while_spinning;
+};
+
+static void ring_chain_next(struct ring_chain *c);
+
+static void ring_chain_cb(struct vs_ring_op *op, int res)
+{
+    struct ring_chain *c = (struct ring_chain *)op;
+    if (res != -ETIME)
+        c->bad++;
+    c->done++;
+    c->while_spinning += c->loop->spin.spinning;
+    ring_chain_next(c);
+}
+
+static void ring_chain_next(struct ring_chain *c)
+{
+    if (c->left == 0) {
+        vs_loop_stop(c->loop);
+        return;
+    }
+    c->left--;
+    struct io_uring_sqe *sqe = vs_ring_sqe(c->loop->ring, &c->op);
+    assert_non_null(sqe);
+    io_uring_prep_timeout(sqe, &c->ts, 0, 0);
+}
+
+static void test_spin_reaps_ring(void **state)
+{
+    (void)state;
+    struct vs_loop loop;
+    assert_int_equal(vs_loop_init(&loop, 8), 0);
+    assert_int_equal(vs_loop_busy_poll(&loop, 1000000), 0); /* no gap ends it */
+    struct ring_chain c = {.op.cb = ring_chain_cb, .loop = &loop, .left = 200};
+    c.ts.tv_nsec = 100000; /* 100 us */
+    ring_chain_next(&c);
+    assert_int_equal(vs_loop_run(&loop), 0);
+    assert_int_equal(c.done, 200);
+    assert_int_equal(c.bad, 0);
+    /* The first completions woke the blocked loop (the very first turn has
+     * epoll changes to apply, so its wake-up opens no window: the second one
+     * does); all the rest came while spinning, in the one window. */
+    assert_int_equal(loop.spin.windows, 1);
+    assert_true(c.while_spinning >= 198);
+    assert_true(loop.spin.reaped > 0);
+    assert_int_equal(vs_loop_close(&loop), 0);
+}
+
+static void test_spin_off(void **state)
+{
+    (void)state;
+    struct vs_loop loop;
+    assert_int_equal(vs_loop_init(&loop, 4), 0);
+    assert_int_equal(vs_loop_busy_poll(&loop, 0), 0);
+    assert_null(loop.spin.uv);
+    assert_int_equal(vs_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uring_io_in_loop),
         cmocka_unit_test(test_sigterm_shutdown),
         cmocka_unit_test(test_close_reports_leaked_handles),
+        cmocka_unit_test(test_spin_window_ends),
+        cmocka_unit_test(test_spin_reaps_ring),
+        cmocka_unit_test(test_spin_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
