@@ -184,6 +184,11 @@ int vs_ring_process(struct vs_ring *r)
     return reap(r);
 }
 
+bool vs_ring_cq_ready(const struct vs_ring *r)
+{
+    return io_uring_cq_ready(&r->uring) > 0;
+}
+
 /* One io_uring_enter both submits and waits, and the eventfd is left alone
  * (nobody polls it here; a loop that does clears it in vs_ring_process): at
  * queue depth 1 that is one system call per io instead of three. */

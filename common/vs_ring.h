@@ -67,6 +67,9 @@ bool vs_ring_has_unsubmitted(const struct vs_ring *r);
 int vs_ring_event_fd(const struct vs_ring *r);
 /* Reaps every ready completion and runs its callback; returns the count. */
 int vs_ring_process(struct vs_ring *r);
+/* True when completions wait to be reaped: a memory read, no system call (for
+ * a loop that busy-polls instead of waiting for the eventfd). */
+bool vs_ring_cq_ready(const struct vs_ring *r);
 /* Submits and blocks until at least one completion has been processed or
  * nothing is in flight; for tools and tests that run without a loop. */
 int vs_ring_run_once(struct vs_ring *r);

@@ -44,7 +44,7 @@ static void spin_idle_cb(uv_idle_t *h)
     uint64_t now = uv_hrtime();
     bool active = false;
     s->turns++;
-    if (s->ring && io_uring_cq_ready(vs_ring_uring(s->ring)) > 0) {
+    if (s->ring && vs_ring_cq_ready(s->ring)) {
         s->reaped += (uint64_t)vs_ring_process(s->ring);
         active = true;
     } else {
