@@ -212,7 +212,10 @@ int vs_ring_process(struct vs_ring *r)
 
 bool vs_ring_cq_ready(const struct vs_ring *r)
 {
-    return io_uring_cq_ready(&r->uring) > 0;
+    /* Under DEFER_TASKRUN a finished io is first task work (IORING_SQ_TASKRUN)
+     * and becomes a CQE only in vs_ring_process(): both count as ready. */
+    return io_uring_cq_ready(&r->uring) > 0 ||
+           (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_TASKRUN) != 0;
 }
 
 /* One io_uring_enter both submits and waits, and the eventfd is left alone

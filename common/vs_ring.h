@@ -21,6 +21,13 @@
  *    `entries` ops in flight (so the completion queue can never overflow);
  *    the caller queues the op and retries from a completion callback.
  *
+ *  - Owner thread: the ring is created with IORING_SETUP_SINGLE_ISSUER and
+ *    DEFER_TASKRUN when the kernel has them (6.1+): only the creating thread
+ *    may use it, and a finished io becomes a completion only when that thread
+ *    asks the kernel for events -- vs_ring_process() and vs_ring_run_once()
+ *    do; vs_ring_cq_ready() also reports work waiting for that. Never peek at
+ *    the CQ through vs_ring_uring() directly.
+ *
  * Errors: vs_ring_create() returns -errno (for example -ENOMEM, -EPERM when
  * io_uring is disabled) and fills errmsg.
  */
@@ -67,7 +74,8 @@ bool vs_ring_has_unsubmitted(const struct vs_ring *r);
 int vs_ring_event_fd(const struct vs_ring *r);
 /* Reaps every ready completion and runs its callback; returns the count. */
 int vs_ring_process(struct vs_ring *r);
-/* True when completions wait to be reaped: a memory read, no system call (for
+/* True when completions wait to be reaped, as CQEs or as deferred task work
+ * that vs_ring_process() turns into CQEs: a memory read, no system call (for
  * a loop that busy-polls instead of waiting for the eventfd). */
 bool vs_ring_cq_ready(const struct vs_ring *r);
 /* Submits and blocks until at least one completion has been processed or
