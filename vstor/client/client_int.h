@@ -38,7 +38,10 @@
  *       a transient failure repeats the whole pass. Replaying entries that were
  *       still valid rewrites identical bytes in the same order: harmless.
  *  (L3) A sync sends SYNC to every OSD that acknowledged an entry, only when
- *       no replay is pending; it succeeds when all of them succeed.
+ *       no replay is pending; it succeeds when all of them succeed. A SYNC
+ *       part that fails, or cannot be sent, is never sent again as is: the
+ *       sync starts over from the entries (the OSD may be gone for good and
+ *       its entries replayed to another).
  */
 #ifndef VSTOR_CLIENT_INT_H
 #define VSTOR_CLIENT_INT_H
@@ -53,6 +56,7 @@
 #include <uv.h>
 
 #define CLIENT_ERRMSG 256
+#define CLIENT_ENOSPC_WARN_MS 10000 /* least time between two ENOSPC warnings */
 #define CLIENT_ADDR_MAX 64
 #define CLIENT_BITMAP_SCRATCH 4096u /* READ reply bitmaps land here (unused) */
 #define CLIENT_BLOCK_SIZE_DEFAULT (128u << 10)
@@ -242,6 +246,8 @@ struct vstor_client {
     bool freed;
     /* Statistics. */
     uint64_t retries, replays, auto_syncs;
+    uint64_t enospc_waits;     /* parts retried after ENOSPC */
+    uint64_t enospc_warned_us; /* when the last ENOSPC warning was logged; 0: never */
     char errmsg[CLIENT_ERRMSG];
 };
 

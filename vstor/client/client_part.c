@@ -108,6 +108,26 @@ bool client__retryable(int rc)
     }
 }
 
+/* -ENOSPC on a write part: retried (Vitastor's client_retry_enospc, on by
+ * default: a VM pauses rather than sees I/O errors), with a warning at most
+ * every CLIENT_ENOSPC_WARN_MS while it lasts; or, with opts.fail_enospc,
+ * returned to the caller. */
+static bool enospc_retry(struct vstor_client *c, struct client_part *p)
+{
+    if (c->opts.fail_enospc)
+        return false;
+    uint64_t now = client__now_us();
+    c->enospc_waits++;
+    if (c->enospc_warned_us == 0 || now - c->enospc_warned_us >= CLIENT_ENOSPC_WARN_MS * 1000ull) {
+        VS_WARN(c->log_name, "%s of inode 0x%" PRIx64 " at %" PRIu64 " to osd.%u: no space left "
+                "on the OSDs; retrying until space is freed (%" PRIu64 " retries so far; "
+                "client_retry_enospc false returns the error instead)",
+                vs_net_op_name(p->opcode), p->inode, p->offset, p->osd, c->enospc_waits);
+        c->enospc_warned_us = now;
+    }
+    return true;
+}
+
 static void part_finish(struct vstor_client *c, struct client_part *p, int rc)
 {
     struct client_op *op = p->op;
@@ -137,6 +157,8 @@ static void part_net_cb(struct vs_net_op *nop, int rc)
         if (p->dirty)
             client__lazy_acked(c, p);
         part_finish(c, p, 0);
+    } else if (rc == -ENOSPC && c->state != CL_CLOSING && !enospc_retry(c, p)) {
+        part_finish(c, p, rc);
     } else if (client__retryable(rc) && c->state != CL_CLOSING &&
                !client__op_expired(p->op, client__now_us())) {
         c->retries++;
@@ -214,7 +236,13 @@ static void resend(struct vstor_client *c, struct client_part *p)
     while (p) {
         struct client_part *next = p->next;
         p->next = NULL;
-        client__part_send(c, p);
+        /* A SYNC part is bound to one OSD, which may be gone for good (its
+         * acknowledged writes replayed elsewhere meanwhile): it is never sent
+         * again; the sync counts it failed and recomputes its OSDs (L3). */
+        if (p->kind == PART_SYNC)
+            client__sync_part_done(c, p, -ENOTCONN);
+        else
+            client__part_send(c, p);
         p = next;
     }
 }

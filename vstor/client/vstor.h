@@ -45,8 +45,11 @@
  *   VS_ENOPOOL     (-4018) the image's pool does not exist
  *   -ETIMEDOUT     opts.op_timeout_ms passed before the op could complete
  *   -ECANCELED     the client was closed with the op in flight
- *   -EIO, -ENOSPC  ... only when the cluster reports them and retrying them is
- *                  switched off (never by default)
+ *   -ENOSPC        the OSDs are out of space, with opts.fail_enospc set; by
+ *                  default such writes wait and are retried (a warning is
+ *                  logged every 10 s while they wait)
+ *   -EIO           never: device errors are retried (an OSD whose store fails
+ *                  stops, and its PGs go on without it)
  * vstor_client_errmsg() holds a sentence about the last failure
  * ("image 'vm1' not found").
  */
@@ -81,6 +84,8 @@ struct vstor_client_opts {
     uint32_t meta_timeout_ms;   /* per metadata request before it is retried; 5000 */
     uint32_t net_payload_max;   /* largest frame payload (as net_payload_max); 64 MiB */
     const char *log_name;       /* log component; "client" */
+    bool fail_enospc;           /* return -ENOSPC instead of retrying it; false (retry,
+                                 * warning every 10 s; config client_retry_enospc) */
 };
 
 /* Fills opts with the defaults above (and no metadata service). */

@@ -214,6 +214,7 @@ static int connect_client(struct image_be *be, const struct vs_config *cfg, char
     o.mon_addresses = (const char *const *)mons;
     o.n_mon = (unsigned)n;
     o.log_name = "nbd-client";
+    o.fail_enospc = !cfg->client_retry_enospc;
     return vstor_client_create(&be->loop->uv, &o, &be->client, err, err_size);
 }
 

@@ -16,6 +16,7 @@
  *   osd_primary.c   client READ/WRITE/DELETE/SYNC on the primary
  *   osd_recovery.c  recovery of unclean objects
  *   osd_stats.c     op counters and latency histograms, sent at a bounded rate
+ *   osd_fault.c     a failed store stops the OSD; the test-only fault hook
  *
  One messenger (struct vs_net) serves clients and the other OSDs on one
  * address. Client requests and secondary requests come from separate pools
@@ -315,6 +316,10 @@ struct vs_osd {
     struct vs_store_info info;
     uint32_t block_size, bitmap_bytes;
     bool store_lazy;
+    bool store_failed;               /* a device error broke the store: stopping (F1) */
+    struct fault_disk *fault_disk;   /* the test-only fault hook (osd_fault.c), or NULL */
+    uv_timer_t fault_timer;
+    bool fault_timer_on;
     /* The messenger. */
     struct vs_net *net;
     char addr[80];                   /* advertised "ip:port" */
@@ -367,6 +372,14 @@ int osd__net_start(struct vs_osd *osd);
 void osd__pg_name(char *buf, size_t size, uint16_t pool, uint32_t pg);
 /* Called by osd_pg.c when the last PG reached OFFLINE during shutdown. */
 void osd__all_pgs_stopped(struct vs_osd *osd);
+/* The store fault path (osd_fault.c): call with the result of any store
+ * mutation; an -EIO that broke the store stops the OSD (rule F1). */
+void osd__store_error(struct vs_osd *osd, int rc);
+/* Wraps osd->disk with the test-only fault hook when debug_fault_dir is set;
+ * -EINVAL when enable_debug is not. */
+int osd__fault_wrap(struct vs_osd *osd);
+void osd__fault_start(struct vs_osd *osd); /* once osd->id is known */
+void osd__fault_stop(struct vs_osd *osd);
 /* A fatal condition: log it, stop the process with exit code 1. */
 void osd__fatal(struct vs_osd *osd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

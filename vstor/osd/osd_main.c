@@ -65,6 +65,12 @@ static int store_open(struct vs_osd *osd, const char *const *paths, unsigned n, 
         VS_ERROR(OSD_LOG, "%s", err);
         return rc;
     }
+    rc = osd__fault_wrap(osd);
+    if (rc < 0) {
+        vs_disk_destroy(osd->disk);
+        osd->disk = NULL;
+        return rc;
+    }
     struct vs_store_config sc = {.durability = osd->store_lazy ? VS_STORE_LAZY
                                                                : VS_STORE_DURABLE_ACK,
                                  .expect_osd_id = 0,
@@ -224,6 +230,7 @@ int osd__net_start(struct vs_osd *osd)
 
 static void loop_done(struct vs_osd *osd)
 {
+    osd__fault_stop(osd);
     uv_close((uv_handle_t *)&osd->stop_timer, NULL);
     vs_loop_stop(osd->loop);
 }
@@ -342,6 +349,7 @@ static int run(struct vs_cmd_ctx *ctx, struct vs_osd *osd)
         return rc;
     snprintf(osd->name, sizeof(osd->name), "osd.%u", osd->id);
     vs_log_set_process(osd->name);
+    osd__fault_start(osd);
     VS_INFO(OSD_LOG, "store on %s: block_size %u, %" PRIu64 " blocks, cluster %016" PRIx64
             ", %s", paths[0], osd->block_size, osd->info.block_count, osd->info.cluster_id,
             osd->store_lazy ? "lazy sync" : "durable acks");
@@ -372,6 +380,7 @@ int vs_cmd_osd(struct vs_cmd_ctx *ctx)
     int rc = run(ctx, osd);
     if (!uv_is_closing((uv_handle_t *)&osd->stop_timer))
         uv_close((uv_handle_t *)&osd->stop_timer, NULL);
+    osd__fault_stop(osd);
     store_close(osd);
     vs_loop_close(&loop);
     pools_free(osd);

@@ -163,6 +163,8 @@ static int locate(struct vs_osd *osd, struct osd_op *op, const struct vs_net_rw 
 {
     uint64_t stripe;
     uint32_t pgnum;
+    if (osd->store_failed)
+        return VS_ESHUTDOWN; /* F1 (osd_fault.c): stopping; the client retries */
     if (osd__locate(osd, rw->inode, rw->offset, &stripe, &pgnum) < 0)
         return VS_ENOTPRIMARY; /* a pool or map we do not know (yet) */
     struct osd_pg *pg = osd__pg_find(osd, (uint16_t)vs_net_inode_pool(rw->inode), pgnum);
@@ -264,6 +266,7 @@ static void local_cb(struct vs_store_op *sop)
         rc = 0;
     if (rc >= 0 && osd__local_sync(op))
         return;
+    osd__store_error(op->osd, rc);
     if (rc < 0)
         VS_ERROR(OSD_LOG, "pg %s: local %s of %" PRIx64 ":%" PRIx64 " v%" PRIx64 ": %s",
                  op->pg->name, op->kind == OP_DELETE ? "delete" : "write", op->inode,
@@ -545,8 +548,12 @@ static void read_start(struct osd_op *op)
 /* Lazy pools: a SYNC syncs the local store and sends SEC_SYNC to every OSD
  * that a write of one of our PGs reached since the last SYNC (pg->dirty), at
  * most OSD_SUBOPS of them per round; it succeeds when all succeed. A failed
- * SEC_SYNC re-peers the PGs holding that OSD (the activation marks every
- * member dirty again) and fails the SYNC with a retryable error. */
+ * SEC_SYNC re-peers the PGs holding that OSD, puts it back in their dirty
+ * marks and fails the SYNC with a retryable error. A PG that is not active
+ * while it has dirty marks fails the SYNC (retryable) and keeps them: its
+ * acknowledged writes are durable nowhere known yet, and its activation
+ * marks every member of its new set dirty, so the SYNC the client retries
+ * syncs them -- a SYNC never succeeds past a secondary whose sync failed. */
 static void sync_start(struct osd_op *op);
 
 static void sync_part_done(struct osd_op *op)
@@ -566,6 +573,7 @@ static void sync_cb(struct vs_store_op *sop)
     struct osd_op *op = VS_CONTAINER_OF(sop, struct osd_op, sop);
     if (sop->result < 0 && op->rc == 0)
         op->rc = sop->result;
+    osd__store_error(op->osd, sop->result);
     sync_part_done(op);
 }
 
@@ -576,7 +584,11 @@ static void sync_failed(struct osd_op *op, uint32_t peer, int rc)
     for (uint32_t h = 0; h < osd->pg_hash_size; h++)
         for (struct osd_pg *pg = osd->pg_hash[h]; pg; pg = pg->hnext)
             for (uint32_t i = 0; i < pg->pg_size; i++)
-                if (pg->cur[i] == peer) {
+                /* A PG already re-peering has no current set: its target names the
+                 * members its SEC_SYNCs went to. */
+                if (pg->cur[i] == peer ||
+                    (pg->state != VS_PG_ACTIVE && pg->target[i] == peer)) {
+                    pg->dirty[i] = pg->lazy;
                     osd__pg_repeer(pg, "a secondary sync failed");
                     break;
                 }
@@ -595,6 +607,12 @@ static void sync_sub_cb(struct vs_net_op *nop, int rc)
 /* Takes the dirty members of pg into op->sub (one entry per OSD). */
 static void sync_collect_pg(struct osd_op *op, struct osd_pg *pg)
 {
+    if (pg->state != VS_PG_ACTIVE) {
+        for (uint32_t i = 0; i < pg->pg_size; i++)
+            if (pg->dirty[i] && op->rc == 0)
+                op->rc = VS_EPGINACTIVE; /* keeps the marks: see above */
+        return;
+    }
     for (uint32_t i = 0; i < pg->pg_size; i++) {
         uint32_t id = pg->cur[i];
         if (!pg->dirty[i])
@@ -683,6 +701,8 @@ static void cl_recv(struct vs_net_req *req, void *ctx)
     uint16_t opcode = req->hdr.opcode;
     if (opcode == VS_NET_OP_SYNC) {
         op->kind = OP_SYNC;
+        if (osd->store_failed)
+            return reply(op, VS_ESHUTDOWN); /* F1 */
         return sync_start(op);
     }
     if (opcode == VS_NET_OP_WRITE)

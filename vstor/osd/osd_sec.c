@@ -298,6 +298,7 @@ static void store_cb(struct vs_store_op *sop)
     struct vs_net_req *req = s->req;
     int rc = sop->result;
     uint16_t opcode = req->hdr.opcode;
+    osd__store_error(osd, rc);
     if (sync_first(osd, s, rc))
         return;
     if (rc >= 0 && opcode == VS_NET_OP_SEC_READ) {
@@ -421,6 +422,8 @@ static void sec_recv(struct vs_net_req *req, void *ctx)
         return serve_lock(osd, req);
     struct osd_secop *s = secop_get(osd, req);
     int rc = 0;
+    if (osd->store_failed) /* F1 (osd_fault.c): nothing is read from a failed store */
+        opcode = 0;
     switch (opcode) {
     case VS_NET_OP_SEC_READ:
     case VS_NET_OP_SEC_WRITE:
@@ -447,7 +450,7 @@ static void sec_recv(struct vs_net_req *req, void *ctx)
             return osd__sec_list(osd, s);
         break;
     default:
-        rc = -EOPNOTSUPP;
+        rc = osd->store_failed ? -EIO : -EOPNOTSUPP;
     }
     if (rc < 0)
         reply(osd, s, rc);

@@ -280,6 +280,69 @@ static void test_retryable_errors(void **state)
     cluster_down(&e);
 }
 
+static unsigned enospc_warnings;
+
+static void enospc_sink(void *ctx, enum vs_log_level level, const char *component,
+                        const char *msg)
+{
+    (void)ctx, (void)component;
+    if (level == VS_LOG_WARN && strstr(msg, "no space left") && strstr(msg, "retrying"))
+        enospc_warnings++;
+}
+
+/* ENOSPC (client_retry_enospc): retried by default with one warning per
+ * CLIENT_ENOSPC_WARN_MS while it lasts; with fail_enospc the caller gets it. */
+static void test_enospc(void **state)
+{
+    (void)state;
+    struct vstor_client_opts o;
+    vstor_client_opts_init(&o);
+    assert_false(o.fail_enospc);
+    o.retry_interval_ms = 2;
+    struct env e;
+    cluster_up(&e, false, &o);
+    open_img(&e, "img1");
+    uint8_t buf[OBJ], back[OBJ];
+    fill(buf, OBJ, 42);
+    enum vs_log_level saved = vs_log_level_current;
+    vs_log_set_level(VS_LOG_WARN);
+    vs_log_set_sink(enospc_sink, NULL);
+    enospc_warnings = 0;
+    unsigned before = fake_osd_count(&e.osd[0], VS_NET_OP_WRITE);
+    fake_osd_fail(&e.osd[0], VS_NET_OP_WRITE, -ENOSPC, 30);
+    assert_int_equal(do_io(&e, vstor_write, buf, OBJ, 0), 0);
+    assert_int_equal(fake_osd_count(&e.osd[0], VS_NET_OP_WRITE) - before, 31);
+    assert_int_equal(enospc_warnings, 1); /* 30 retries within one interval: one line */
+    assert_int_equal(e.c->enospc_waits, 30);
+    /* The interval has passed: the next wait warns again, once. */
+    e.c->enospc_warned_us -= CLIENT_ENOSPC_WARN_MS * 1000ull;
+    fake_osd_fail(&e.osd[0], VS_NET_OP_WRITE, -ENOSPC, 5);
+    assert_int_equal(do_io(&e, vstor_write, buf, OBJ, 0), 0);
+    assert_int_equal(enospc_warnings, 2);
+    assert_int_equal(do_io(&e, vstor_read, back, OBJ, 0), 0);
+    assert_memory_equal(back, buf, OBJ);
+    vs_log_set_sink(NULL, NULL);
+    cluster_down(&e);
+    /* Switched off: the write fails with ENOSPC at once, nothing is retried. */
+    o.fail_enospc = true;
+    cluster_up(&e, false, &o);
+    open_img(&e, "img1");
+    vs_log_set_sink(enospc_sink, NULL);
+    before = fake_osd_count(&e.osd[0], VS_NET_OP_WRITE);
+    fake_osd_fail(&e.osd[0], VS_NET_OP_WRITE, -ENOSPC, 1);
+    fill(buf, OBJ, 43);
+    assert_int_equal(do_io(&e, vstor_write, buf, OBJ, 0), -ENOSPC);
+    assert_int_equal(fake_osd_count(&e.osd[0], VS_NET_OP_WRITE) - before, 1);
+    assert_int_equal(e.c->retries, 0);
+    assert_int_equal(enospc_warnings, 2);
+    assert_int_equal(do_io(&e, vstor_write, buf, OBJ, 0), 0); /* space again */
+    assert_int_equal(do_io(&e, vstor_read, back, OBJ, 0), 0);
+    assert_memory_equal(back, buf, OBJ);
+    vs_log_set_sink(NULL, NULL);
+    vs_log_set_level(saved);
+    cluster_down(&e);
+}
+
 static void test_conn_drop_mid_write(void **state)
 {
     (void)state;
@@ -654,6 +717,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slicing),
         cmocka_unit_test(test_retryable_errors),
+        cmocka_unit_test(test_enospc),
         cmocka_unit_test(test_conn_drop_mid_write),
         cmocka_unit_test(test_lazy_replay_after_drop),
         cmocka_unit_test(test_lazy_replay_after_primary_change),
