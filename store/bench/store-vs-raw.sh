@@ -11,16 +11,28 @@
 # otherwise) and the median figures of each side.
 #   usage: store-vs-raw.sh VSTOR_BIN FILE [ROUNDS] [SHAPES]
 #   env:   RUNTIME (seconds per run, default 5), SIZE (default 2G),
-#          BENCH_ARGS (more `vstor disk bench` options, e.g. --no-drain)
-# Use a release build. FILE is overwritten.
+#          BENCH_ARGS (more `vstor disk bench` options, e.g. --no-drain),
+#          KEEP=1 (keep FILE at the end)
+# Use a release build. FILE is overwritten; when it did not exist before, it is
+# deleted at the end (unless KEEP=1). The table goes to stdout.
 set -euo pipefail
 vstor=$1 file=$2 rounds=${3:-3}
 shapes=${4:-seqwrite-4M-q32,seqread-4M-q32,randwrite-4k-q1,randread-4k-q1,randwrite-4k-q128,randread-4k-q128}
 RUNTIME=${RUNTIME:-5}
 SIZE=${SIZE:-2G}
 BENCH_ARGS=${BENCH_ARGS:-}
+KEEP=${KEEP:-0}
+created=0
+[ -e "$file" ] || created=1
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+    rm -rf "$work"
+    if [ "$created" = 1 ] && [ "$KEEP" != 1 ] && [ -f "$file" ]; then
+        rm -f "$file"
+        echo "deleted $file (KEEP=1 keeps it)" >&2
+    fi
+}
+trap cleanup EXIT
 
 fio_args() { # the arguments fio-suite.sh's run() gives each shape
     case $1 in

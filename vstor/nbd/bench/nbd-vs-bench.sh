@@ -14,24 +14,34 @@
 #   usage: nbd-vs-bench.sh VSTOR_BIN [ROUNDS]
 #   env:   RUNTIME (seconds per test, default 20), SUITE (path of fio-suite.sh),
 #          DEMO_DIR (default: a new directory under /var/tmp; must not be tmpfs
-#          for O_DIRECT), IMAGE_SIZE (default 1G)
-# Use a release build.
+#          for O_DIRECT), IMAGE_SIZE (default 1G), KEEP=1 (keep the demo's OSD
+#          images at the end)
+# Use a release build. The OSD images the demo created (osdN.img, 2 GiB each)
+# are deleted at the end unless KEEP=1; the logs stay in the work directory
+# (its path is printed), and the tables go to stdout.
 set -euo pipefail
 vstor=$(readlink -f "$1") rounds=${2:-3}
 SUITE=${SUITE:-$(cd "$(dirname "$0")/../../.." && pwd)/../shared/bench/fio-suite.sh}
 [ -x "$SUITE" ] || SUITE=/work/shared/bench/fio-suite.sh
 RUNTIME=${RUNTIME:-20}
 IMAGE_SIZE=${IMAGE_SIZE:-1G}
+KEEP=${KEEP:-0}
 work=$(mktemp -d /var/tmp/nbd-vs-bench.XXXXXX)
 demo_dir=${DEMO_DIR:-$work/demo}
 demo_pid= null_pid=
+fresh_images=
+for i in 1 2 3; do [ -e "$demo_dir/osd$i.img" ] || fresh_images="$fresh_images $demo_dir/osd$i.img"; done
 cleanup() {
     [ -n "$null_pid" ] && kill "$null_pid" 2>/dev/null
     if [ -n "$demo_pid" ]; then
         kill -INT "$demo_pid" 2>/dev/null
         wait "$demo_pid" 2>/dev/null
     fi
-    rm -rf "$work"
+    if [ "$KEEP" != 1 ]; then
+        # shellcheck disable=SC2086
+        rm -f $fresh_images
+        echo "deleted the demo's OSD images (KEEP=1 keeps them); logs in $work" >&2
+    fi
 }
 trap cleanup EXIT
 

@@ -9,14 +9,19 @@
 #  3. if nbdkit is installed, the NBD transport floor of this machine: the
 #     same fio nbd client against `nbdkit null` (no storage at all).
 #   usage: nbd-vs-raw.sh VSTOR_BIN FILE [ROUNDS]
-#   env:   RUNTIME (seconds per test, default 20), SUITE (path of fio-suite.sh)
-# FILE is created (2 GiB of random data) if missing. Use a release build.
+#   env:   RUNTIME (seconds per test, default 20), SUITE (path of fio-suite.sh),
+#          KEEP=1 (keep FILE at the end)
+# FILE is created (2 GiB of random data) if missing, and then deleted at the
+# end unless KEEP=1. Use a release build.
 set -euo pipefail
 vstor=$1 file=$2 rounds=${3:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 SUITE=${SUITE:-/work/shared/bench/fio-suite.sh}
 RUNTIME=${RUNTIME:-20}
+KEEP=${KEEP:-0}
+created=0
 if [ ! -e "$file" ]; then
+    created=1
     fallocate -l 2G "$file"
     dd if=/dev/urandom of="$file" bs=4M count=512 oflag=direct conv=notrunc status=none
 fi
@@ -31,6 +36,10 @@ cleanup() {
     kill "$pid" $nullpid 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     rm -rf "$work"
+    if [ "$created" = 1 ] && [ "$KEEP" != 1 ]; then
+        rm -f "$file"
+        echo "deleted $file (KEEP=1 keeps it)" >&2
+    fi
 }
 trap cleanup EXIT
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done

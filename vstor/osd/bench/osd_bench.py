@@ -10,14 +10,15 @@ Prints both tables and the ratios against the issue's targets.
 
     make release
     vstor/osd/bench/osd_bench.py [--dir /var/tmp/osd-bench] [--runtime 20] [--runs 3]
-                                 [--tests randwrite-4k-q1,randread-4k-q1,cpu]
+                                 [--tests randwrite-4k-q1,randread-4k-q1,cpu] [--keep]
 
 --tests runs only the named tests on both sides (fio with fio-suite.sh's job
 lines on the raw side, `vstor bench --tests` on the cluster); "cpu" names the
 OSD CPU measurement. Without it: all six tests and the CPU.
 
-Every process it starts is stopped by pid when it ends; the directory is left
-for inspection.
+Every process it starts is stopped by pid when it ends. The device files it
+wrote (the raw file and the OSDs' osdN.dev, 2 GiB each) are deleted when it
+ends, unless --keep; the logs and fio's JSON stay in the directory.
 """
 import argparse
 import json
@@ -132,6 +133,15 @@ class Bench:
             time.sleep(0.5)
         raise RuntimeError("PGs not active")
 
+    def remove_devices(self, *files):
+        """Deletes the OSD device files (and files) this benchmark wrote; logs stay."""
+        paths = [os.path.join(self.d, f) for f in os.listdir(self.d)
+                 if f.startswith("osd") and f.endswith(".dev")] + list(files)
+        for p in paths:
+            if os.path.exists(p):
+                os.unlink(p)
+        print(f"deleted the device files in {self.d} (--keep keeps them)", file=sys.stderr)
+
     def cpu(self):
         tck = os.sysconf("SC_CLK_TCK")
         total = 0.0
@@ -157,6 +167,7 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--journal", default="256m")
     ap.add_argument("--tests", help="comma-separated tests (and/or 'cpu') to run; default all")
+    ap.add_argument("--keep", action="store_true", help="keep the device files at the end")
     a = ap.parse_args()
     names = a.tests.split(",") if a.tests else TESTS
     tests = [t for t in TESTS if t in names]
@@ -188,6 +199,8 @@ def main():
             print(f"run {run + 1}: cpu {cpu:.1f} us/write at {iops:.0f} writes/s", flush=True)
     finally:
         b.stop()
+        if not a.keep:
+            b.remove_devices(raw_file)
     report(rows, tests)
 
 

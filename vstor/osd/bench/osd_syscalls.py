@@ -8,7 +8,9 @@ for SECONDS, and counts with `perf stat` the syscalls of the three OSDs, then
 prints them per client write next to the OSDs' CPU per write.
 
     make release
-    vstor/osd/bench/osd_syscalls.py [--dir /var/tmp/osd-syscalls] [--seconds 5]
+    vstor/osd/bench/osd_syscalls.py [--dir /var/tmp/osd-syscalls] [--seconds 5] [--keep]
+
+The OSDs' device files are deleted when it ends, unless --keep; the logs stay.
 """
 import argparse
 import os
@@ -27,6 +29,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default="/var/tmp/osd-syscalls")
     ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--keep", action="store_true", help="keep the device files at the end")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     b = ob.Bench(args.dir)
@@ -53,6 +56,8 @@ def main():
                 print(f"  {f[2]:40} {int(f[0]):>10} {int(f[0]) / ops:8.3f} per write")
     finally:
         b.stop()
+        if not args.keep:
+            b.remove_devices()
 
 
 if __name__ == "__main__":
