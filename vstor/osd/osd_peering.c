@@ -17,7 +17,10 @@
  *            store's list
  *   CALC     vs_pg_calc (rules T1-T4): target versions, object states, flush
  *            actions; the epoch (D6)
- *   FLUSH    the rollback/stabilize actions, batched per OSD
+ *   FLUSH    the rollback/stabilize actions, batched per OSD; not synced on
+ *            a lazy store (docs/data-path.md §3 step 5: safe because the
+ *            epoch is bumped after any flush, so no later write reuses a
+ *            rolled-back version; tests/osd_flush_crash_test.c)
  *   EPOCH    unless the PG comes up clean: the bumped epoch, and the set it
  *            runs on if that is not the whole target set, are stored in
  *            pg/history before any write uses them (D6)
@@ -545,6 +548,9 @@ static void calc_run(struct osd_peering *pe)
     }
     osd__pg_set_unclean(pg);
     pe->clean = full_set(pg, pe->cur) && pg->calc.obj_count == 0 && !pg->force_bump;
+    /* Flush actions leave the PG unclean, so the epoch is bumped: the writes
+     * after an unsynced rollback can never reuse its version (step 5). */
+    VS_ASSERT(pg->calc.action_count == 0 || !pe->clean);
     rc = vs_pg_next_epoch(pg->hist.epoch, pg->calc.max_epoch, !pe->clean, &pe->epoch);
     if (rc < 0) {
         VS_ERROR(OSD_LOG, "pg %s: the epoch is exhausted", pg->name);
