@@ -156,7 +156,13 @@ enum ck_state {
 
 /* Cap of big-write data in flight (bytes): enough to keep a drive busy, small
  * enough that a checkpoint's ios do not wait long behind it. */
-#define BIG_INFLIGHT_MAX (8u << 20)
+#define BIG_INFLIGHT_MAX (4u << 20)
+
+/* 1/RESERVE_DIV of the data blocks are kept for overwrites (redirect on
+ * write): new objects may not take them. On a full store every full-block
+ * overwrite waits for a checkpoint to free the block it replaces, so the
+ * reserve is the runway of a stream of them between checkpoints. */
+#define RESERVE_DIV 32u
 
 #define CK_IOS 128               /* checkpoint ios in flight */
 #define CK_RUN_BYTES (1u << 20)  /* largest merged write of consecutive pages */
@@ -262,6 +268,7 @@ struct vs_store {
      * writes delays every checkpoint io and fsync queued behind it, and the
      * checkpoints are what free the blocks those writes need. */
     uint64_t big_inflight, big_inflight_max; /* see BIG_INFLIGHT_MAX */
+    uint64_t reserve_blocks;                 /* see RESERVE_DIV */
     bool cap_wait; /* the wait queue's head waits for big_inflight only */
     uint32_t last_crc, start_prev_crc;
     uint32_t incarnation;

@@ -678,8 +678,8 @@ static int write_plan(struct vs_store *s, struct vs_store_op *op, struct wplan *
     /* A new object needs a block beyond the reserve; an overwrite may use the
      * reserve and otherwise waits: the checkpoint frees the block it replaces. */
     bool overwrite = newest != 0 && !deleted;
-    uint64_t reserve = VS_MAX(s->block_count / 64, 1);
-    if (w->big && !overwrite && s->blocks_free <= reserve && s->blocks_free < s->block_count)
+    if (w->big && !overwrite && s->blocks_free <= s->reserve_blocks &&
+        s->blocks_free < s->block_count)
         return s->pend_blocks_n || s->rb_blocks_n ? -EAGAIN : -ENOSPC;
     if (w->big && s->blocks_free == 0)
         return -EAGAIN;

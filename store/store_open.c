@@ -385,7 +385,8 @@ int store__setup_geometry(struct vs_store *s)
     s->page_count = (s->block_count + s->tomb_count + s->epp - 1) / s->epp;
     /* Half the overwrite reserve (store_io.c), at most BIG_INFLIGHT_MAX, and
      * at least 8 blocks. */
-    uint64_t reserve = VS_MAX(s->block_count / 64, 1) * (uint64_t)s->block_size;
+    s->reserve_blocks = VS_MAX(s->block_count / RESERVE_DIV, 1);
+    uint64_t reserve = s->reserve_blocks * (uint64_t)s->block_size;
     s->big_inflight_max = VS_MAX(VS_MIN(reserve / 2, (uint64_t)BIG_INFLIGHT_MAX),
                                  8ull * s->block_size);
     s->meta_pages_offset = sb->layout.meta_offset + 2 * CKPT_SIZE;

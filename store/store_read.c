@@ -351,6 +351,7 @@ void vs_store_get_stats(struct vs_store *s, struct vs_store_stats *out)
     out->block_size = s->block_size;
     out->block_count = s->block_count;
     out->blocks_free = s->blocks_free;
+    out->blocks_reserved = s->reserve_blocks;
     out->blocks_used = s->block_count - s->blocks_free;
     out->bytes_used = out->blocks_used * s->block_size;
     out->bytes_free = s->blocks_free * s->block_size;

@@ -377,6 +377,7 @@ enum vs_store_io_area {
 
 struct vs_store_stats {
     uint64_t block_size, block_count, blocks_used, blocks_free;
+    uint64_t blocks_reserved; /* kept for overwrites: new objects fit in the rest */
     uint64_t bytes_used, bytes_free;
     uint64_t journal_size, journal_used, tomb_count, tomb_used;
     uint64_t object_count, entries_dirty;

@@ -354,8 +354,8 @@ static int bench_file(struct vs_cmd_ctx *ctx, uint64_t size, double secs)
     struct fig figs[6], raw[6];
     memset(raw, 0, sizeof(raw));
     memset(figs, 0, sizeof(figs));
-    /* 1/64 of the blocks are the overwrite reserve: new objects fit in the rest. */
-    uint32_t nobj = (uint32_t)(st.block_count - st.block_count / 64 - 1);
+    /* The overwrite reserve is kept free: new objects fit in the rest. */
+    uint32_t nobj = (uint32_t)(st.block_count - st.blocks_reserved - 1);
     int rc = b ? bench_alloc(b, (uint32_t)st.block_size, nobj) : -ENOMEM;
     if (rc == 0) {
         b->dc = &dc;
