@@ -11,6 +11,7 @@ also after the failed OSD comes back and is recovered. Data is written and
 checked byte by byte by osd_verify (vstor/osd/tests/osd_verify.c)."""
 import re
 import signal
+import subprocess
 
 from vstor_cluster import Cluster, progress, wait_progress
 from vstor_fixtures import wait_for
@@ -22,14 +23,14 @@ def ok(r):
     return r
 
 
-def faulty_cluster(procs, vstor_bin, tmp_path, lazy=False):
+def faulty_cluster(procs, vstor_bin, tmp_path, lazy=False, n=3):
     faults = tmp_path / "faults"
     faults.mkdir()
     args = ["--enable-debug", "true", "--debug-fault-dir", str(faults)]
     if lazy:
         args += ["--store-lazy-sync", "true"]
     c = Cluster(procs, vstor_bin, tmp_path, mons=1, osd_args=args)
-    c.add_osds(3)
+    c.add_osds(n)
     for osd in c.osds:
         wait_for(lambda osd=osd: "fault hook on" in c.osd_log(osd), 30, interval=0.1,
                  what=f"osd.{osd} with the fault hook")
@@ -50,7 +51,6 @@ def test_fault_hook_needs_enable_debug(procs, vstor_bin, tmp_path):
     c = Cluster(procs, vstor_bin, tmp_path, mons=1,
                 osd_args=["--debug-fault-dir", str(tmp_path)])
     dev = tmp_path / "osd1.dev"
-    import subprocess
     subprocess.run(["truncate", "-s", "256M", str(dev)], check=True)
     assert c.vstor("disk", "format", dev, "--osd-id", 1).returncode == 0
     c.osds[1] = {"dev": str(dev), "host": None, "proc": None}
@@ -124,3 +124,44 @@ def test_lazy_sync_fails_on_secondary_then_completes(procs, vstor_bin, tmp_path)
         c.start_osd(osd)
     c.wait_active("lazy", timeout=180)
     ok(c.verify("img", check=tmp_path / "model"))
+
+
+def test_failed_local_write_fences_the_object(procs, vstor_bin, tmp_path):
+    """The primary's own write fails (ENOSPC, from the hook) after its secondary took
+    it: the secondary holds a version the primary lacks. The next write of that
+    object must not reuse the version with other bytes (two replicas, one version,
+    different data: reads would change when the primary fails over). The primary
+    fences the object until the PG re-peers, which settles it; so the image reads
+    the same from the primary and, after it is killed, from the secondary."""
+    c, faults = faulty_cluster(procs, vstor_bin, tmp_path, n=2)
+    c.pool("rbd", 2, 1, 1)
+    c.image("img", "1M", "rbd")
+    c.wait_active("rbd", clean=True)
+    obj = 128 << 10
+
+    def blk(*args):
+        r = subprocess.run(c.verify_args("img") + list(args), capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    assert "rc 0" in blk("--blk-write", f"0:{obj}:1")
+    primary = next(iter(c.pg_states("rbd").values()))["primary"]
+    (faults / f"osd.{primary}.enospc").touch()
+    wait_for(lambda: "fail with ENOSPC now" in c.osd_log(primary), 10, interval=0.05,
+             what="the ENOSPC hook armed")
+    assert "rc -28" in blk("--blk-write", "0:4096:2")  # failed here, taken by the secondary
+    (faults / f"osd.{primary}.enospc").unlink()
+    wait_for(lambda: "local client writes pass again" in c.osd_log(primary), 10,
+             interval=0.05, what="the ENOSPC hook disarmed")
+    assert "rc 0" in blk("--blk-write", "65536:4096:3")
+    fenced = "no write to it until the PG re-peers" in c.osd_log(primary)
+    blk("--dump", f"{tmp_path / 'from_primary'}:{obj}")
+    c.kill_osd(primary)
+    c.wait_active("rbd")
+    blk("--dump", f"{tmp_path / 'from_secondary'}:{obj}")
+    a = (tmp_path / "from_primary").read_bytes()
+    b = (tmp_path / "from_secondary").read_bytes()
+    diff = [i for i in range(len(a)) if a[i] != b[i]]
+    assert not diff, f"{len(diff)} bytes differ between the replicas, first at {diff[0]}"
+    assert fenced

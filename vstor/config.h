@@ -137,8 +137,9 @@ enum vs_cfg_type {
       "after a wake-up by I/O, poll without sleeping this many microseconds for the "    \
       "next event (saves VM wake-ups at queue depth 1); 0 = off")                        \
     X(debug_fault_dir, VS_CFG_STR, NULL, 0, 0, VS_SCOPE_OSD,                              \
-      "tests only, needs enable_debug: while DIR/osd.<id>.eio exists, the OSD's store "  \
-      "writes and fsyncs fail with EIO")                                                 \
+      "tests only, needs enable_debug: while DIR/osd.<id>.eio exists the OSD's store "   \
+      "writes and fsyncs fail with EIO; while DIR/osd.<id>.enospc exists its local "     \
+      "client writes fail with ENOSPC")                                                  \
     X(client_retry_enospc, VS_CFG_BOOL, "true", 0, 0, VS_SCOPE_CLIENT,                    \
       "retry writes that fail with ENOSPC until space is freed (a warning every 10 s); " \
       "false: return ENOSPC to the caller")

@@ -25,7 +25,10 @@
  * DIR/osd.<id>.eio exists (polled every FAULT_POLL_MS), every write and fsync
  * the store submits completes with -EIO without reaching the device (it goes
  * to the ring as a NOP, so its completion arrives like any other). Reads pass.
- * integration/test_osd_faults.py uses it.
+ * While DIR/osd.<id>.enospc exists, the primary's local writes and deletes of
+ * client ops fail with -ENOSPC before reaching the store (a full store, for
+ * the fence of osd_primary.c); recovery and secondary writes pass.
+ * integration/test_osd_faults.py uses both.
  */
 #include "osd_int.h"
 
@@ -171,6 +174,12 @@ static void fault_poll(uv_timer_t *t)
         VS_WARN(OSD_LOG, "fault hook: store writes and fsyncs %s", armed ? "fail with EIO now"
                                                                         : "pass again");
     d->armed = armed;
+    snprintf(path, sizeof(path), "%s/osd.%u.enospc", osd->cfg->debug_fault_dir, osd->id);
+    armed = access(path, F_OK) == 0;
+    if (armed != osd->fault_enospc)
+        VS_WARN(OSD_LOG, "fault hook: local client writes %s",
+                armed ? "fail with ENOSPC now" : "pass again");
+    osd->fault_enospc = armed;
 }
 
 void osd__fault_start(struct vs_osd *osd)

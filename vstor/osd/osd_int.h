@@ -54,6 +54,7 @@
 #define OSD_BATCH_MAX 1024      /* object versions per SEC_STABILIZE/ROLLBACK */
 #define OSD_RETRY_MS 500        /* PG retries: lock refused, metadata unavailable */
 #define OSD_REC_FAIL_MS 1000    /* least time between re-peers after failed recoveries */
+#define OSD_FENCE_MAX 16        /* objects fenced per PG until it re-peers (osd_primary.c) */
 
 struct vs_osd;
 struct osd_pg;
@@ -213,6 +214,10 @@ struct osd_pg {
     bool rec_repeer_due;          /* a recovery failed: re-peer at rec_fail_us + delay */
     uint64_t rec_fail_us;         /* when a failed recovery last re-peered the PG */
     uint32_t dirty[VS_PG_SIZE_MAX]; /* lazy: OSDs written since the last SYNC */
+    /* Objects whose local write failed after their secondaries were sent it:
+     * no write until the next peering settles them (D7.8). */
+    struct vs_store_oid fence[OSD_FENCE_MAX];
+    uint32_t nfence;
     /* Locks, reports, timers. */
     bool lock1;                   /* pg/state is ours (on our lease) */
     bool meta_busy;               /* a lock/history txn is in flight */
@@ -317,6 +322,7 @@ struct vs_osd {
     uint32_t block_size, bitmap_bytes;
     bool store_lazy;
     bool store_failed;               /* a device error broke the store: stopping (F1) */
+    bool fault_enospc;               /* test hook: local client writes fail with ENOSPC */
     struct fault_disk *fault_disk;   /* the test-only fault hook (osd_fault.c), or NULL */
     uv_timer_t fault_timer;
     bool fault_timer_on;

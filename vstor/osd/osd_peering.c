@@ -125,6 +125,7 @@ void osd__peering_start(struct osd_pg *pg)
     pg->clean_reported = false;
     memset(pg->cur, 0, sizeof(pg->cur));
     memset(pg->cur_conn, 0, sizeof(pg->cur_conn));
+    pg->nfence = 0; /* this peering settles the fenced objects */
     vs_pg_calc_free(&pg->calc);
     free(pg->ustate);
     free(pg->uhash);

@@ -21,6 +21,11 @@
  *      written, and the client's SYNC makes it durable.
  *   Any failure answers the client with a retryable error and, when a peer
  *   failed, re-peers the PG (D7.8): the next peering settles the object.
+ *   When the local write failed but the secondaries were sent it, they may
+ *   hold the new version the primary lacks: the object is fenced (no write
+ *   starts on it) and the PG re-peers (at most once per OSD_REC_FAIL_MS, as
+ *   after a failed recovery), so the next write never reuses that version
+ *   with other bytes -- two replicas with one version and different data.
  *
  * A DELETE of a whole object writes a tombstone version on every OSD of the
  * set (§5); a DELETE of part of an object writes zeros there.
@@ -258,6 +263,28 @@ static void part_done(struct osd_op *op, int rc)
     write_finish(op, op->rc);
 }
 
+static bool fenced(const struct osd_pg *pg, uint64_t inode, uint64_t stripe)
+{
+    for (uint32_t i = 0; i < pg->nfence; i++)
+        if (pg->fence[i].inode == inode && pg->fence[i].stripe == stripe)
+            return true;
+    return false;
+}
+
+/* The local write of op failed after its secondaries were sent it. */
+static void fence(struct osd_op *op)
+{
+    struct osd_pg *pg = op->pg;
+    VS_WARN(OSD_LOG, "pg %s: object %" PRIx64 ":%" PRIx64 " v%" PRIx64 " failed here but was "
+            "sent to %u secondaries: no write to it until the PG re-peers", pg->name,
+            op->inode, op->stripe, op->version, op->nsub);
+    if (pg->nfence == OSD_FENCE_MAX)
+        return osd__pg_repeer(pg, "too many objects fenced");
+    if (!fenced(pg, op->inode, op->stripe))
+        pg->fence[pg->nfence++] = (struct vs_store_oid){op->inode, op->stripe};
+    osd__pg_recovery_failed(pg);
+}
+
 static void local_cb(struct vs_store_op *sop)
 {
     struct osd_op *op = VS_CONTAINER_OF(sop, struct osd_op, sop);
@@ -267,6 +294,8 @@ static void local_cb(struct vs_store_op *sop)
     if (rc >= 0 && osd__local_sync(op))
         return;
     osd__store_error(op->osd, rc);
+    if (rc < 0 && op->nsub > 0 && op->pg->state == VS_PG_ACTIVE && op->gen == op->pg->gen)
+        fence(op);
     if (rc < 0)
         VS_ERROR(OSD_LOG, "pg %s: local %s of %" PRIx64 ":%" PRIx64 " v%" PRIx64 ": %s",
                  op->pg->name, op->kind == OP_DELETE ? "delete" : "write", op->inode,
@@ -323,7 +352,7 @@ static void write_issue(struct osd_op *op)
     op->phase = PH_WRITE;
     op->synced = false;
     op->pending = 1; /* the local part, and a guard while the subs go out */
-    send_subs(op, tomb ? VS_NET_OP_SEC_DELETE : VS_NET_OP_SEC_WRITE_STABLE);
+    op->nsub = send_subs(op, tomb ? VS_NET_OP_SEC_DELETE : VS_NET_OP_SEC_WRITE_STABLE);
     struct vs_store_op *sop = &op->sop;
     memset(sop, 0, sizeof(*sop));
     sop->oid = (struct vs_store_oid){op->inode, op->stripe};
@@ -331,7 +360,9 @@ static void write_issue(struct osd_op *op)
     sop->cb = local_cb;
     if (op->rc < 0)
         return part_done(op, op->rc); /* a sub could not even be sent */
-    if (tomb) {
+    if (VS_UNLIKELY(osd->fault_enospc)) {
+        rc = -ENOSPC; /* the test-only hook (osd_fault.c) */
+    } else if (tomb) {
         rc = vs_store_delete(osd->store, sop);
     } else {
         sop->offset = op->aoff;
@@ -414,7 +445,8 @@ void osd__op_object_ready(struct osd_op *op, int rc)
 static void write_start(struct osd_op *op)
 {
     struct osd_pg *pg = op->pg;
-    if (pg->state != VS_PG_ACTIVE || op->gen != pg->gen)
+    if (pg->state != VS_PG_ACTIVE || op->gen != pg->gen ||
+        (pg->nfence && fenced(pg, op->inode, op->stripe)))
         return write_finish(op, VS_EPGINACTIVE);
     uint32_t uidx;
     struct osd_unclean *u = osd__pg_unclean(pg, op->inode, op->stripe, &uidx);

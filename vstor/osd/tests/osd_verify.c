@@ -31,6 +31,10 @@
  * --rand4k: no model, no check: 4 KiB writes at random 4 KiB-aligned offsets
  * for --seconds at --depth, then "ops N" (the load of the OSD CPU benchmark,
  * vstor/osd/bench/osd_bench.py).
+ * --blk-write OFF:LEN:SEED: one blocking write of a pattern, with ENOSPC
+ * returned rather than retried (fail_enospc); prints "rc N" and exits 0.
+ * --dump FILE:LEN: reads [0, LEN) and writes it to FILE (the fence check of
+ * integration/test_osd_faults.py compares two dumps).
  */
 #include "vstor.h"
 
@@ -381,6 +385,53 @@ static void open_cb(void *ctx, int rc, struct vstor_image *img)
         check_start(x);
 }
 
+/* The blocking modes (--blk-write, --dump); -1 when neither is asked for. */
+static int blk_mode(int argc, char **argv)
+{
+    const char *mon = NULL, *image = NULL, *wr = NULL, *dump = NULL;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *a = argv[i], *v = argv[i + 1];
+        *(!strcmp(a, "--mon") ? &mon : !strcmp(a, "--image") ? &image
+          : !strcmp(a, "--blk-write") ? &wr : !strcmp(a, "--dump") ? &dump : &v) = v;
+    }
+    if (!wr && !dump)
+        return -1;
+    unsigned long long off = 0, len = 0, seed = 0;
+    char file[512] = "";
+    if ((wr && sscanf(wr, "%llu:%llu:%llu", &off, &len, &seed) != 3) ||
+        (dump && sscanf(dump, "%511[^:]:%llu", file, &len) != 2) || !mon || !image || !len)
+        return 2;
+    struct vstor_client_opts o;
+    vstor_client_opts_init(&o);
+    o.mon_addresses = &mon;
+    o.n_mon = 1;
+    o.fail_enospc = true;
+    struct vstor_blk *b;
+    char err[256];
+    if (vstor_blk_open(&o, image, &b, err, sizeof(err)) < 0) {
+        fprintf(stderr, "osd_verify: %s\n", err);
+        return 1;
+    }
+    uint8_t *buf = aligned_alloc(4096, (len + 4095) & ~4095ull);
+    int rc = 0;
+    if (wr) {
+        for (unsigned long long i = 0; i < len; i++)
+            buf[i] = (uint8_t)(i * 7 + seed * 131 + (i >> 9));
+        printf("rc %d\n", vstor_blk_write(b, buf, len, off));
+    } else {
+        rc = vstor_blk_read(b, buf, len, 0);
+        FILE *f = rc == 0 ? fopen(file, "wb") : NULL;
+        if (!f || fwrite(buf, 1, len, f) != len)
+            rc = 1;
+        if (f)
+            fclose(f);
+        printf("dump rc %d\n", rc);
+    }
+    free(buf);
+    vstor_blk_close(b);
+    return rc ? 1 : 0;
+}
+
 static int parse_args(struct ctx *x, int argc, char **argv, const char **mon)
 {
     for (int i = 1; i < argc; i++) {
@@ -428,6 +479,9 @@ int main(int argc, char **argv)
     x.depth = 8;
     x.seed = 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
+    int brc = blk_mode(argc, argv);
+    if (brc >= 0)
+        return brc;
     if (parse_args(&x, argc, argv, &mon) < 0) {
         fprintf(stderr, "usage: osd_verify --mon ADDR --image NAME [--seconds S | --ops N] "
                         "[--depth D] [--seed X] [--span BYTES] [--save FILE] [--check FILE] "
