@@ -391,8 +391,14 @@ static int blk_mode(int argc, char **argv)
     const char *mon = NULL, *image = NULL, *wr = NULL, *dump = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
-        *(!strcmp(a, "--mon") ? &mon : !strcmp(a, "--image") ? &image
-          : !strcmp(a, "--blk-write") ? &wr : !strcmp(a, "--dump") ? &dump : &v) = v;
+        if (!strcmp(a, "--mon"))
+            mon = v;
+        else if (!strcmp(a, "--image"))
+            image = v;
+        else if (!strcmp(a, "--blk-write"))
+            wr = v;
+        else if (!strcmp(a, "--dump"))
+            dump = v;
     }
     if (!wr && !dump)
         return -1;
