@@ -21,6 +21,15 @@ struct vs_ring {
         vs_ring_submit_hook_fn fn;
         void *ctx;
     } hooks[VS_RING_HOOKS_MAX];
+    /* Registered buffers (slot i of the kernel's table; len 0 = free) and
+     * files (-1 = free); each table is created sparse at its first use. */
+    unsigned buf_count; /* slots in use */
+    bool buf_table, file_table;
+    struct {
+        uintptr_t base;
+        size_t len;
+    } bufs[VS_RING_BUFS_MAX];
+    int files[VS_RING_FILES_MAX];
 };
 
 /* Completions are run as task work only when this thread enters the kernel
@@ -74,6 +83,8 @@ int vs_ring_create(unsigned entries, struct vs_ring **out, char *errmsg, unsigne
         goto err_after_eventfd;
     }
     r->capacity = cap;
+    for (unsigned i = 0; i < VS_RING_FILES_MAX; i++)
+        r->files[i] = -1;
     *out = r;
     return 0;
 
@@ -260,4 +271,110 @@ unsigned vs_ring_capacity(const struct vs_ring *r)
 struct io_uring *vs_ring_uring(struct vs_ring *r)
 {
     return &r->uring;
+}
+
+/* ---- registered buffers and files ------------------------------------------ */
+
+int vs_ring_register_buffer(struct vs_ring *r, void *base, size_t len)
+{
+    if (!base || len == 0)
+        return -EINVAL;
+    if (!r->buf_table) {
+        int rc = io_uring_register_buffers_sparse(&r->uring, VS_RING_BUFS_MAX);
+        if (rc < 0)
+            return rc;
+        r->buf_table = true;
+    }
+    unsigned i = 0;
+    while (i < VS_RING_BUFS_MAX && r->bufs[i].len)
+        i++;
+    if (i == VS_RING_BUFS_MAX)
+        return -ENOSPC;
+    struct iovec iov = {base, len};
+    __u64 tag = 0;
+    int rc = io_uring_register_buffers_update_tag(&r->uring, i, &iov, &tag, 1);
+    if (rc < 0)
+        return rc;
+    r->bufs[i].base = (uintptr_t)base;
+    r->bufs[i].len = len;
+    r->buf_count++;
+    return 0;
+}
+
+void vs_ring_unregister_buffer(struct vs_ring *r, const void *base)
+{
+    for (unsigned i = 0; i < VS_RING_BUFS_MAX; i++) {
+        if (!r->bufs[i].len || r->bufs[i].base != (uintptr_t)base)
+            continue;
+        /* An io still using it keeps the pages pinned until it completes. */
+        struct iovec iov = {NULL, 0};
+        __u64 tag = 0;
+        int rc = io_uring_register_buffers_update_tag(&r->uring, i, &iov, &tag, 1);
+        VS_ASSERTF(rc >= 0, "unregister buffer %u: %d", i, rc);
+        r->bufs[i].len = 0;
+        r->buf_count--;
+        return;
+    }
+}
+
+int vs_ring_buffer_index(const struct vs_ring *r, const void *p, size_t len)
+{
+    if (r->buf_count == 0)
+        return -1;
+    uintptr_t a = (uintptr_t)p;
+    for (unsigned i = 0; i < VS_RING_BUFS_MAX; i++)
+        if (r->bufs[i].len && a >= r->bufs[i].base &&
+            a - r->bufs[i].base + len <= r->bufs[i].len)
+            return (int)i;
+    return -1;
+}
+
+int vs_ring_register_file(struct vs_ring *r, int fd)
+{
+    if (fd < 0)
+        return -EBADF;
+    if (!r->file_table) {
+        int rc = io_uring_register_files_sparse(&r->uring, VS_RING_FILES_MAX);
+        if (rc < 0)
+            return rc;
+        r->file_table = true;
+    }
+    unsigned i = 0;
+    while (i < VS_RING_FILES_MAX && r->files[i] >= 0)
+        i++;
+    if (i == VS_RING_FILES_MAX)
+        return -ENOSPC;
+    int rc = io_uring_register_files_update(&r->uring, i, &fd, 1);
+    if (rc < 0)
+        return rc;
+    r->files[i] = fd;
+    return (int)i;
+}
+
+void vs_ring_unregister_file(struct vs_ring *r, int slot)
+{
+    VS_ASSERT(slot >= 0 && slot < VS_RING_FILES_MAX && r->files[slot] >= 0);
+    /* The kernel drops its file reference once no io uses the slot, so a
+     * close() right after releases the file (and its flock). */
+    int none = -1;
+    int rc = io_uring_register_files_update(&r->uring, (unsigned)slot, &none, 1);
+    VS_ASSERTF(rc >= 0, "unregister file %d: %d", slot, rc);
+    r->files[slot] = -1;
+}
+
+void vs_ring_prep_rw(struct vs_ring *r, struct io_uring_sqe *sqe, bool write, int fd, int slot,
+                     void *buf, unsigned len, uint64_t offset)
+{
+    int bi = vs_ring_buffer_index(r, buf, len);
+    int f = slot >= 0 ? slot : fd;
+    if (bi >= 0 && write)
+        io_uring_prep_write_fixed(sqe, f, buf, len, offset, bi);
+    else if (bi >= 0)
+        io_uring_prep_read_fixed(sqe, f, buf, len, offset, bi);
+    else if (write)
+        io_uring_prep_write(sqe, f, buf, len, offset);
+    else
+        io_uring_prep_read(sqe, f, buf, len, offset);
+    if (slot >= 0)
+        sqe->flags |= IOSQE_FIXED_FILE;
 }

@@ -36,6 +36,7 @@
 
 #include <liburing.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vs_ring;
@@ -84,7 +85,32 @@ int vs_ring_run_once(struct vs_ring *r);
 
 unsigned vs_ring_inflight(const struct vs_ring *r);
 unsigned vs_ring_capacity(const struct vs_ring *r);
-/* The underlying io_uring, for buffer or file registration only. */
+/* ---- registered buffers and files: optional, they only save kernel work --- */
+#define VS_RING_BUFS_MAX 8
+#define VS_RING_FILES_MAX 8
+/* Registers [base, base + len) (at most 1 GiB) with the kernel, which pins its
+ * pages once: reads and writes inside it then skip the per-io page pinning
+ * (vs_ring_prep_rw). Returns 0 or -errno (-ENOMEM past RLIMIT_MEMLOCK, -ENOSPC
+ * with VS_RING_BUFS_MAX regions, -EINVAL on kernels before 5.19); on error
+ * nothing changes and ios on that memory simply go unregistered. The memory
+ * must stay allocated until vs_ring_unregister_buffer() or vs_ring_destroy(). */
+int vs_ring_register_buffer(struct vs_ring *r, void *base, size_t len);
+/* Unregisters the region registered at base; a no-op when there is none. */
+void vs_ring_unregister_buffer(struct vs_ring *r, const void *base);
+/* The registered region holding all of [p, p + len), or -1. */
+int vs_ring_buffer_index(const struct vs_ring *r, const void *p, size_t len);
+/* Registers fd: returns its slot (>= 0) for IOSQE_FIXED_FILE, which skips the
+ * per-io file lookup, or -errno (-ENOSPC with VS_RING_FILES_MAX files). The fd
+ * must stay open until vs_ring_unregister_file(slot), which must come first. */
+int vs_ring_register_file(struct vs_ring *r, int fd);
+void vs_ring_unregister_file(struct vs_ring *r, int slot);
+/* Prepares sqe as a read (or write) of len bytes at buf from offset of fd,
+ * through its file slot when slot >= 0, and as READ_FIXED/WRITE_FIXED when
+ * the buffer lies in a registered region. */
+void vs_ring_prep_rw(struct vs_ring *r, struct io_uring_sqe *sqe, bool write, int fd, int slot,
+                     void *buf, unsigned len, uint64_t offset);
+
+/* The underlying io_uring, for what vs_ring does not wrap. */
 struct io_uring *vs_ring_uring(struct vs_ring *r);
 
 #endif /* VS_RING_H */

@@ -5,6 +5,10 @@
  * with other code: we only take SQEs (vs_ring_sqe) and register one submit
  * hook, the store's group-commit point. Completions run when the owner of the
  * ring reaps it (vs_ring_process from the loop, or vs_disk_run_once here).
+ * Each device is a registered file of the ring when a slot is free (no file
+ * lookup per io), and an io whose buffer lies in memory the caller registered
+ * with vs_ring_register_buffer() goes as READ_FIXED/WRITE_FIXED (no page
+ * pinning per io): the OSD's and the bench's buffers, for instance.
  */
 #include "store_int.h"
 
@@ -22,6 +26,7 @@ struct uring_disk {
     struct vs_disk base;
     struct vs_ring *ring;
     int fd[VS_STORE_DEVS_MAX];
+    int slot[VS_STORE_DEVS_MAX]; /* registered file slot, or -1 */
     unsigned inflight;
     void (*hook)(void *);
     void *hook_ctx;
@@ -52,16 +57,17 @@ static int uring_submit(struct vs_disk *base, struct vs_disk_io *io)
     struct io_uring_sqe *sqe = vs_ring_sqe(d->ring, &io->ring);
     if (!sqe)
         return -EAGAIN;
-    int fd = d->fd[io->dev];
+    int fd = d->fd[io->dev], slot = d->slot[io->dev];
     switch (io->opcode) {
     case VS_DISK_READ:
-        io_uring_prep_read(sqe, fd, io->buf, io->len, io->offset);
-        break;
     case VS_DISK_WRITE:
-        io_uring_prep_write(sqe, fd, io->buf, io->len, io->offset);
+        vs_ring_prep_rw(d->ring, sqe, io->opcode == VS_DISK_WRITE, fd, slot, io->buf, io->len,
+                        io->offset);
         break;
     case VS_DISK_FSYNC:
-        io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+        io_uring_prep_fsync(sqe, slot >= 0 ? slot : fd, IORING_FSYNC_DATASYNC);
+        if (slot >= 0)
+            sqe->flags |= IOSQE_FIXED_FILE;
         break;
     default:
         io_uring_prep_nop(sqe);
@@ -110,9 +116,12 @@ static void uring_destroy(struct vs_disk *base)
     VS_ASSERTF(d->inflight == 0, "inflight=%u", d->inflight);
     if (d->hook_registered)
         vs_ring_remove_submit_hook(d->ring, uring_hook, d);
-    for (unsigned i = 0; i < base->dev_count; i++)
+    for (unsigned i = 0; i < base->dev_count; i++) {
+        if (d->slot[i] >= 0)
+            vs_ring_unregister_file(d->ring, d->slot[i]);
         if (d->fd[i] >= 0)
             close(d->fd[i]);
+    }
     free(d);
 }
 
@@ -174,6 +183,8 @@ static int open_one(struct uring_disk *d, unsigned i, const char *path, bool dir
         return -EINVAL;
     }
     d->base.dev_size[i] = size & ~(uint64_t)(SECTOR - 1);
+    int slot = vs_ring_register_file(d->ring, fd);
+    d->slot[i] = slot >= 0 ? slot : -1; /* no slot: plain fd, one lookup per io */
     snprintf(d->base.dev_name[i], sizeof(d->base.dev_name[i]), "%s", path);
     return 0;
 }
@@ -192,7 +203,7 @@ int vs_disk_uring_open(struct vs_ring *ring, const char *const *paths, unsigned 
     d->base.dev_count = count;
     d->ring = ring;
     for (unsigned i = 0; i < VS_STORE_DEVS_MAX; i++)
-        d->fd[i] = -1;
+        d->fd[i] = d->slot[i] = -1;
     for (unsigned i = 0; i < count; i++) {
         int rc = open_one(d, i, paths[i], direct, readonly, errmsg, errmsg_size);
         if (rc < 0) {

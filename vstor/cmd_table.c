@@ -194,6 +194,7 @@ static const struct vs_cmd_opt disk_bench_opts[] = {
     {"fio-suite", "PATH", "also run fio-suite.sh raw on FILE and print ratios", false},
     {"shapes", "LIST", "only these tests (comma-separated fio-suite names; store only)", false},
     {"no-drain", NULL, "durable writes fsync without IOSQE_IO_DRAIN, as the OSD does", false},
+    {"no-fixed-bufs", NULL, "do not register the bench's buffers with io_uring (A/B)", false},
     {"cpu-writes", "N", "instead: N durable 4 KiB writes on the simulated disk, CPU per write",
      false},
     {"ram-objects", "N", "instead: RAM per object with N objects (simulated disk)", false},

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "vs_ring.h"
@@ -200,6 +201,51 @@ static void test_cq_ready_then_process(void **state)
     vs_ring_destroy(r);
 }
 
+/* Registered file and buffer: a write and a read through both, the buffer
+ * lookup's bounds, and the file released (its flock free) on unregister. */
+static void test_registered_file_and_buffer(void **state)
+{
+    (void)state;
+    char err[256], path[512];
+    struct vs_ring *r;
+    assert_int_equal(vs_ring_create(8, &r, err, sizeof(err)), 0);
+    int fd = open_tmp(path, sizeof(path));
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    uint8_t *mem = NULL;
+    assert_int_equal(posix_memalign((void **)&mem, 4096, 3 * 4096), 0);
+    assert_int_equal(vs_ring_register_buffer(r, mem, 2 * 4096), 0);
+    assert_int_equal(vs_ring_buffer_index(r, mem + 4096, 4096), 0);
+    assert_int_equal(vs_ring_buffer_index(r, mem + 4096, 8192), -1); /* runs past the end */
+    assert_int_equal(vs_ring_buffer_index(r, mem + 8192, 4096), -1);
+    int slot = vs_ring_register_file(r, fd);
+    assert_true(slot >= 0);
+    memset(mem, 0xa5, 4096);
+    struct test_op w = {.op.cb = test_op_cb}, rd = {.op.cb = test_op_cb};
+    vs_ring_prep_rw(r, vs_ring_sqe(r, &w.op), true, fd, slot, mem, 4096, 4096);
+    while (vs_ring_inflight(r) > 0)
+        assert_true(vs_ring_run_once(r) >= 0);
+    assert_int_equal(w.res, 4096);
+    for (int unreg = 0; unreg < 2; unreg++) { /* READ_FIXED, then plain READ */
+        memset(mem + 4096, 0, 4096);
+        vs_ring_prep_rw(r, vs_ring_sqe(r, &rd.op), false, fd, slot, mem + 4096, 4096, 4096);
+        while (vs_ring_inflight(r) > 0)
+            assert_true(vs_ring_run_once(r) >= 0);
+        assert_int_equal(rd.res, 4096);
+        assert_memory_equal(mem, mem + 4096, 4096);
+        vs_ring_unregister_buffer(r, mem);
+        assert_int_equal(vs_ring_buffer_index(r, mem, 4096), -1);
+    }
+    vs_ring_unregister_file(r, slot);
+    close(fd);
+    fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0); /* the ring let go of the file */
+    close(fd);
+    unlink(path);
+    free(mem);
+    vs_ring_destroy(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_backpressure),
         cmocka_unit_test(test_submit_hook),
         cmocka_unit_test(test_cq_ready_then_process),
+        cmocka_unit_test(test_registered_file_and_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,9 +147,19 @@ static void shape(struct bench *b, bool write, bool random, uint32_t len, uint32
     b->depth = VS_MIN(depth * b->per_io, (uint32_t)SLOTS_MAX);
 }
 
-/* What the store issued during one shape, per operation and per area. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* What the store issued during one shape, per operation and per area, and
+ * the process's CPU time (user + system: the store, the bench and the kernel's
+ * inline io_uring work) per operation. */
 static void print_io(const struct fig *f, const struct vs_store_stats *s0,
-                     const struct vs_store_stats *s1, double ops)
+                     const struct vs_store_stats *s1, double ops, double cpu_s)
 {
     static const char *const area[VS_STORE_IO_AREAS] = {"journal", "data", "flush", "meta",
                                                         "read", "fsync"};
@@ -160,8 +170,9 @@ static void print_io(const struct fig *f, const struct vs_store_stats *s0,
         if (n)
             printf(" %s %.3f io %.1f KiB", area[a], (double)n / ops, (double)bytes / ops / 1024);
     }
-    printf("; checkpoints %" PRIu64 ", journal waits %" PRIu64 "\n",
-           s1->checkpoints - s0->checkpoints, s1->journal_waits - s0->journal_waits);
+    printf("; checkpoints %" PRIu64 ", journal waits %" PRIu64 "; cpu %.2f us/op\n",
+           s1->checkpoints - s0->checkpoints, s1->journal_waits - s0->journal_waits,
+           ops > 0 ? cpu_s * 1e6 / ops : 0.0);
 }
 
 static void measure(struct bench *b, struct fig *f, double secs, bool q1)
@@ -169,13 +180,15 @@ static void measure(struct bench *b, struct fig *f, double secs, bool q1)
     struct vs_store_stats s0, s1;
     run_shape(b, BENCH_RAMP_S, 0); /* as fio's ramp_time: not measured */
     vs_store_get_stats(b->dc->store, &s0);
+    double c0 = cpu_seconds();
     double ops = run_shape(b, secs, 0);
+    double cpu_s = cpu_seconds() - c0;
     vs_store_get_stats(b->dc->store, &s1);
     f->iops = ops / b->per_io;
     f->mbs = ops * b->io_len / 1e6;
     f->lat_us = q1 ? 1e6 / ops : 0;
     if (!b->sim)
-        print_io(f, &s0, &s1, (double)b->done_ops);
+        print_io(f, &s0, &s1, (double)b->done_ops, cpu_s);
     uint64_t user = s1.bytes_user_written - s0.bytes_user_written;
     uint64_t disk = s1.bytes_disk_written - s0.bytes_disk_written;
     if (b->write && user)
@@ -327,6 +340,15 @@ static int prepare_file(struct vs_cmd_ctx *ctx, uint64_t size)
     return 0;
 }
 
+/* The bench's buffers are registered with the ring, as a caller with a
+ * buffer pool would do: its reads and writes then go as READ/WRITE_FIXED. */
+static int register_bufs(struct vs_cmd_ctx *ctx, struct bench *b)
+{
+    if (vs_cmd_flag(ctx, "no-fixed-bufs"))
+        return -ENOTSUP;
+    return vs_ring_register_buffer(b->dc->ring, b->bufs, (size_t)SLOTS_MAX * b->bs);
+}
+
 static int bench_file(struct vs_cmd_ctx *ctx, uint64_t size, double secs)
 {
     if (prepare_file(ctx, size) < 0)
@@ -359,9 +381,13 @@ static int bench_file(struct vs_cmd_ctx *ctx, uint64_t size, double secs)
     int rc = b ? bench_alloc(b, (uint32_t)st.block_size, nobj) : -ENOMEM;
     if (rc == 0) {
         b->dc = &dc;
-        printf("store: %s, %" PRIu64 " blocks of %" PRIu64 " bytes, %.0f s per test\n",
-               ctx->argv[0], st.block_count, st.block_size, secs);
+        int reg = register_bufs(ctx, b);
+        printf("store: %s, %" PRIu64 " blocks of %" PRIu64 " bytes, %.0f s per test, "
+               "registered buffers: %s\n", ctx->argv[0], st.block_count, st.block_size, secs,
+               reg == 0 ? "yes" : strerror(-reg));
         run_suite(b, figs, secs, vs_cmd_opt(ctx, "shapes"));
+        if (reg == 0)
+            vs_ring_unregister_buffer(dc.ring, b->bufs);
         for (int i = 0; i < 6; i++)
             raw[i].name = figs[i].name;
     }
@@ -380,14 +406,6 @@ static int bench_file(struct vs_cmd_ctx *ctx, uint64_t size, double secs)
 }
 
 /* ---- CPU and RAM on the simulated disk ---------------------------------------- */
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 static long rss_kb(void)
 {
