@@ -18,7 +18,8 @@
  *          version) and retired; the new journal start T = the oldest record
  *          still needed (a live entry or a record in flight).
  * PAGES    every dirty page is rebuilt from the index and written to its
- *          other copy with sequence ckpt_seq + 1 (I3), then FSYNC3.
+ *          other copy with sequence ckpt_seq + 1 (I3), then FSYNC3; then
+ *          the former base blocks the apply replaced are free (I6).
  * CKPT     the checkpoint block (the other slot, I4) records T, then FSYNC4.
  * BARRIER3 then the journal before T and the pending blocks are free (I6).
  * The base (struct store_obj) changes only inside a checkpoint, and only from
@@ -88,10 +89,11 @@ static void release_ref(struct vs_store *s, uint32_t ref, bool in_pages)
     if (ref & TOMB_BIT) {
         store__tomb_release(s, ref & ~TOMB_BIT);
         store__page_mark_dirty(s, s->block_count + (ref & ~TOMB_BIT));
+    } else if (in_pages && s->bases_synced) {
+        store__base_release(s, ref);
+        store__page_mark_dirty(s, ref);
     } else {
         store__block_release(s, ref);
-        if (in_pages)
-            store__page_mark_dirty(s, ref);
     }
 }
 
@@ -466,6 +468,7 @@ static void ck_done(struct vs_store *s)
                  (unsigned long long)s->next_seq, (unsigned long long)s->synced_seq, s->ents_live,
                  (unsigned long long)s->jused);
     store__pending_release(s, s->ck.pend_frozen_blocks, s->ck.pend_frozen_tombs);
+    s->bases_synced = true; /* every base now comes from an apply below ckpt_synced */
     s->st.checkpoints++;
     VS_DASSERT(store__invariants(s));
 }
@@ -600,6 +603,11 @@ static bool ck_advance(struct vs_store *s)
             return false;
         ckpt_issue(s);
         ck->state = CK_CKPT;
+        if (s->pend_base_n) { /* the pages are durable: I6 for former bases */
+            store__base_release_now(s);
+            ck->progress = true;
+            store__kick_waiters(s);
+        }
         return true;
     case CK_CKPT:
         if (ck->ios_inflight)

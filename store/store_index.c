@@ -68,6 +68,7 @@ int store__index_alloc(struct vs_store *s)
     s->pend_blocks = malloc(s->pend_max * sizeof(uint32_t));
     s->pend_tombs = malloc(s->pend_max * sizeof(uint32_t));
     s->rb_blocks = malloc(s->pend_max * sizeof(uint32_t));
+    s->pend_base = malloc(s->pend_max * sizeof(uint32_t));
     s->rb_seq = malloc(s->pend_max * sizeof(uint64_t));
     s->ck.flush_obj = malloc(s->ent_cap * sizeof(uint32_t));
     s->ck.flush_top = malloc(s->ent_cap * sizeof(uint32_t));
@@ -77,6 +78,7 @@ int store__index_alloc(struct vs_store *s)
     if (!s->objs || !s->hash || !s->block_owner || !s->block_bitmap || !s->tomb_owner ||
         !s->block_free || !s->tomb_free || (s->ncsum && !s->block_csum) || !s->ents ||
         !s->zlist || !s->pend_blocks || !s->pend_tombs || !s->rb_blocks || !s->rb_seq ||
+        !s->pend_base ||
         !s->ck.flush_obj || !s->ck.flush_top || !s->rec_state || !s->rec_pos)
         return -ENOMEM;
     memset(s->block_owner, 0xff, s->block_count * sizeof(uint32_t));
@@ -110,6 +112,7 @@ void store__index_free(struct vs_store *s)
     free(s->pend_blocks);
     free(s->pend_tombs);
     free(s->rb_blocks);
+    free(s->pend_base);
     free(s->rb_seq);
     free(s->ck.flush_obj);
     free(s->ck.flush_top);
@@ -286,6 +289,35 @@ void store__block_release(struct vs_store *s, uint32_t b)
     s->pend_blocks[s->pend_blocks_n++] = b;
 }
 
+/* A block that was an object's base in the durable pages, replaced by the
+ * running checkpoint's apply: every record that wrote it is older than the
+ * synced point of the durable checkpoint block, so no replay verifies one
+ * against it (I8), and once this checkpoint's pages are durable none of them
+ * describes it either; it is free from then on (I6), before the checkpoint
+ * block (once a checkpoint completed since open: bases_synced). A block
+ * written by a journal entry the apply superseded is not: its record may be
+ * newer than that synced point (store__block_release). */
+void store__base_release(struct vs_store *s, uint32_t b)
+{
+    VS_ASSERT(b < s->block_count);
+    VS_ASSERTF(s->pend_base_n < s->pend_max, "pending=%u", s->pend_base_n);
+    s->pend_base[s->pend_base_n++] = b;
+}
+
+/* The running checkpoint's pages are durable and the read barrier after its
+ * apply has passed: the replaced base blocks are free. */
+void store__base_release_now(struct vs_store *s)
+{
+    for (uint32_t i = 0; i < s->pend_base_n; i++) {
+        uint32_t b = s->pend_base[i];
+        VS_TRACE("store", "release: base block %u (owner %u)", b, s->block_owner[b]);
+        s->block_free[b / 64] |= 1ull << (b % 64);
+        s->block_owner[b] = NONE32;
+        s->blocks_free++;
+    }
+    s->pend_base_n = 0;
+}
+
 uint32_t store__tomb_alloc(struct vs_store *s)
 {
     if (s->tombs_free == 0)
@@ -369,6 +401,8 @@ bool store__invariants(struct vs_store *s)
         refs[s->pend_blocks[i]]++;
     for (uint32_t i = 0; i < s->rb_blocks_n; i++)
         refs[s->rb_blocks[i]]++;
+    for (uint32_t i = 0; i < s->pend_base_n; i++)
+        refs[s->pend_base[i]]++;
     uint64_t nfree = 0;
     for (uint32_t b = 0; b < s->block_count; b++) {
         bool is_free = (s->block_free[b / 64] >> (b % 64)) & 1;

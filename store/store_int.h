@@ -240,6 +240,13 @@ struct vs_store {
     uint64_t blocks_free, tombs_free, block_hint, tomb_hint;
     uint32_t *pend_blocks, *pend_tombs; /* freed, released at a checkpoint's end */
     uint32_t pend_blocks_n, pend_tombs_n, pend_max;
+    /* Former base blocks replaced by the running checkpoint's apply: released
+     * once its pages are durable (I6). */
+    uint32_t *pend_base, pend_base_n;
+    /* Every base block's record is below ckpt_synced: true once a checkpoint
+     * completed since open (the pages read at open may be newer than the
+     * checkpoint block); only then may former bases be released early. */
+    bool bases_synced;
     /* entries */
     struct store_entry *ents;
     uint32_t ent_cap, ent_free, ents_live;
@@ -321,6 +328,8 @@ void store__zombies_release(struct vs_store *s);
 uint32_t store__block_alloc(struct vs_store *s);
 void store__block_mark_used(struct vs_store *s, uint32_t b);
 void store__block_release(struct vs_store *s, uint32_t b); /* pending free */
+void store__base_release(struct vs_store *s, uint32_t b); /* free once the pages are durable */
+void store__base_release_now(struct vs_store *s);
 uint32_t store__tomb_alloc(struct vs_store *s);
 void store__tomb_mark_used(struct vs_store *s, uint32_t t);
 void store__tomb_release(struct vs_store *s, uint32_t t);
