@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static uint64_t mix64(uint64_t x)
 {
@@ -41,6 +42,25 @@ static uint64_t *bits_alloc_set(uint64_t n)
     return b;
 }
 
+/* The object table, its hash, the block arrays and the crcs are read at
+ * random on every op: on 2 MiB pages (transparent huge pages, when the system
+ * allows madvise) one TLB entry covers what took 512, and in a VM each TLB
+ * miss is a two-level page walk. Smaller arrays stay on the heap. */
+#define HUGE_PAGE (2u << 20)
+static void *index_calloc(size_t n, size_t size)
+{
+    size_t len = n * size;
+    if (len < HUGE_PAGE / 4)
+        return calloc(n ? n : 1, size);
+    size_t alen = (len + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    void *p = NULL;
+    if (posix_memalign(&p, HUGE_PAGE, alen) != 0)
+        return NULL;
+    (void)madvise(p, alen, MADV_HUGEPAGE); /* advice only: 4 KiB pages otherwise */
+    memset(p, 0, len);
+    return p;
+}
+
 int store__index_alloc(struct vs_store *s)
 {
     uint64_t cap = s->block_count + s->tomb_count;
@@ -51,15 +71,15 @@ int store__index_alloc(struct vs_store *s)
     while (hsize * 3 < cap * 4)
         hsize <<= 1;
     s->hash_mask = (uint32_t)(hsize - 1);
-    s->objs = malloc((size_t)cap * sizeof(struct store_obj));
-    s->hash = calloc(hsize, sizeof(uint32_t));
-    s->block_owner = malloc(s->block_count * sizeof(uint32_t));
-    s->block_bitmap = calloc(s->block_count, s->bitmap_bytes);
+    s->objs = index_calloc((size_t)cap, sizeof(struct store_obj));
+    s->hash = index_calloc(hsize, sizeof(uint32_t));
+    s->block_owner = index_calloc(s->block_count, sizeof(uint32_t));
+    s->block_bitmap = index_calloc(s->block_count, s->bitmap_bytes);
     s->tomb_owner = malloc((s->tomb_count ? s->tomb_count : 1) * sizeof(uint32_t));
     s->block_free = bits_alloc_set(s->block_count);
     s->tomb_free = bits_alloc_set(s->tomb_count);
     if (s->ncsum)
-        s->block_csum = calloc(s->block_count * s->ncsum, sizeof(uint32_t));
+        s->block_csum = index_calloc(s->block_count * s->ncsum, sizeof(uint32_t));
     uint64_t jsectors = s->jsize / SECTOR;
     s->ent_cap = (uint32_t)(2 * jsectors + 64);
     s->ents = calloc(s->ent_cap, sizeof(struct store_entry));
