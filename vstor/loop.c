@@ -6,6 +6,7 @@
 #include "vs_ring.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,7 +54,11 @@ static void spin_idle_cb(uv_idle_t *h)
     }
     if (active) {
         s->last_ns = now;
-    } else if (now - s->last_ns >= s->window_ns) {
+    } else if (now - s->last_ns < s->window_ns) {
+        /* Nothing yet: let any runnable process on this CPU go first (the
+         * peer we wait for may be it; two cores are shared by several). */
+        sched_yield();
+    } else {
         s->spinning = false;
         s->ended = true;
         uv_idle_stop(&s->idle);

@@ -148,7 +148,8 @@ static int bench_serve(const char *addr, const struct vs_config *config, int rea
     struct vs_net_cfg cfg;
     char err[256] = "";
     memset(&s, 0, sizeof(s));
-    if (vs_loop_init(&s.loop, 0) < 0)
+    if (vs_loop_init(&s.loop, 0) < 0 ||
+        vs_loop_busy_poll(&s.loop, (unsigned)config->loop_busy_poll_us) < 0)
         return VS_EXIT_FAIL;
     bench_net_cfg(&cfg, config, VS_NET_ROLE_OSD);
     cfg.node_id = 1;
@@ -268,6 +269,7 @@ struct bench_op {
 
 struct bench {
     uv_loop_t loop;
+    struct vs_spin spin; /* loop_busy_poll_us */
     uv_timer_t timer;
     struct vs_net *net;
     struct vs_net_conn *conn;
@@ -308,6 +310,7 @@ static void bench_finish(struct bench *b)
 {
     uv_timer_stop(&b->timer);
     uv_close((uv_handle_t *)&b->timer, NULL);
+    vs_spin_close(&b->spin);
     vs_net_close(b->net, NULL, NULL);
 }
 
@@ -377,6 +380,7 @@ static int run_client(struct bench *b, const struct vs_config *config, const cha
     cfg.on_event = event_cb;
     cfg.event_ctx = b;
     uv_loop_init(&b->loop);
+    vs_spin_init(&b->spin, &b->loop, NULL, (unsigned)config->loop_busy_poll_us);
     uv_timer_init(&b->loop, &b->timer);
     b->timer.data = b;
     int rc = vs_net_create(&b->loop, &cfg, &b->net, err, sizeof(err));
