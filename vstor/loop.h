@@ -3,7 +3,7 @@
  * loop.h -- the one event loop of a vstor process.
  *
  * Every daemon mode runs exactly one libuv loop on one thread. This module
- * adds the two things every mode needs on top of uv_loop_t:
+ * adds what every mode needs on top of uv_loop_t:
  *
  *  - Clean shutdown: SIGTERM and SIGINT call the owner's shutdown callback
  *    once (which starts an orderly stop and eventually calls vs_loop_stop);
@@ -18,11 +18,14 @@
  *  - Adaptive busy-polling (config key loop_busy_poll_us, struct vs_spin):
  *    after a wake-up by I/O the loop polls without blocking for a short window
  *    (each turn reaps ring completions directly and checks the loop's epoll
- *    set for readiness); every activity extends the window, and once a window
- *    passes without any, the loop blocks again. On a VM whose idle vCPUs halt,
- *    this saves the wake-up (VM exit + IPI) of the next event of a round trip.
+ *    set for readiness, and a turn that finds nothing yields the CPU); every
+ *    activity extends the window, and once a window passes without any, the
+ *    loop blocks again. On a VM whose idle vCPUs halt, this saves the wake-up
+ *    (VM exit + IPI) of the next event of a round trip.
  *    A wake-up by a timer does not open a window, so an idle daemon never
  *    spins. vs_spin works on any uv_loop_t (libvstor clients run their own).
+ *    Off by default: on the 2-vCPU test machine it helped T1Q1 reads and hurt
+ *    T1Q1 write+sync (docs/performance.md, "Busy-polling").
  *
  * Lifetime: vs_loop_init -> [vs_loop_busy_poll] -> vs_loop_run (returns after
  * vs_loop_stop) -> vs_loop_close (closes our handles, drains the loop,
