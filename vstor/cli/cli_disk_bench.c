@@ -94,9 +94,10 @@ static void issue(struct bench *b, struct bslot *sl)
     b->inflight++;
     struct vs_store *s = b->dc->store;
     int rc = b->write ? vs_store_write(s, op) : vs_store_read(s, op);
-    if (rc < 0) {
+    if (rc < 0) { /* counted as done, or a fill of N ops on a broken store never ends */
         if (!b->errors++)
             b->first_error = rc;
+        b->done_ops++;
         b->obj_busy[obj] = 0;
         sl->busy = false;
         b->inflight--;
