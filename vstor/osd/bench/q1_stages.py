@@ -15,6 +15,7 @@ how many cache flushes each op cost.
 
     make release
     flock /work/team/bench.lock vstor/osd/bench/q1_stages.py [--bin PATH] [--trace FILE]
+                                                             [--pg-size 1]
 
 Needs root (tracefs at /sys/kernel/tracing). Every process it starts is stopped
 by pid; the device files (--osd-mb each, in --dir) are deleted at the end.
@@ -84,7 +85,7 @@ def parse(text):
     return events, ring_pid
 
 
-def op_stages(op, osds, client, ring_pid):
+def op_stages(op, osds, client, ring_pid, pg_size):
     """{stage: µs after the client's send} of one op, or None if incomplete."""
     t0, prim, sec, m = op[0][0], None, None, {}
     flushes = []
@@ -131,12 +132,12 @@ def op_stages(op, osds, client, ring_pid):
             first("P: reply sent (write)", t)
         if pid == client and name == "sys_read" and rest.startswith(REPLY):
             first("C: reply read", t)
-    if "C: reply read" not in m or sec is None:
+    if "C: reply read" not in m or (sec is None and pg_size > 1):
         return None, 0
     return m, len(flushes)
 
 
-def stages(text, osds, client):
+def stages(text, osds, client, pg_size=2):
     events, ring_pid = parse(text)
     ops, cur = [], None
     for e in events:
@@ -147,7 +148,7 @@ def stages(text, osds, client):
             cur.append(e)
     per, nflush = {}, []
     for op in ops[1:-1]:  # the first and last may be cut by the window
-        m, nf = op_stages(op, osds, client, ring_pid)
+        m, nf = op_stages(op, osds, client, ring_pid, pg_size)
         if m is None:
             continue
         nflush.append(nf)
@@ -162,10 +163,15 @@ def report(per, nflush):
           + ", ".join(f"{k}: {sum(1 for x in nflush if x == k)}" for k in sorted(set(nflush))))
     print(f"{'stage (P primary, S secondary, C client)':44} {'median':>7} {'p25':>7} {'p75':>7}"
           f" {'ops':>5}")
+    rare = [k for k in per if len(per[k]) < n / 2]  # other processes' flushes, mostly
     for k in sorted(per, key=lambda k: statistics.median(per[k])):
         v = per[k]
+        if k in rare:
+            continue
         q = statistics.quantiles(v, n=4) if len(v) > 1 else [v[0]] * 3
         print(f"{k:44} {statistics.median(v):7.1f} {q[0]:7.1f} {q[2]:7.1f} {len(v):5}")
+    if rare:
+        print(f"(not shown: {len(rare)} stages seen in fewer than half of the ops)")
 
 
 def main():
@@ -174,6 +180,8 @@ def main():
     ap.add_argument("--dir", default="/var/tmp/q1-stages")
     ap.add_argument("--seconds", type=int, default=6, help="length of the depth-1 run")
     ap.add_argument("--osd-mb", type=int, default=512, help="size of each OSD's device file")
+    ap.add_argument("--pg-size", type=int, default=2, choices=(1, 2),
+                    help="1: write to an image of a second pool with pg_size 1 (no secondary)")
     ap.add_argument("--trace", help="keep the raw trace in this file")
     ap.add_argument("--from-trace", help="analyse a kept trace instead of running")
     a = ap.parse_args()
@@ -188,11 +196,17 @@ def main():
     try:
         b.cluster(a.osd_mb, "128m")
         osds = {p.pid for p in b.osds}
+        image = "bench"
+        if a.pg_size == 1:
+            image = "bench1"
+            b.run("pool", "create", "one", "--scheme", "replicated", "--pg-size", 1,
+                  "--pg-minsize", 1, "--pg-count", 32, "--failure-domain", "osd")
+            b.run("create", image, "--size", "2G", "--pool", "one")
         # one pass over the span first, so the depth-1 writes overwrite objects
-        subprocess.run([osd_bench.VERIFY, "--mon", osd_bench.MON, "--image", "bench", "--rand4k",
+        subprocess.run([osd_bench.VERIFY, "--mon", osd_bench.MON, "--image", image, "--rand4k",
                         "--seconds", "3", "--depth", "32"] + span, check=True,
                        capture_output=True)
-        v = subprocess.Popen([osd_bench.VERIFY, "--mon", osd_bench.MON, "--image", "bench",
+        v = subprocess.Popen([osd_bench.VERIFY, "--mon", osd_bench.MON, "--image", image,
                               "--rand4k", "--seconds", str(a.seconds), "--depth", "1"] + span,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         time.sleep(a.seconds / 2)
@@ -207,7 +221,7 @@ def main():
     if a.trace:
         with open(a.trace, "w") as f:
             f.write(f"# osds {' '.join(map(str, sorted(osds)))} client {v.pid}\n{text}")
-    report(*stages(text, osds, v.pid))
+    report(*stages(text, osds, v.pid, a.pg_size))
 
 
 if __name__ == "__main__":
