@@ -11,6 +11,7 @@ Prints both tables and the ratios against the issue's targets.
     make release
     vstor/osd/bench/osd_bench.py [--dir /var/tmp/osd-bench] [--runtime 20] [--runs 3]
                                  [--tests randwrite-4k-q1,randread-4k-q1,cpu] [--keep]
+                                 [--bin PATH]
 
 --tests runs only the named tests on both sides (fio with fio-suite.sh's job
 lines on the raw side, `vstor bench --tests` on the cluster); "cpu" names the
@@ -161,6 +162,7 @@ class Bench:
 
 
 def main():
+    global BIN
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default="/var/tmp/osd-bench")
     ap.add_argument("--runtime", type=int, default=20)
@@ -168,7 +170,9 @@ def main():
     ap.add_argument("--journal", default="256m")
     ap.add_argument("--tests", help="comma-separated tests (and/or 'cpu') to run; default all")
     ap.add_argument("--keep", action="store_true", help="keep the device files at the end")
+    ap.add_argument("--bin", default=BIN, help="the vstor binary (A/B of two builds)")
     a = ap.parse_args()
+    BIN = a.bin
     names = a.tests.split(",") if a.tests else TESTS
     tests = [t for t in TESTS if t in names]
     want_cpu = not a.tests or "cpu" in a.tests.split(",")
