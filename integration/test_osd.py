@@ -237,7 +237,14 @@ def test_bad_input(cluster, tmp_path, vstor):
         assert s.recv(4096) == b""  # closed by the OSD
     assert c.osds[1]["proc"].alive()
     assert "malformed frame" in c.osd_log(1)
-    ok(c.verify("img", ops=100, depth=4))
+    ok(c.verify("img", ops=100, depth=4, save=tmp_path / "model"))
+    # The checker's own precondition: a run whose starting model is not what
+    # the image holds (zeros on an image written before) stops before writing;
+    # with the last run's model as --base it goes on (test_osd_netns.py's
+    # writers once compared against zeros and failed where they left old data).
+    r = c.verify("img", ops=50, depth=4, seed=7)
+    assert r.returncode == 1 and "before writing" in r.stderr and "--base" in r.stderr, r.stderr
+    ok(c.verify("img", ops=50, depth=4, seed=7, base=tmp_path / "model"))
     # Reads and writes across the image's end: -EINVAL.
     r = c.verify("img", past_end=True)
     assert r.returncode == 0, r.stderr

@@ -37,12 +37,15 @@ def test_three_hosts_patterns_kill9_and_stale_replica(procs, vstor_bin, tmp_path
     pgs = c.get("config/pgs")["pools"][str(c.pool_id("rbd"))]["pgs"]
     assert all(sorted(p["osd_set"]) == [1, 2, 3] for p in pgs), pgs
     for img, seed in (("a", 1), ("b", 2), ("c", 4)):
-        ok(c.verify(img, host=hosts[0], ops=500, depth=8, seed=seed))
-    # kill -9 osd.3 under two writers (pg_size 3 and pg_size 2).
+        ok(c.verify(img, host=hosts[0], ops=500, depth=8, seed=seed,
+                    save=tmp_path / f"{img}.first"))
+    # kill -9 osd.3 under two writers (pg_size 3 and pg_size 2). Each starts
+    # from what the first run left (--base): bytes it never overwrites still
+    # hold that run's data, not zeros.
     wa = c.start_verify("a", name="wa", host=hosts[0], seconds=20, depth=16, seed=3,
-                        save=tmp_path / "a.model")
+                        base=tmp_path / "a.first", save=tmp_path / "a.model")
     wb = c.start_verify("b", name="wb", host=hosts[0], seconds=20, depth=16, seed=5,
-                        save=tmp_path / "b.model")
+                        base=tmp_path / "b.first", save=tmp_path / "b.model")
     wait_progress(wa, 300, 120)
     c.kill_osd(3)
     before = progress(wa)

@@ -218,5 +218,11 @@ def progress(proc):
 
 
 def wait_progress(proc, more_than, timeout):
-    return wait_for(lambda: progress(proc) > more_than or (not proc.alive() and progress(proc)),
-                    timeout, interval=0.2, what=f"the writer past {more_than} ops")
+    def ready():
+        if progress(proc) > more_than:
+            return True
+        if proc.alive():
+            return False
+        assert progress(proc), f"the writer exited before any progress:\n{proc.log()}"
+        return True
+    return wait_for(ready, timeout, interval=0.2, what=f"the writer past {more_than} ops")

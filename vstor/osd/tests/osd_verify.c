@@ -18,7 +18,11 @@
  * Every op must complete: the client retries transient errors forever, so
  * any error here is a failure.
  * The model starts as zeros (a fresh image), or as --base FILE (what a
- * previous run --save'd).
+ * previous run --save'd). Before writing, the image is read and compared
+ * with that starting model: an image that a previous run wrote, checked
+ * against a zero model, fails here at once with a clear message instead of
+ * as a "mismatch" later, and only where the new run happened not to
+ * overwrite the old data.
  * Check phase: reads [0, span) back and compares with the model; with
  * --check FILE the model is loaded from a file a previous run --save'd (a
  * fresh client after restarts). Exit 0 when every byte matches, 1 with the
@@ -70,7 +74,7 @@ struct ctx {
     uint64_t span, ops_target, ops_started, ops_done, seed, deadline_ms;
     unsigned depth;
     int rc;
-    bool past_end, writing, rand4k;
+    bool past_end, writing, rand4k, prechecking;
     uint8_t *model;
     struct slot slots[DEPTH_MAX];
     uint64_t rng;
@@ -251,6 +255,7 @@ static uint64_t check_off;
 static unsigned mismatches;
 
 static void check_next(struct ctx *x);
+static void writes_start(struct ctx *x);
 
 static void read_cb(struct vstor_io *io, int rc)
 {
@@ -264,8 +269,9 @@ static void read_cb(struct vstor_io *io, int rc)
         if (s->buf[i] == x->model[io->offset + i])
             continue;
         if (mismatches++ < 10)
-            fprintf(stderr, "osd_verify: byte %" PRIu64 ": read 0x%02x, expected 0x%02x\n",
-                    io->offset + i, s->buf[i], x->model[io->offset + i]);
+            fprintf(stderr, "osd_verify: %sbyte %" PRIu64 ": read 0x%02x, expected 0x%02x\n",
+                    x->prechecking ? "before writing: " : "", io->offset + i, s->buf[i],
+                    x->model[io->offset + i]);
         x->rc = 1;
     }
     check_next(x);
@@ -273,6 +279,16 @@ static void read_cb(struct vstor_io *io, int rc)
 
 static void check_next(struct ctx *x)
 {
+    if (check_off >= x->span && x->prechecking) {
+        x->prechecking = false;
+        if (!mismatches)
+            return writes_start(x);
+        fprintf(stderr, "osd_verify: before writing, %u bytes differ from the model this run "
+                        "starts from (%s): an image that a previous run wrote needs --base "
+                        "with the model that run --save'd\n", mismatches,
+                x->base ? x->base : "zeros, a fresh image");
+        return stop(x);
+    }
     if (check_off >= x->span) {
         if (mismatches)
             fprintf(stderr, "osd_verify: %u bytes differ\n", mismatches);
@@ -377,6 +393,15 @@ static void open_cb(void *ctx, int rc, struct vstor_image *img)
         if (x->check)
             return check_next(x);
     }
+    if (x->rand4k) /* no model: nothing to compare */
+        return writes_start(x);
+    x->prechecking = true;
+    check_next(x);
+}
+
+static void writes_start(struct ctx *x)
+{
+    check_off = 0;
     x->writing = true;
     x->deadline_ms += uv_now(&x->loop);
     for (unsigned i = 0; i < x->depth && more_to_do(x); i++)
