@@ -11,7 +11,7 @@
 # otherwise) and the median figures of each side.
 #   usage: store-vs-raw.sh VSTOR_BIN FILE [ROUNDS] [SHAPES]
 #   env:   RUNTIME (seconds per run, default 5), SIZE (default 2G),
-#          BENCH_ARGS (more `vstor disk bench` options, e.g. --no-drain),
+#          BENCH_ARGS (more `vstor disk bench` options, e.g. --drain),
 #          KEEP=1 (keep FILE at the end)
 # Use a release build. FILE is overwritten; when it did not exist before, it is
 # deleted at the end (unless KEEP=1). The table goes to stdout.

@@ -352,6 +352,10 @@ static int register_bufs(struct vs_cmd_ctx *ctx, struct bench *b)
 
 static int bench_file(struct vs_cmd_ctx *ctx, uint64_t size, double secs)
 {
+    if (vs_cmd_flag(ctx, "drain") && vs_cmd_flag(ctx, "no-drain")) {
+        vs_cmd_error(ctx, "--drain and --no-drain exclude each other");
+        return VS_EXIT_USAGE;
+    }
     if (prepare_file(ctx, size) < 0)
         return VS_EXIT_FAIL;
     struct vs_disk_cli dc;
@@ -364,7 +368,8 @@ static int bench_file(struct vs_cmd_ctx *ctx, uint64_t size, double secs)
     char err[VS_ERRMSG_SIZE];
     struct vs_store_config cfg;
     vs_disk_cli_config(ctx, &cfg);
-    cfg.fsync_no_drain = vs_cmd_flag(ctx, "no-drain"); /* as the OSD opens its store */
+    /* By default as the OSD opens its store; --drain measures the other mode. */
+    cfg.fsync_no_drain = !vs_cmd_flag(ctx, "drain");
     if (vs_store_format(dc.disk, &fo, err, sizeof(err)) < 0 ||
         vs_store_open(dc.disk, &cfg, &dc.store, err, sizeof(err)) < 0) {
         vs_cmd_error(ctx, "%s", err);
