@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from vstor_cluster import Cluster, progress, wait_progress
+from vstor_cluster import Cluster, ok, progress, wait_progress
 from vstor_fixtures import wait_for
 
 MIB = 1 << 20
@@ -24,12 +24,6 @@ def cluster(procs, vstor_bin, tmp_path):
     c = Cluster(procs, vstor_bin, tmp_path, mons=1)
     c.add_osds(3)
     return c
-
-
-def ok(r):
-    assert r.returncode == 0, f"osd_verify failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
-    assert "verified" in r.stdout
-    return r
 
 
 def test_patterns_across_pools_and_images(cluster, tmp_path):

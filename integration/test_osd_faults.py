@@ -13,14 +13,8 @@ import re
 import signal
 import subprocess
 
-from vstor_cluster import Cluster, progress, wait_progress
+from vstor_cluster import Cluster, ok, progress, wait_progress
 from vstor_fixtures import wait_for
-
-
-def ok(r):
-    assert r.returncode == 0, f"osd_verify failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
-    assert "verified" in r.stdout
-    return r
 
 
 def faulty_cluster(procs, vstor_bin, tmp_path, lazy=False, n=3):

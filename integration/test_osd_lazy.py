@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from vstor_cluster import Cluster
+from vstor_cluster import Cluster, ok
 from vstor_fixtures import wait_for
 
 
@@ -23,12 +23,6 @@ def cluster(procs, vstor_bin, tmp_path):
         wait_for(lambda osd=osd: "lazy sync" in c.osd_log(osd), 30, interval=0.1,
                  what=f"osd.{osd} on a lazy store")
     return c
-
-
-def ok(r):
-    assert r.returncode == 0, f"osd_verify failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
-    assert "verified" in r.stdout
-    return r
 
 
 def primaries(c, pool):

@@ -13,13 +13,9 @@ import time
 
 import pytest
 
-from vstor_cluster import Cluster, progress, wait_progress
+from vstor_cluster import Cluster, ok, progress, wait_progress
 
 pytestmark = pytest.mark.netns
-
-
-def ok(r):
-    assert r.returncode == 0 and "verified" in r.stdout, f"{r.stdout}\n{r.stderr}"
 
 
 def test_three_hosts_patterns_kill9_and_stale_replica(procs, vstor_bin, tmp_path, netns):

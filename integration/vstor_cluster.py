@@ -208,6 +208,13 @@ class Cluster:
                                 name=name, vstor=False)
 
 
+def ok(r):
+    """Asserts that an osd_verify run (Cluster.verify) passed; returns it."""
+    assert r.returncode == 0, f"osd_verify failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    assert "verified" in r.stdout
+    return r
+
+
 def progress(proc):
     """The last 'progress N' an osd_verify process printed (0 if none)."""
     n = 0
