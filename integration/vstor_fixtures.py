@@ -126,11 +126,40 @@ class ProcSet:
                     pass
 
 
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item, so fixtures can see the outcome."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+BIG_FILE = 4 << 20
+
+
+def remove_big_files(root):
+    """Deletes the device images a passed test leaves (OSD files are GiBs each and
+    pytest keeps three basetemps); logs and small files stay for reading."""
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            path = os.path.join(dirpath, f)
+            try:
+                if os.path.isfile(path) and not os.path.islink(path) \
+                        and not f.endswith(".log") \
+                        and os.stat(path).st_blocks * 512 >= BIG_FILE:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
 @pytest.fixture
-def procs(tmp_path, vstor_bin):
+def procs(request, tmp_path, vstor_bin):
     ps = ProcSet(str(tmp_path), vstor_bin)
     yield ps
     ps.cleanup()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.passed:
+        remove_big_files(str(tmp_path))
 
 
 def wait_for(predicate, timeout, interval=0.05, what="condition"):
