@@ -13,7 +13,11 @@
  *    or completes with -ECANCELED if it failed (IOSQE_IO_LINK);
  *  - on power loss every unsynced or in-flight write is kept whole, dropped,
  *    or torn (a random subset of its 512-byte or 4 KiB sectors is applied);
- *  - reads never tear: they see the durable image overlaid by completed writes.
+ *  - reads never tear: they see the durable image overlaid by completed writes;
+ *  - an idle pair (a write flagged VS_DISK_IDLE_SYNC linked to an fsync of its
+ *    device, the only ios at the submit point) is done at once, as the io_uring
+ *    disk does in the loop thread: the write, then the fsync, each may fail;
+ *    the callbacks run later, as completions, in that order.
  */
 #include "store_int.h"
 
@@ -49,6 +53,8 @@ struct sim_disk {
     void (*hook)(void *);
     void *hook_ctx;
     struct fail_rule nth, rnd;
+    struct vs_disk_io *done_io[2]; /* an idle pair, done, its callbacks due */
+    int done_res[2];
 };
 
 static uint64_t rnd_next(struct sim_disk *d)
@@ -93,6 +99,34 @@ static unsigned sim_inflight(struct vs_disk *base)
     return n;
 }
 
+static bool should_fail(struct sim_disk *d, const struct vs_disk_io *io);
+static void sim_write(struct sim_disk *d, struct vs_disk_io *io);
+static void sim_fsync(struct sim_disk *d, struct vs_disk_io *io);
+
+/* Does the idle pair now, if the queue holds exactly one (see the header). */
+static void sim_idle_pair(struct sim_disk *d)
+{
+    struct vs_disk_io *w = d->queue_head, *f = w->next;
+    if (d->n_inflight || !f || f->next || w->opcode != VS_DISK_WRITE ||
+        (w->flags & (VS_DISK_IDLE_SYNC | VS_DISK_LINK | VS_DISK_DRAIN)) !=
+            (VS_DISK_IDLE_SYNC | VS_DISK_LINK) ||
+        f->opcode != VS_DISK_FSYNC || f->dev != w->dev || (f->flags & VS_DISK_DRAIN))
+        return;
+    d->base.idle_syncs++;
+    d->done_io[0] = w;
+    d->done_io[1] = f;
+    d->done_res[0] = should_fail(d, w) ? -EIO : (int)w->len;
+    d->done_res[1] = -ECANCELED;
+    if (d->done_res[0] < 0)
+        return;
+    sim_write(d, w);
+    d->done_res[1] = should_fail(d, f) ? -EIO : 0;
+    if (d->done_res[1] == 0) {
+        f->seq = d->done_seq;
+        sim_fsync(d, f);
+    }
+}
+
 /* Moves queued ios to in flight ("io_uring_enter"), running the hook first. */
 static void sim_start_queued(struct sim_disk *d)
 {
@@ -100,6 +134,7 @@ static void sim_start_queued(struct sim_disk *d)
         return;
     if (d->hook)
         d->hook(d->hook_ctx);
+    sim_idle_pair(d);
     while (d->queue_head) {
         struct vs_disk_io *io = d->queue_head;
         d->queue_head = io->next;
@@ -108,7 +143,8 @@ static void sim_start_queued(struct sim_disk *d)
             d->inflight = realloc(d->inflight, d->cap_inflight * sizeof(*d->inflight));
             VS_ASSERT(d->inflight != NULL);
         }
-        io->seq = d->done_seq; /* for fsync: writes completed before it started */
+        if (io != d->done_io[1])
+            io->seq = d->done_seq; /* for fsync: writes completed before it started */
         d->inflight[d->n_inflight++] = io;
     }
     d->queue_tail = NULL;
@@ -203,7 +239,11 @@ static void sim_complete(struct sim_disk *d, unsigned idx)
     if ((io->flags & VS_DISK_LINK) && idx < d->n_inflight)
         linked = d->inflight[idx];
     int res = (int)io->len;
-    if (should_fail(d, io)) {
+    unsigned k = io == d->done_io[0] ? 0 : io == d->done_io[1] ? 1 : 2;
+    if (k < 2) {
+        res = d->done_res[k]; /* done already: only the callback is due */
+        d->done_io[k] = NULL;
+    } else if (should_fail(d, io)) {
         res = -EIO;
     } else if (io->opcode == VS_DISK_READ) {
         sim_read(d, io);
@@ -220,11 +260,13 @@ static void sim_complete(struct sim_disk *d, unsigned idx)
     }
     if (linked && res < 0) {
         sim_take(d, idx);
+        if (linked == d->done_io[1])
+            d->done_io[1] = NULL;
         io->cb(io, res);
         linked->cb(linked, -ECANCELED);
         return;
     }
-    if (linked)
+    if (linked && linked != d->done_io[1])
         linked->seq = d->done_seq; /* it really starts only now */
     io->cb(io, res);
 }
@@ -301,10 +343,11 @@ void vs_disk_sim_crash(struct vs_disk *base)
     d->queue_tail = NULL;
     for (unsigned i = 0; i < d->n_inflight; i++) {
         struct vs_disk_io *io = d->inflight[i];
-        if (io->opcode == VS_DISK_WRITE)
+        if (io->opcode == VS_DISK_WRITE && io != d->done_io[0])
             tear(d, io->dev, io->offset, io->buf, io->len);
     }
     d->n_inflight = 0;
+    d->done_io[0] = d->done_io[1] = NULL;
     while (d->cache_head) {
         struct cached_write *w = d->cache_head;
         d->cache_head = w->next;

@@ -25,7 +25,10 @@
  * starts when that write completes, in the same submission, not a loop turn
  * after its completion, and the batch covers that record too. If the write
  * fails or is short the fsync completes with -ECANCELED; the write's own
- * error has already broken the store. Devices flagged fsync_disabled are
+ * error has already broken the store. With cfg.idle_sync that write is
+ * flagged VS_DISK_IDLE_SYNC: a backend that finds the pair alone at its
+ * submit point may run write and flush in this thread (same order, same
+ * results, callbacks later). Devices flagged fsync_disabled are
  * never fsynced.
  *
  * Invariants (docs/disk-format.md): I2 journal chain, I6 block reuse, I9
@@ -541,7 +544,7 @@ static bool journal_send_linked(struct vs_store *s, struct vs_store_op *op, unsi
         s->oldest_incomplete != op->p.seq || s->cfg.fsync_disabled[io->dev])
         return false;
     op->p.jnext = NULL;
-    io->flags = VS_DISK_LINK;
+    io->flags = VS_DISK_LINK | (s->cfg.idle_sync ? VS_DISK_IDLE_SYNC : 0);
     store__count_io(s, VS_STORE_IO_JOURNAL, io->len);
     bool now = store__submit(s, io);
     if (!now || !(io->flags & VS_DISK_LINK)) {

@@ -107,6 +107,14 @@ enum vs_disk_opcode { VS_DISK_READ = 1, VS_DISK_WRITE, VS_DISK_FSYNC, VS_DISK_NO
  * (IOSQE_IO_LINK). A backend that cannot keep the two together clears the flag
  * in submit: the submitter checks it after a successful submit. */
 #define VS_DISK_LINK 2u
+/* On a write flagged VS_DISK_LINK whose follower is an fsync of the same
+ * device: when the pair turns out to be the only io in flight at the submit
+ * point, the backend may run it synchronously in the calling thread (write,
+ * then fdatasync, before the batch goes to the kernel) instead of through the
+ * kernel's worker threads. Same order and results as the linked pair; the
+ * callbacks still run later, from the completion path. Counted in
+ * vs_disk.idle_syncs. A hint: a backend may ignore it. */
+#define VS_DISK_IDLE_SYNC 4u
 
 /* One disk request, embedded by its owner. cb runs exactly once with the byte
  * count or -errno, never from inside submit. */
@@ -145,6 +153,7 @@ struct vs_disk {
     unsigned dev_count;
     uint64_t dev_size[VS_STORE_DEVS_MAX];
     char dev_name[VS_STORE_DEVS_MAX][128];
+    uint64_t idle_syncs; /* VS_DISK_IDLE_SYNC pairs run synchronously */
 };
 
 static inline int vs_disk_run_once(struct vs_disk *d)
@@ -226,6 +235,10 @@ struct vs_store_config {
     enum vs_store_durability durability;
     bool fsync_disabled[VS_STORE_DEVS_MAX]; /* per device: never fsync (PLP drive) */
     bool fsync_no_drain;  /* fsync after completions instead of IOSQE_IO_DRAIN */
+    /* With fsync_no_drain: a lone durable journal write and its fsync go out
+     * flagged VS_DISK_IDLE_SYNC (run in the calling thread when the disk is
+     * otherwise idle; docs/performance.md "T1Q1 write, stage by stage"). */
+    bool idle_sync;
     bool readonly;        /* no writes at all, not even recovery's */
     uint32_t journal_checkpoint_pct; /* start a checkpoint at this fill; 0 = 50 */
     uint64_t expect_cluster_id, expect_osd_id; /* 0 = accept any */

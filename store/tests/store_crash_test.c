@@ -421,6 +421,11 @@ static void run_crash(struct vs_store_config cfg, uint64_t seed, unsigned long p
     printf("  %lu crash points, %lu ops acknowledged, %llu fsync batches, %llu of them linked"
            " to their journal write\n",
            c.points, c.ops_acked, c.fsyncs + fin.fsyncs, c.fsyncs_linked + fin.fsyncs_linked);
+    if (cfg.idle_sync) { /* the idle pair ran, and crashes hit around it */
+        printf("  %llu idle write+fsync pairs done synchronously\n",
+               (unsigned long long)c.d->idle_syncs);
+        assert_true(c.d->idle_syncs > 0);
+    }
     assert_int_equal(vs_store_close(c.s), 0);
     vs_disk_destroy(c.d);
     free(buf);
@@ -440,7 +445,7 @@ static uint64_t seed_base(void)
     return e ? strtoull(e, NULL, 10) : 1;
 }
 
-/* 4000 + 3000 + 1500 + 1500 = 10,000 crash points per run. */
+/* 4000 + 3000 + 1500 + 1000 + 1500 = 11,000 crash points per run. */
 static void test_crash_durable(void **st)
 {
     (void)st;
@@ -462,6 +467,16 @@ static void test_crash_durable_no_drain(void **st)
     run_crash(cfg, seed_base() + 200, scaled(1500));
 }
 
+/* As the OSD opens it: a lone durable write and its fsync may be done at the
+ * submit point (the idle pair, VS_DISK_IDLE_SYNC). */
+static void test_crash_durable_idle_sync(void **st)
+{
+    (void)st;
+    struct vs_store_config cfg = {.durability = VS_STORE_DURABLE_ACK, .fsync_no_drain = true,
+                                  .idle_sync = true};
+    run_crash(cfg, seed_base() + 400, scaled(1000));
+}
+
 /* Checkpoints at 20% fill: many more checkpoints interrupted by crashes. */
 static void test_crash_lazy_small_journal_pct(void **st)
 {
@@ -476,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_crash_durable),
         cmocka_unit_test(test_crash_lazy),
         cmocka_unit_test(test_crash_durable_no_drain),
+        cmocka_unit_test(test_crash_durable_idle_sync),
         cmocka_unit_test(test_crash_lazy_small_journal_pct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

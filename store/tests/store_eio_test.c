@@ -64,14 +64,17 @@ static void test_read_eio(void **st)
 
 /* Also with fsync_no_drain, where a lone 4 KiB overwrite goes out linked to
  * its fsync: a failed write cancels the fsync (-ECANCELED), a failed fsync
- * fails the write's ack. */
+ * fails the write's ack. And with idle_sync, where that pair is done at the
+ * submit point (the idle pair): the same errors, the same way. */
 static void test_write_and_fsync_eio(void **st)
 {
     (void)st;
     struct vs_store_config nd = {.durability = VS_STORE_DURABLE_ACK, .fsync_no_drain = true};
-    for (int v = 0; v < 4; v++) {
+    struct vs_store_config idle = nd;
+    idle.idle_sync = true;
+    for (int v = 0; v < 6; v++) {
         int op = v % 2 ? VS_DISK_FSYNC : VS_DISK_WRITE;
-        const struct vs_store_config *cfg = v >= 2 ? &nd : NULL;
+        const struct vs_store_config *cfg = v >= 4 ? &idle : v >= 2 ? &nd : NULL;
         struct vs_disk *d = t_sim_format(4 << 20, 1, BS, 256 << 10, false);
         struct vs_store *s = t_open(d, cfg);
         assert_int_equal(put(d, s, 0, 7, 0, BS), (int)BS);
@@ -88,6 +91,8 @@ static void test_write_and_fsync_eio(void **st)
         assert_int_equal(get(d, s, 0, buf), (int)BS); /* reads go on */
         assert_int_equal(buf[5], 7);
         assert_true(cfg == NULL ? stats.fsyncs_linked == 0 : stats.fsyncs_linked >= 2);
+        /* the overwrite and the failed write went as idle pairs */
+        assert_int_equal(d->idle_syncs, cfg == &idle ? 2 : 0);
         assert_int_equal(vs_store_close(s), -EIO);
         s = t_open(d, cfg); /* recovery: the acked writes are there */
         assert_int_equal(get(d, s, 0, buf), (int)BS);
@@ -99,6 +104,68 @@ static void test_write_and_fsync_eio(void **st)
         free(buf);
         vs_disk_destroy(d);
     }
+}
+
+static void t_write_op(struct t_op *t, int obj, uint8_t *buf)
+{
+    t_init(t);
+    t->op.oid = (struct vs_store_oid){1, (uint64_t)obj};
+    t->op.len = 4096;
+    t->op.buf = buf;
+    t->op.flags = VS_STORE_STABLE;
+}
+
+/* The idle pair on the simulated disk: a lone durable overwrite is written
+ * and flushed at the submit point and acked durable; not when another io is
+ * in flight; a power loss after the pair ran but before the ack keeps it. */
+static void test_idle_pair(void **st)
+{
+    (void)st;
+    struct vs_store_config idle = {.durability = VS_STORE_DURABLE_ACK, .fsync_no_drain = true,
+                                   .idle_sync = true};
+    struct vs_disk *d = t_sim_format(4 << 20, 3, BS, 256 << 10, false);
+    struct vs_store *s = t_open(d, &idle);
+    assert_int_equal(put(d, s, 0, 7, 0, BS), (int)BS); /* a big write: no pair */
+    assert_int_equal(put(d, s, 1, 7, 0, BS), (int)BS);
+    assert_int_equal(d->idle_syncs, 0);
+    assert_int_equal(put(d, s, 0, 8, 0, 4096), 4096);
+    assert_int_equal(d->idle_syncs, 1);
+    assert_int_equal(vs_disk_sim_unsynced_writes(d), 0); /* durable when acked */
+    /* A read in flight: the write goes the io_uring way (linked, no pair). */
+    uint8_t *rbuf = t_alloc(BS), *wbuf = t_alloc(4096);
+    memset(wbuf, 9, 4096);
+    struct t_op r, w;
+    t_init(&r);
+    r.op.oid = (struct vs_store_oid){1, 1};
+    r.op.version = VS_STORE_READ_LATEST;
+    r.op.len = BS;
+    r.op.buf = rbuf;
+    assert_int_equal(t_start(s, &r, vs_store_read), 0);
+    t_write_op(&w, 0, wbuf);
+    assert_int_equal(t_start(s, &w, vs_store_write), 0);
+    vs_disk_sim_run(d);
+    assert_int_equal(r.calls + w.calls, 2);
+    assert_int_equal(w.op.result, 4096);
+    assert_int_equal(d->idle_syncs, 1);
+    /* Power loss after the pair ran, its write's completion in, no ack yet. */
+    memset(wbuf, 10, 4096);
+    t_write_op(&w, 1, wbuf);
+    assert_int_equal(t_start(s, &w, vs_store_write), 0);
+    assert_int_equal(vs_disk_sim_step(d, 1), 1);
+    assert_int_equal(d->idle_syncs, 2);
+    assert_int_equal(w.calls, 0);
+    vs_disk_sim_crash(d);
+    vs_store_abandon(s);
+    s = t_open(d, &idle);
+    assert_int_equal(get(d, s, 1, rbuf), (int)BS);
+    assert_int_equal(rbuf[0], 10); /* flushed before the crash */
+    assert_int_equal(rbuf[4096], 7);
+    assert_int_equal(get(d, s, 0, rbuf), (int)BS);
+    assert_int_equal(rbuf[0], 9);
+    assert_int_equal(vs_store_close(s), 0);
+    free(rbuf);
+    free(wbuf);
+    vs_disk_destroy(d);
 }
 
 static void test_open_eio(void **st)
@@ -204,6 +271,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_read_eio),
         cmocka_unit_test(test_write_and_fsync_eio),
+        cmocka_unit_test(test_idle_pair),
         cmocka_unit_test(test_open_eio),
         cmocka_unit_test(test_fault_loop),
     };

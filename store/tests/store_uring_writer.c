@@ -19,9 +19,11 @@
 
 #include "vs_err.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define NOBJ 64
@@ -222,6 +224,95 @@ static void close_all(void)
     vs_ring_destroy(ring);
 }
 
+static void flag_cb(struct vs_store_op *op)
+{
+    *(int *)op->ctx = 1;
+}
+
+/* A write error on a real file, from the idle pair (pwrite in this thread) or
+ * from io_uring: RLIMIT_FSIZE below the journal makes every write there fail
+ * with EFBIG (SIGXFSZ ignored). Either way the write fails with -EIO, the
+ * store is broken, and the next write is refused at once. */
+static int write_error(const char *path, const struct vs_store_config *cfg)
+{
+    open_cfg = cfg;
+    if (open_all(path, false))
+        return 1;
+    uint64_t pairs = disk->idle_syncs;
+    uint8_t *buf;
+    if (posix_memalign((void **)&buf, 4096, LEN))
+        return 1;
+    pattern(buf, 0, versions[0] + 1, LEN);
+    struct rlimit old, low = {4096, 4096};
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old);
+    low.rlim_max = old.rlim_max;
+    setrlimit(RLIMIT_FSIZE, &low);
+    int done = 0;
+    struct vs_store_op op = {.oid = {1, 0}, .len = LEN, .buf = buf, .flags = VS_STORE_STABLE,
+                             .cb = flag_cb, .ctx = &done};
+    int rc = vs_store_write(store, &op);
+    while (rc == 0 && !done)
+        vs_ring_run_once(ring);
+    setrlimit(RLIMIT_FSIZE, &old);
+    struct vs_store_stats st;
+    vs_store_get_stats(store, &st);
+    int rc2 = vs_store_write(store, &op);
+    int bad = rc != 0 || op.result != -EIO || !st.broken || rc2 != -EIO;
+    bad |= cfg->idle_sync ? disk->idle_syncs != pairs + 1 : disk->idle_syncs != pairs;
+    printf("selftest: write error, idle_sync %d: result %d, broken %d, then %d, pairs %llu\n",
+           cfg->idle_sync, op.result, st.broken, rc2,
+           (unsigned long long)(disk->idle_syncs - pairs));
+    close_all();
+    free(buf);
+    return bad;
+}
+
+/* As the OSD opens it (fsync_no_drain), one write at a time: each goes out
+ * linked to its fsync (IOSQE_IO_LINK) on the real kernel; then the same with
+ * idle_sync, where each write and its fsync run in this thread (the idle
+ * pair); verify after a reopen, then the write error of both ways. */
+static int q1_modes(const char *path, uint64_t *acked)
+{
+    int bad = 0;
+    struct vs_store_config nd = {.durability = VS_STORE_DURABLE_ACK, .fsync_no_drain = true};
+    open_cfg = &nd;
+    depth = 1;
+    if (open_all(path, false) || do_write(acks + 200))
+        return 1;
+    struct vs_store_stats st;
+    vs_store_get_stats(store, &st);
+    printf("selftest: no_drain, Q1: %llu fsync batches, %llu linked to their write\n",
+           (unsigned long long)st.fsyncs, (unsigned long long)st.fsyncs_linked);
+    bad += st.fsyncs_linked < 100;
+    close_all();
+    struct vs_store_config idle = nd;
+    idle.idle_sync = true;
+    open_cfg = &idle;
+    if (open_all(path, false) || do_write(acks + 200))
+        return 1;
+    vs_store_get_stats(store, &st);
+    printf("selftest: idle_sync, Q1: %llu fsync batches, %llu idle pairs\n",
+           (unsigned long long)st.fsyncs, (unsigned long long)disk->idle_syncs);
+    bad += disk->idle_syncs < 100;
+    for (int i = 0; i < NOBJ; i++)
+        acked[i] = versions[i];
+    close_all();
+    open_cfg = NULL;
+    if (open_all(path, false))
+        return 1;
+    fixed_bufs = true;
+    bad += verify(acked);
+    close_all();
+    bad += write_error(path, &idle) + write_error(path, &nd);
+    open_cfg = NULL;
+    if (open_all(path, false))
+        return 1;
+    bad += verify(acked); /* the failed writes took nothing acked away */
+    close_all();
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -265,27 +356,7 @@ int main(int argc, char **argv)
     if (do_write(acks + 200) || full_ring())
         return 1; /* stalled ops would hang the close */
     close_all();
-    /* As the OSD opens it (fsync_no_drain), one write at a time: each goes out
-     * linked to its fsync (IOSQE_IO_LINK) on the real kernel; then verify. */
-    struct vs_store_config nd = {.durability = VS_STORE_DURABLE_ACK, .fsync_no_drain = true};
-    open_cfg = &nd;
-    depth = 1;
-    if (open_all(path, false) || do_write(acks + 200))
-        return 1;
-    struct vs_store_stats st;
-    vs_store_get_stats(store, &st);
-    printf("selftest: no_drain, Q1: %llu fsync batches, %llu linked to their write\n",
-           (unsigned long long)st.fsyncs, (unsigned long long)st.fsyncs_linked);
-    bad += st.fsyncs_linked < 100;
-    for (int i = 0; i < NOBJ; i++)
-        acked[i] = versions[i];
-    close_all();
-    open_cfg = NULL;
-    if (open_all(path, false))
-        return 1;
-    fixed_bufs = true;
-    bad += verify(acked);
-    close_all();
+    bad += q1_modes(path, acked);
     unlink(path);
     printf("selftest: %ld writes through io_uring, %d objects bad\n", acks, bad);
     return bad ? 1 : 0;

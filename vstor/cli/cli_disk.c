@@ -59,6 +59,7 @@ void vs_disk_cli_config(const struct vs_cmd_ctx *ctx, struct vs_store_config *cf
     cfg->fsync_disabled[1] = ctx->cfg.store_disable_fsync;
     cfg->fsync_disabled[2] = ctx->cfg.store_disable_fsync;
     cfg->journal_checkpoint_pct = (uint32_t)ctx->cfg.store_checkpoint_pct;
+    cfg->idle_sync = ctx->cfg.store_idle_sync;
 }
 
 int vs_disk_cli_open_store(struct vs_cmd_ctx *ctx, bool readonly, struct vs_disk_cli *dc)

@@ -79,6 +79,7 @@ static int store_open(struct vs_osd *osd, const char *const *paths, unsigned n, 
                                   * writes and runs them on io-wq worker threads, which
                                   * cost more CPU per write and added latency. */
                                  .fsync_no_drain = true,
+                                 .idle_sync = osd->cfg->store_idle_sync,
                                  .journal_checkpoint_pct =
                                      (uint32_t)osd->cfg->store_checkpoint_pct};
     for (int d = 0; d < VS_STORE_DEVS_MAX; d++)
