@@ -8,7 +8,8 @@
  * Each device is a registered file of the ring when a slot is free (no file
  * lookup per io), and an io whose buffer lies in memory the caller registered
  * with vs_ring_register_buffer() goes as READ_FIXED/WRITE_FIXED (no page
- * pinning per io): the OSD's and the bench's buffers, for instance.
+ * pinning per io): the OSD's and the bench's buffers, and the store's own
+ * journal mirror and checkpoint arena (register_mem), for instance.
  *
  * Idle synchronous pair (VS_DISK_IDLE_SYNC): a journal write linked to its
  * fsync, submitted while nothing else is in flight, is remembered with its two
@@ -215,12 +216,24 @@ static void uring_destroy(struct vs_disk *base)
     free(d);
 }
 
+static int uring_register_mem(struct vs_disk *base, void *mem, size_t len)
+{
+    return vs_ring_register_buffer(((struct uring_disk *)base)->ring, mem, len);
+}
+
+static void uring_unregister_mem(struct vs_disk *base, const void *mem)
+{
+    vs_ring_unregister_buffer(((struct uring_disk *)base)->ring, mem);
+}
+
 static const struct vs_disk_ops uring_ops = {
     .submit = uring_submit,
     .set_hook = uring_set_hook,
     .run_once = uring_run_once,
     .inflight = uring_inflight,
     .destroy = uring_destroy,
+    .register_mem = uring_register_mem,
+    .unregister_mem = uring_unregister_mem,
 };
 
 /* Takes the device's flock, waiting up to LOCK_WAIT_MS for it: a process

@@ -256,6 +256,7 @@ struct vs_store {
     uint32_t zn_cur, zn_pend;
     /* journal */
     uint8_t *jbuf;
+    bool mem_registered; /* jbuf and ck.arena registered with the disk (register_mem) */
     uint64_t jsize, jhead, jstart, jused;
     uint32_t *jcrc; /* per journal sector; NULL when checksums are off */
     uint64_t next_seq, start_seq, synced_seq, max_completed_seq;
@@ -399,5 +400,6 @@ int store__sync_io(struct vs_disk *d, int opcode, unsigned dev, uint64_t off, vo
                    uint32_t len);
 void *store__aligned_alloc(size_t size);
 uint32_t store__random_u32(void);
+void store__register_mem(struct vs_store *s);
 
 #endif /* STORE_INT_H */

@@ -542,10 +542,33 @@ int store__load_pages(struct vs_store *s, char *err, size_t esz)
 
 /* ---- close ----------------------------------------------------------------- */
 
+/* The journal mirror and the checkpoint arena are the memory every journal
+ * and checkpoint write comes from: registered with the disk, those writes
+ * skip the per-io page pinning (io_uring fixed buffers). Optional: a backend
+ * without register_mem, or a refusal (RLIMIT_MEMLOCK, a journal over the
+ * ring's 1 GiB region limit), leaves them as they were. */
+void store__register_mem(struct vs_store *s)
+{
+    const struct vs_disk_ops *ops = s->disk->ops;
+    if (!ops->register_mem || !ops->unregister_mem)
+        return;
+    if (ops->register_mem(s->disk, s->jbuf, s->jsize) < 0)
+        return;
+    if (ops->register_mem(s->disk, s->ck.arena, store__ck_arena_size(s)) < 0) {
+        ops->unregister_mem(s->disk, s->jbuf);
+        return;
+    }
+    s->mem_registered = s->st.mem_registered = true;
+}
+
 void store__free(struct vs_store *s)
 {
     if (!s)
         return;
+    if (s->mem_registered) {
+        s->disk->ops->unregister_mem(s->disk, s->jbuf);
+        s->disk->ops->unregister_mem(s->disk, s->ck.arena);
+    }
     store__index_free(s);
     free(s->page_copy);
     free(s->page_dirty);

@@ -360,6 +360,7 @@ int vs_store_open(struct vs_disk *disk, const struct vs_store_config *cfg, struc
         return rc;
     }
     s->oldest_unsubmitted = s->oldest_incomplete = s->next_seq;
+    store__register_mem(s);
     /* After a crash the same records may be written again byte for byte (a
      * retried stabilize): a fresh incarnation makes their crcs differ, so a
      * stale successor can never chain onto them (I2). */

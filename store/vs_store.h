@@ -146,6 +146,13 @@ struct vs_disk_ops {
     /* Number of ios queued or in flight. */
     unsigned (*inflight)(struct vs_disk *d);
     void (*destroy)(struct vs_disk *d);
+    /* Optional (NULL when the backend has nothing to gain): tells the
+     * backend that ios will often use [base, base + len), so it may pin that
+     * memory once instead of per io (io_uring registered buffers). Returns 0
+     * or -errno; on error nothing changes and ios there work as before. The
+     * memory stays allocated until unregister_mem(base) has returned. */
+    int (*register_mem)(struct vs_disk *d, void *base, size_t len);
+    void (*unregister_mem)(struct vs_disk *d, const void *base);
 };
 
 struct vs_disk {
@@ -404,6 +411,8 @@ struct vs_store_stats {
     uint64_t ram_index_bytes; /* object table + hash + per-block arrays, no checksums */
     uint64_t ram_csum_bytes;  /* in-memory data checksums */
     bool broken;
+    bool mem_registered; /* journal mirror and checkpoint arena pinned by the disk
+                          * (vs_disk_ops.register_mem): their ios skip page pinning */
 };
 void vs_store_get_stats(struct vs_store *s, struct vs_store_stats *out);
 

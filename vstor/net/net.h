@@ -282,6 +282,8 @@ struct vs_net_stats {
     uint64_t bytes_in, bytes_out;
     uint64_t writev_calls;    /* syscalls (uv_try_write/uv_write) that sent frames */
     uint64_t read_calls;      /* read callbacks with data */
+    uint64_t payload_copied;  /* payload bytes copied out of the read buffer
+                               * (the rest was read straight into place) */
     uint64_t conns_up, conns_down;
     uint64_t proto_errors;    /* connections closed for a malformed frame */
     uint64_t ping_timeouts;   /* connections declared dead by keepalive */

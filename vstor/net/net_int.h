@@ -71,6 +71,9 @@ struct net_rx {
     struct vs_net_req *req;  /* a request's req */
     int skip_rc;             /* request payload skipped: reply with this */
     bool paused;             /* waiting for a request from the pool */
+    bool big;                /* the current (or, before the next header is
+                              * parsed, the last) frame's data is big: read
+                              * exactly its header and meta (net_rx.c, note 1) */
 };
 
 struct vs_net_conn {

@@ -10,6 +10,13 @@
  *      its destination -- the op's reply buffer or the handler's request
  *      buffer -- once the buffer holds no unparsed byte (libuv asks
  *      alloc_cb for a buffer before each read, so the choice is per read).
+ *      Around big payloads (data of a quarter of the buffer or more), the
+ *      reads stop exactly at the payload: after a frame with big data the
+ *      next read asks for one header only, and a big frame's meta is read
+ *      straight into its destination. A stream of 128 KiB writes then costs
+ *      the same two reads per frame (its header, its payload), and no byte
+ *      of the payload is copied; the first read of a stream would otherwise
+ *      carry up to a buffer's worth of the payload, copied out.
  *  (2) Every header is decoded and validated (net_proto.h) before any of
  *      its lengths is used; a reply is also checked against its request
  *      and against the room the op gave for it. Any violation closes this
@@ -220,6 +227,7 @@ static void rx_process(struct vs_net_conn *conn)
                 return;
             if (frame_start(conn, rx->buf + rx->pos) != RX_GO)
                 return;
+            rx->big = rx->hdr.data_len >= rx->size / 4;
             rx->pos += VS_NET_HDR_SIZE;
             next_segment(conn);
             continue;
@@ -230,6 +238,7 @@ static void rx_process(struct vs_net_conn *conn)
         if (rx->dst) {
             memcpy(rx->dst, rx->buf + rx->pos, n);
             rx->dst += n;
+            conn->net->stats.payload_copied += n;
         }
         rx->pos += n;
         rx->left -= n;
@@ -243,9 +252,22 @@ void net__rx_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct vs_net_conn *conn = h->data;
     struct net_rx *rx = &conn->rx;
     (void)suggested;
-    if (rx->state != RX_HDR && rx->dst && rx->pos == rx->end && rx->left >= rx->size / 4) {
+    if (rx->state != RX_HDR && rx->dst && rx->pos == rx->end &&
+        (rx->left >= rx->size / 4 || rx->big)) {
         buf->base = (char *)rx->dst; /* design note 1 */
         buf->len = rx->left;
+        return;
+    }
+    if (rx->state == RX_HDR && rx->big && rx->end - rx->pos < VS_NET_HDR_SIZE) {
+        if (rx->pos == rx->end) {
+            rx->pos = rx->end = 0;
+        } else if (rx->pos + VS_NET_HDR_SIZE > rx->size) {
+            memmove(rx->buf, rx->buf + rx->pos, rx->end - rx->pos);
+            rx->end -= rx->pos;
+            rx->pos = 0;
+        }
+        buf->base = (char *)rx->buf + rx->end; /* design note 1: one header only */
+        buf->len = VS_NET_HDR_SIZE - (rx->end - rx->pos);
         return;
     }
     if (rx->pos == rx->end) {

@@ -132,12 +132,28 @@ static void fault_destroy(struct vs_disk *base)
     free(d);
 }
 
+static int fault_register_mem(struct vs_disk *base, void *mem, size_t len)
+{
+    struct fault_disk *d = (struct fault_disk *)base;
+    return d->inner->ops->register_mem ? d->inner->ops->register_mem(d->inner, mem, len)
+                                       : -EOPNOTSUPP;
+}
+
+static void fault_unregister_mem(struct vs_disk *base, const void *mem)
+{
+    struct fault_disk *d = (struct fault_disk *)base;
+    if (d->inner->ops->unregister_mem)
+        d->inner->ops->unregister_mem(d->inner, mem);
+}
+
 static const struct vs_disk_ops fault_ops = {
     .submit = fault_submit,
     .set_hook = fault_set_hook,
     .run_once = fault_run_once,
     .inflight = fault_inflight,
     .destroy = fault_destroy,
+    .register_mem = fault_register_mem,
+    .unregister_mem = fault_unregister_mem,
 };
 
 int osd__fault_wrap(struct vs_osd *osd)

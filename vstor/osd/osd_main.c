@@ -24,6 +24,7 @@
 #include "vs_assert.h"
 #include "vs_err.h"
 #include "vs_log.h"
+#include "vs_ring.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -217,6 +218,15 @@ int osd__net_start(struct vs_osd *osd)
                  osd->block_size);
         return rc;
     }
+    /* Every store write of a client or secondary op comes from these
+     * buffers: registered with the ring, those writes skip the per-io page
+     * pinning (io_uring fixed buffers). It pins them in memory; when the
+     * kernel refuses (RLIMIT_MEMLOCK without CAP_IPC_LOCK, over 1 GiB) the
+     * writes simply go unregistered. */
+    rc = vs_ring_register_buffer(osd->loop->ring, osd->bufs, osd->bufs_size);
+    if (rc < 0)
+        VS_INFO(OSD_LOG, "op buffers (%zu MiB) not registered with io_uring: %s",
+                osd->bufs_size >> 20, vs_strerror(rc));
     rc = net_make(osd);
     if (rc < 0)
         return rc;
