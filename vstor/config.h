@@ -118,7 +118,7 @@ enum vs_cfg_type {
       "never fsync the store devices: only for drives with power-loss protection")       \
     X(store_checkpoint_pct, VS_CFG_U64, "50", 10, 90, VS_SCOPE_STORE | VS_SCOPE_OSD,     \
       "start a store checkpoint when the journal is this full (percent)") \
-    X(store_idle_sync, VS_CFG_BOOL, "false", 0, 0, VS_SCOPE_STORE | VS_SCOPE_OSD,          \
+    X(store_idle_sync, VS_CFG_BOOL, "true", 0, 0, VS_SCOPE_STORE | VS_SCOPE_OSD,          \
       "an idle store writes a lone durable record and its fdatasync in the loop thread") \
     X(osd_address, VS_CFG_STR, "127.0.0.1", 0, 0, VS_SCOPE_OSD,                          \
       "OSD: IP address to listen on and to advertise to clients and other OSDs")         \
