@@ -144,6 +144,7 @@ static int run_setup(struct vs_cmd_ctx *ctx, struct nbd_run *run, backend_open_f
         .conn_max = (unsigned)ctx->cfg.nbd_conn_max,
         .buffer_bytes = ctx->cfg.nbd_buffer_size,
         .handshake_timeout_ms = ctx->cfg.nbd_handshake_timeout,
+        .reply_spin_us = (unsigned)ctx->cfg.nbd_reply_spin_us,
     };
     rc = vs_nbd_server_create(&run->loop, run->be, &cfg, &run->srv, err, sizeof(err));
     if (rc < 0) {

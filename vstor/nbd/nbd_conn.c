@@ -157,6 +157,8 @@ static void req_io_cb(struct vs_nbd_io *io, int res)
     struct nbd_req *req = VS_CONTAINER_OF(io, struct nbd_req, io);
     struct nbd_conn *c = req->conn;
     VS_ASSERT(req->state == REQ_BACKEND);
+    VS_ASSERT(c->srv->inflight > 0);
+    c->srv->inflight--;
     req_complete(req, res);
     nbd__conn_maybe_free(c); /* the last backend op of a closed connection */
 }
@@ -210,9 +212,12 @@ static void req_submit(struct nbd_req *req)
     }
     VS_ASSERTF(op != NULL, "type=%u", req->r.type); /* vs_nbd_request_check refused others */
     req->state = REQ_BACKEND;
+    req->conn->srv->inflight++;
     int rc = op(be, io);
-    if (rc < 0)
+    if (rc < 0) {
+        req->conn->srv->inflight--;
         req_complete(req, rc); /* B9: no callback will come */
+    }
 }
 
 /* ---- Receiving ---------------------------------------------------------- */
@@ -409,6 +414,7 @@ static void out_advance(struct nbd_conn *c, size_t n)
         if (!c->out_head)
             c->out_tail = NULL;
         req_release(req);
+        c->srv->spin_conn = c; /* a reply went out (nbd_server.c NOTES 4) */
     }
 }
 

@@ -20,6 +20,21 @@
  *     delivers from its idle handle, before this turn's poll). While a
  *     connection is dirty an idle handle keeps the loop from blocking, so a
  *     reply never waits in the queue for an unrelated event.
+ * (4) The reply spin (reply_spin_us, config key nbd_reply_spin_us). At
+ *     queue depth 1 a client sends its next request right after it read the
+ *     reply (fio --fsync=1: the FLUSH right after its WRITE's reply), and the
+ *     export, blocked in epoll by then, pays a wake-up for it (10-40 us on a
+ *     VM whose idle vCPUs halt). So in the prepare hook, when a reply went
+ *     out this turn, no request of any connection is in the backend (nothing
+ *     in flight toward the OSDs, whose CPU the spin would otherwise take),
+ *     that connection has nothing queued, and the loop would block, the
+ *     server polls that client's socket (recv MSG_PEEK, non-blocking, with
+ *     sched_yield between tries) for at most reply_spin_us, and never past
+ *     the loop's next timer. Data, EOF or an error ends it: an idle handle
+ *     then makes this turn's poll non-blocking, and the ordinary read path
+ *     handles the bytes. A spin that finds nothing just lets the loop block.
+ *     Not taken at depth (requests in flight), nor after a reply that went
+ *     out through libuv's write queue.
  */
 #include "nbd_server_priv.h"
 
@@ -29,6 +44,7 @@
 #include "vs_log.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +124,8 @@ void nbd__conn_maybe_free(struct nbd_conn *c)
     if (!c->handle_closed || c->busy > 0)
         return;
     struct vs_nbd_server *srv = c->srv;
+    if (srv->spin_conn == c)
+        srv->spin_conn = NULL;
     if (c->dirty)
         list_unlink_dirty(srv, c);
     if (c->bufwait)
@@ -177,8 +195,10 @@ void nbd__conn_close(struct nbd_conn *c, const char *why)
 {
     if (c->state == CONN_CLOSING)
         return;
-    VS_INFO("nbd", "conn %llu (%s): closed: %s (%llu requests)", (unsigned long long)c->id, c->peer,
-            why, (unsigned long long)c->requests);
+    VS_INFO("nbd", "conn %llu (%s): closed: %s (%llu requests, %llu reply spins, %llu found "
+            "a request)", (unsigned long long)c->id, c->peer, why,
+            (unsigned long long)c->requests, (unsigned long long)c->spins,
+            (unsigned long long)c->spin_hits);
     c->state = CONN_CLOSING;
     if (c->reading)
         uv_read_stop(&c->h.stream);
@@ -489,9 +509,57 @@ static void check_cb(uv_check_t *h)
     attend_dirty(h->data);
 }
 
+/* The spin's window in ns for c now, or 0 when it must not be taken. */
+static uint64_t spin_window_ns(struct vs_nbd_server *srv, struct nbd_conn *c)
+{
+    if (!c || srv->spin_us == 0 || srv->inflight > 0 || srv->dirty_head || srv->kick_on)
+        return 0;
+    if (c->state != CONN_TRANSMISSION || !c->reading || c->busy > 0 || c->rpos < c->rend)
+        return 0;
+    int timeout_ms = uv_backend_timeout(&srv->loop->uv); /* -1: no timer */
+    if (timeout_ms == 0)
+        return 0; /* the loop will not block anyway */
+    uint64_t ns = srv->spin_us * 1000ull;
+    if (timeout_ms > 0 && (uint64_t)timeout_ms * 1000000ull < ns)
+        ns = (uint64_t)timeout_ms * 1000000ull;
+    return ns;
+}
+
+/* NOTES 4: polls the socket of the connection that was just answered. */
+static void reply_spin(struct vs_nbd_server *srv)
+{
+    struct nbd_conn *c = srv->spin_conn;
+    srv->spin_conn = NULL;
+    uint64_t window = spin_window_ns(srv, c);
+    int fd;
+    if (window == 0 || uv_fileno(&c->h.handle, &fd) != 0)
+        return;
+    uint64_t start = uv_hrtime(), now = start;
+    bool hit = false;
+    srv->stats.spins++;
+    c->spins++;
+    while (!hit && now - start < window) {
+        char b;
+        ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        hit = n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+        if (!hit) {
+            sched_yield();
+            now = uv_hrtime();
+        }
+    }
+    srv->stats.spin_ns += uv_hrtime() - start;
+    if (hit && !uv_is_closing((uv_handle_t *)&srv->kick)) {
+        srv->stats.spin_hits++;
+        c->spin_hits++;
+        srv->kick_on = true; /* this turn's poll must not block: the read path takes it */
+        uv_idle_start(&srv->kick, kick_cb);
+    }
+}
+
 static void prepare_cb(uv_prepare_t *h)
 {
     attend_dirty(h->data);
+    reply_spin(h->data);
 }
 
 /* ---- Listeners ---------------------------------------------------------- */
@@ -737,6 +805,7 @@ int vs_nbd_server_create(struct vs_loop *loop, struct vs_nbd_backend *be,
     srv->iodepth = cfg->iodepth;
     srv->conn_max = cfg->conn_max;
     srv->hs_timeout_ms = cfg->handshake_timeout_ms;
+    srv->spin_us = cfg->reply_spin_us;
     srv->priv_stride = (be->props.io_priv_bytes + 15u) & ~(size_t)15;
     int rc = fill_export(srv, cfg, err, err_size);
     if (rc == 0 && cfg->buffer_bytes < 2ull * srv->exp.block_max) {

@@ -12,6 +12,9 @@
  * until a request completes (backpressure). Replies are gathered during a
  * loop turn and written with one writev per connection after the turn's I/O
  * callbacks and again before the loop blocks (uv_check and uv_prepare hooks).
+ * After a reply that leaves no request in flight, the server polls that
+ * client's socket for a short bounded window before the loop blocks
+ * (reply_spin_us; nbd_server.c NOTES 4).
  *
  * Connections are independent: a malformed request ends only its own
  * connection (see nbd_proto.h for which errors end a connection and which
@@ -47,6 +50,8 @@ struct vs_nbd_server_config {
     uint64_t buffer_bytes;         /* data buffer arena, >= 2 x the largest request */
     uint64_t handshake_timeout_ms; /* a client still negotiating after this is
                                     * disconnected; 0 = never */
+    unsigned reply_spin_us;        /* the reply spin's window (nbd_server.c NOTES 4);
+                                    * 0 = off */
 };
 
 typedef void (*vs_nbd_server_stopped_cb)(void *arg);
@@ -85,6 +90,9 @@ void vs_nbd_server_shutdown(struct vs_nbd_server *srv, vs_nbd_server_stopped_cb 
 struct vs_nbd_server_stats {
     uint64_t conns_accepted, conns_refused, conns_open;
     uint64_t requests, protocol_errors;
+    uint64_t spins;     /* reply spins taken (nbd_server.c NOTES 4) */
+    uint64_t spin_hits; /* ... that found the client's next request */
+    uint64_t spin_ns;   /* time spent in them */
 };
 void vs_nbd_server_get_stats(const struct vs_nbd_server *srv, struct vs_nbd_server_stats *st);
 

@@ -100,6 +100,7 @@ struct nbd_conn {
     void (*on_close)(void *arg); /* adopted (kernel) connections */
     void *on_close_arg;
     uint64_t requests;
+    uint64_t spins, spin_hits; /* reply spins after its replies (nbd_server.c NOTES 4) */
 };
 
 struct nbd_listener {
@@ -128,6 +129,9 @@ struct vs_nbd_server {
     uv_prepare_t prepare; /* the same before the loop blocks (nbd_server.c NOTES 3) */
     uv_idle_t kick;       /* active while a connection is dirty: the loop must not block */
     bool kick_on;
+    unsigned spin_us;           /* the reply spin's window (NOTES 4 of nbd_server.c) */
+    struct nbd_conn *spin_conn; /* a reply of it went out this turn */
+    uint64_t inflight;          /* requests in the backend, all connections */
     unsigned hooks_open;  /* while closing: check, prepare, kick */
     struct nbd_conn *conns;
     unsigned nconns;

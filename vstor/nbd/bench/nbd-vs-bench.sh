@@ -11,11 +11,18 @@
 #     same fio nbd client against `nbdkit null` (a server with no storage).
 # Prints medians, the added T1Q1 latency (target ≤ 25 µs) and the Q128 IOPS
 # ratio (target ≥ 0.8) as a markdown table.
+# A/B: with B_BIN and/or B_ARGS set, a second export of the same image runs
+# next to the demo's (`B_BIN nbd-export ... B_ARGS`, on its own socket), and
+# every round and CPU sample runs fio-suite against both exports (rotating
+# the order); then each export's figures and the medians of the per-round
+# differences between them (A = the demo's export, built from VSTOR_BIN).
 #   usage: nbd-vs-bench.sh VSTOR_BIN [ROUNDS]
 #   env:   RUNTIME (seconds per test, default 20), SUITE (path of fio-suite.sh),
 #          DEMO_DIR (default: a new directory under /var/tmp; must not be tmpfs
 #          for O_DIRECT), IMAGE_SIZE (default 1G), KEEP=1 (keep the demo's OSD
-#          images at the end)
+#          images at the end), B_BIN (second export's binary, default VSTOR_BIN),
+#          B_ARGS (extra arguments of the second export, e.g.
+#          --nbd_reply_spin_us=0), FLOOR=0 (skip the nbdkit null floor)
 # Use a release build. The OSD images the demo created (osdN.img, 2 GiB each)
 # are deleted at the end unless KEEP=1; the logs stay in the work directory
 # (its path is printed), and the tables go to stdout.
@@ -26,13 +33,22 @@ SUITE=${SUITE:-$(cd "$(dirname "$0")/../../.." && pwd)/../shared/bench/fio-suite
 RUNTIME=${RUNTIME:-20}
 IMAGE_SIZE=${IMAGE_SIZE:-1G}
 KEEP=${KEEP:-0}
+FLOOR=${FLOOR:-1}
+B_ARGS=${B_ARGS:-}
+ab=0
+if [ -n "${B_BIN:-}" ] || [ -n "$B_ARGS" ]; then ab=1; fi
+b_bin=$(readlink -f "${B_BIN:-$1}")
 work=$(mktemp -d /var/tmp/nbd-vs-bench.XXXXXX)
 demo_dir=${DEMO_DIR:-$work/demo}
-demo_pid= null_pid=
+demo_pid= null_pid= b_pid=
 fresh_images=
 for i in 1 2 3; do [ -e "$demo_dir/osd$i.img" ] || fresh_images="$fresh_images $demo_dir/osd$i.img"; done
 cleanup() {
     [ -n "$null_pid" ] && kill "$null_pid" 2>/dev/null
+    if [ -n "$b_pid" ]; then
+        kill -INT "$b_pid" 2>/dev/null
+        wait "$b_pid" 2>/dev/null
+    fi
     if [ -n "$demo_pid" ]; then
         kill -INT "$demo_pid" 2>/dev/null
         wait "$demo_pid" 2>/dev/null
@@ -60,20 +76,37 @@ export_pid=$(sed -n 's/.*nbd-export: started pid \([0-9]*\).*/\1/p' "$work/demo.
 conf=$demo_dir/vstor.conf
 nbd_uri="nbd+unix:///demo?socket=$demo_dir/nbd.sock"
 echo "demo up: $(grep -c 'started pid' "$work/demo.out") children, export pid $export_pid"
+b_uri="nbd+unix:///demo?socket=$work/b.sock"
+if [ "$ab" = 1 ]; then
+    # shellcheck disable=SC2086
+    "$b_bin" nbd-export --image=demo --socket="$work/b.sock" --config="$conf" $B_ARGS \
+        > "$work/b.out" 2>&1 &
+    b_pid=$!
+    for _ in $(seq 100); do [ -S "$work/b.sock" ] && break; sleep 0.2; done
+    [ -S "$work/b.sock" ] || { cat "$work/b.out"; exit 1; }
+    echo "export B up: pid $b_pid ($b_bin $B_ARGS)"
+fi
 
 run_bench() { # label
     "$vstor" bench --image demo --config "$conf" --runtime "$RUNTIME" --ramp 2 --label "$1" \
         > "$work/out/$1.txt" 2>> "$work/bench.log"
     cat "$work/out/$1.txt"
 }
-run_nbd() { # label
-    OUTDIR=$work/out RUNTIME=$RUNTIME "$SUITE" "$1" --ioengine=nbd --uri="$nbd_uri" \
+run_nbd() { # label [uri]
+    OUTDIR=$work/out RUNTIME=$RUNTIME "$SUITE" "$1" --ioengine=nbd --uri="${2:-$nbd_uri}" \
         | tee "$work/out/$1.txt"
 }
+run_nbdb() { run_nbd "$1" "$b_uri"; }
 mkdir -p "$work/out"
 echo "== 1. vstor bench and fio-suite (nbd), $rounds alternating rounds, RUNTIME=$RUNTIME"
 for r in $(seq "$rounds"); do
-    if [ $((r % 2)) = 1 ]; then run_bench "bench$r"; run_nbd "nbd$r"
+    if [ "$ab" = 1 ]; then
+        case $((r % 3)) in
+        1) run_bench "bench$r"; run_nbd "nbd$r"; run_nbdb "nbdb$r" ;;
+        2) run_nbdb "nbdb$r"; run_bench "bench$r"; run_nbd "nbd$r" ;;
+        0) run_nbd "nbd$r"; run_nbdb "nbdb$r"; run_bench "bench$r" ;;
+        esac
+    elif [ $((r % 2)) = 1 ]; then run_bench "bench$r"; run_nbd "nbd$r"
     else run_nbd "nbd$r"; run_bench "bench$r"; fi
 done
 
@@ -87,24 +120,36 @@ s = sys.stdin.read(); j = json.loads(s[s.index("{"):])["jobs"][0]
 d = j["read"] if j["read"]["total_ios"] else j["write"]
 print(d["iops"], d["total_ios"])'
 }
-cpu_ns() { awk '{print $1}' "/proc/$export_pid/schedstat"; }
+cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
+syscalls() { awk '/^sysc[rw]:/ {n += $2} END {print n}' "/proc/$1/io"; }
+cpu_sample() { # file pid uri rw qd
+    local before sc_before after sc_after iops ios
+    before=$(cpu_ns "$2") sc_before=$(syscalls "$2")
+    read -r iops ios < <(fio4k "$4" "$5" 10 --ioengine=nbd --uri="$3")
+    after=$(cpu_ns "$2") sc_after=$(syscalls "$2")
+    echo "$4-q$5 $iops $ios $((after - before)) $((sc_after - sc_before))" >> "$1"
+}
 
-echo "== 2. export CPU per request"
+echo "== 2. export CPU and syscalls per request"
 : > "$work/cpu.txt"
+: > "$work/cpub.txt"
 if [ -n "$export_pid" ] && [ -r "/proc/$export_pid/schedstat" ]; then
     for r in $(seq "$rounds"); do
         for job in "randread 1" "randwrite 1" "randread 128" "randwrite 128"; do
             set -- $job
-            before=$(cpu_ns)
-            read -r iops ios < <(fio4k "$1" "$2" 10 --ioengine=nbd --uri="$nbd_uri")
-            after=$(cpu_ns)
-            echo "$1-q$2 $iops $ios $((after - before))" >> "$work/cpu.txt"
+            if [ "$ab" = 1 ] && [ $((r % 2)) = 0 ]; then
+                cpu_sample "$work/cpub.txt" "$b_pid" "$b_uri" "$1" "$2"
+            fi
+            cpu_sample "$work/cpu.txt" "$export_pid" "$nbd_uri" "$1" "$2"
+            if [ "$ab" = 1 ] && [ $((r % 2)) = 1 ]; then
+                cpu_sample "$work/cpub.txt" "$b_pid" "$b_uri" "$1" "$2"
+            fi
         done
     done
 fi
 
 : > "$work/floor.txt"
-if command -v nbdkit > /dev/null; then
+if [ "$FLOOR" = 1 ] && command -v nbdkit > /dev/null; then
     echo "== 3. client floor: fio nbd against nbdkit null"
     nbdkit -U "$work/null.sock" -P "$work/null.pid" null size=1G
     for _ in $(seq 50); do [ -s "$work/null.pid" ] && break; sleep 0.1; done
@@ -119,10 +164,10 @@ if command -v nbdkit > /dev/null; then
     done
 fi
 
-python3 - "$work" "$rounds" <<'PY'
+python3 - "$work" "$rounds" "$ab" <<'PY'
 import json, os, statistics, sys
 from collections import defaultdict
-work, rounds = sys.argv[1], int(sys.argv[2])
+work, rounds, ab = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 med = statistics.median
 R = range(1, rounds + 1)
 tests = ["seqwrite-4M-q32", "seqread-4M-q32", "randwrite-4k-q1", "randread-4k-q1",
@@ -136,39 +181,63 @@ def table(label):
             rows[f[1]] = float(f[2])
     return rows
 bench = [table(f"bench{r}") for r in R]
+def report(nbd, title):
+    print(f"\n1{title}. medians of {rounds} alternating rounds "
+          "(latency at Q1 = 1/IOPS, as fio-suite.sh)")
+    print("| test | vstor bench IOPS | fio nbd IOPS | vstor bench µs | fio nbd µs "
+          "| NBD adds | target | met |")
+    print("|---|---:|---:|---:|---:|---:|---|---|")
+    for t in tests:
+        b, n = med(x[t] for x in bench), med(x[t] for x in nbd)
+        line = f"| {t} | {b:.0f} | {n:.0f} |"
+        if t.endswith("q1"):
+            # the median of the per-round differences, each round side by side
+            add = med(1e6 / nbd[i][t] - 1e6 / bench[i][t] for i in range(rounds))
+            line += f" {1e6 / b:.1f} | {1e6 / n:.1f} | {add:+.1f} µs | ≤ +25 µs |" \
+                    f" {'yes' if add <= 25 else 'no'} |"
+        else:
+            ratio = med(nbd[i][t] / bench[i][t] for i in range(rounds))
+            target, met = ("≥ 0.8×", "yes" if ratio >= 0.8 else "no") \
+                if t.endswith("q128") else ("—", "")
+            line += f" | | {ratio:.2f}× | {target} | {met} |"
+        print(line)
+    print("\nper round, NBD adds at Q1 (µs) / NBD÷bench at Q128:")
+    for i in range(rounds):
+        print(f"  round {i + 1}: " + ", ".join(
+            f"{t} {1e6 / nbd[i][t] - 1e6 / bench[i][t]:+.1f}" if t.endswith("q1")
+            else f"{t} {nbd[i][t] / bench[i][t]:.2f}" for t in tests[2:]))
 nbd = [table(f"nbd{r}") for r in R]
-print(f"\n1. medians of {rounds} alternating rounds (latency at Q1 = 1/IOPS, as fio-suite.sh)")
-print("| test | vstor bench IOPS | fio nbd IOPS | vstor bench µs | fio nbd µs "
-      "| NBD adds | target | met |")
-print("|---|---:|---:|---:|---:|---:|---|---|")
-for t in tests:
-    b, n = med(x[t] for x in bench), med(x[t] for x in nbd)
-    line = f"| {t} | {b:.0f} | {n:.0f} |"
-    if t.endswith("q1"):
-        # the median of the per-round differences, each round side by side
-        add = med(1e6 / nbd[i][t] - 1e6 / bench[i][t] for i in range(rounds))
-        line += f" {1e6 / b:.1f} | {1e6 / n:.1f} | {add:+.1f} µs | ≤ +25 µs |" \
-                f" {'yes' if add <= 25 else 'no'} |"
-    else:
-        ratio = med(nbd[i][t] / bench[i][t] for i in range(rounds))
-        target, met = ("≥ 0.8×", "yes" if ratio >= 0.8 else "no") \
-            if t.endswith("q128") else ("—", "")
-        line += f" | | {ratio:.2f}× | {target} | {met} |"
-    print(line)
-print("\nper round, NBD adds at Q1 (µs) / NBD÷bench at Q128:")
-for i in range(rounds):
-    print(f"  round {i + 1}: " + ", ".join(
-        f"{t} {1e6 / nbd[i][t] - 1e6 / bench[i][t]:+.1f}" if t.endswith("q1")
-        else f"{t} {nbd[i][t] / bench[i][t]:.2f}" for t in tests[2:]))
-cpu = defaultdict(list)
-for line in open(os.path.join(work, "cpu.txt")):
-    name, iops, ios, ns = line.split()
-    cpu[name].append((int(ns) / 1000 / max(int(ios), 1), float(iops)))
-if cpu:
-    print(f"\n2. the export's CPU per 4 KiB request (schedstat), medians of {rounds}")
-    print("| job | fio nbd IOPS | export CPU µs per request |\n|---|---:|---:|")
+report(nbd, " (export A, the demo's)" if ab else "")
+if ab:
+    nbdb = [table(f"nbdb{r}") for r in R]
+    report(nbdb, "b (export B)")
+    print("\nA vs B, medians of the per-round differences (Q1: µs, A − B; else IOPS A÷B):")
+    for t in tests:
+        if t.endswith("q1"):
+            v = [1e6 / nbd[i][t] - 1e6 / nbdb[i][t] for i in range(rounds)]
+            print(f"  {t}: {med(v):+.1f} µs  (rounds: " +
+                  ", ".join(f"{x:+.1f}" for x in v) + ")")
+        else:
+            v = [nbd[i][t] / nbdb[i][t] for i in range(rounds)]
+            print(f"  {t}: {med(v):.2f}×  (rounds: " + ", ".join(f"{x:.2f}" for x in v) + ")")
+def cpu_table(fname, title):
+    cpu = defaultdict(list)
+    for line in open(os.path.join(work, fname)):
+        name, iops, ios, ns, sc = line.split()
+        n = max(int(ios), 1)
+        cpu[name].append((int(ns) / 1000 / n, float(iops), int(sc) / n))
+    if not cpu:
+        return
+    print(f"\n2{title}. the export's CPU (schedstat) and syscalls (/proc/PID/io) per 4 KiB "
+          f"request, medians of {rounds}")
+    print("| job | fio nbd IOPS | export CPU µs per request | syscalls per request |\n"
+          "|---|---:|---:|---:|")
     for name, v in cpu.items():
-        print(f"| {name} | {med(x[1] for x in v):.0f} | {med(x[0] for x in v):.2f} |")
+        print(f"| {name} | {med(x[1] for x in v):.0f} | {med(x[0] for x in v):.2f} "
+              f"| {med(x[2] for x in v):.2f} |")
+cpu_table("cpu.txt", " (export A)" if ab else "")
+if ab:
+    cpu_table("cpub.txt", "b (export B)")
 floor = defaultdict(list)
 for line in open(os.path.join(work, "floor.txt")):
     name, v = line.split()

@@ -7,7 +7,9 @@
  * completion order, backpressure when every slot is busy, and connections
  * waiting for buffers served in order. The client end is a socket pair
  * adopted in the transmission phase (as `vstor map` does), spoken to with
- * hand-encoded requests.
+ * hand-encoded requests. Also the reply spin (nbd_server.c NOTES 4): its
+ * window's bounds, that it is not taken while a request is in the backend,
+ * and that it finds a request the client sends while it polls.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,8 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,14 +125,15 @@ static void kernel_closed(void *arg)
     ((struct harness *)arg)->kernel_closed = true;
 }
 
-static void h_start(struct harness *h, struct fake *f, unsigned iodepth, uint64_t buffer)
+static void h_start_spin(struct harness *h, struct fake *f, unsigned iodepth, uint64_t buffer,
+                         unsigned spin_us)
 {
     memset(h, 0, sizeof(*h));
     h->f = f;
     assert_int_equal(vs_loop_init(&h->loop, 0), 0);
     uv_timer_init(&h->loop.uv, &h->alive);
     uv_timer_start(&h->alive, never_cb, 3600 * 1000, 0);
-    struct vs_nbd_server_config cfg = {"fake", iodepth, 8, buffer, 0};
+    struct vs_nbd_server_config cfg = {"fake", iodepth, 8, buffer, 0, spin_us};
     char err[256];
     assert_int_equal(vs_nbd_server_create(&h->loop, &f->be, &cfg, &h->srv, err, sizeof(err)), 0);
     int sv[2];
@@ -136,6 +141,11 @@ static void h_start(struct harness *h, struct fake *f, unsigned iodepth, uint64_
     h->cfd = sv[0];
     fcntl(h->cfd, F_SETFL, O_NONBLOCK);
     assert_int_equal(vs_nbd_server_adopt_fd(h->srv, sv[1], kernel_closed, h, err, sizeof(err)), 0);
+}
+
+static void h_start(struct harness *h, struct fake *f, unsigned iodepth, uint64_t buffer)
+{
+    h_start_spin(h, f, iodepth, buffer, 0);
 }
 
 static void spin(struct harness *h, int turns)
@@ -521,6 +531,176 @@ static void test_no_allocation_per_request(void **state)
 #endif
 }
 
+
+/* ---- The reply spin (nbd_server.c NOTES 4) ------------------------------- */
+
+static struct vs_nbd_server_stats stats_of(struct harness *h)
+{
+    struct vs_nbd_server_stats st;
+    vs_nbd_server_get_stats(h->srv, &st);
+    return st;
+}
+
+/* Reads a READ's simple reply and its payload (len bytes); returns the cookie. */
+static uint64_t recv_read_reply(struct harness *h, uint32_t len)
+{
+    static uint8_t data[65536];
+    uint64_t cookie;
+    assert_true(len <= sizeof(data));
+    assert_int_equal(recv_reply(h, &cookie), 0);
+    recv_exact(h, data, len);
+    return cookie;
+}
+
+/* One loop turn (the reply goes out and the spin runs in its prepare hook);
+ * returns how long it took in ms. */
+static double timed_turn(struct harness *h)
+{
+    uint64_t t0 = uv_hrtime();
+    uv_run(&h->loop.uv, UV_RUN_NOWAIT);
+    return (double)(uv_hrtime() - t0) / 1e6;
+}
+
+/* With nothing in flight, a reply is followed by one spin of the configured
+ * window when the client sends nothing: not shorter, and bounded. */
+static void test_reply_spin_window_bounds(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_start_spin(&h, fake_new(false, true, true), 8, 1 << 20, 30000);
+    send_req(&h, VS_NBD_CMD_READ, 0, 1, 0, 4096, NULL);
+    assert_int_equal(stats_of(&h).spins, 0); /* no reply yet: no spin */
+    fake_complete(h.f, 0, 0);
+    double ms = timed_turn(&h);
+    struct vs_nbd_server_stats st = stats_of(&h);
+    assert_int_equal(st.spins, 1);
+    assert_int_equal(st.spin_hits, 0);
+    assert_true(st.spin_ns >= 30000000ull);
+    assert_true(ms >= 30.0 && ms < 2000.0);
+    assert_true(recv_read_reply(&h, 4096) == 1);
+    /* turns without a reply do not spin */
+    spin(&h, 5);
+    assert_int_equal(stats_of(&h).spins, 1);
+    h_stop(&h);
+}
+
+static void timer_noop_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* The spin never runs past the loop's next timer. */
+static void test_reply_spin_stops_at_the_next_timer(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_start_spin(&h, fake_new(false, true, true), 8, 1 << 20, 10000000); /* 10 s */
+    uv_timer_t t;
+    uv_timer_init(&h.loop.uv, &t);
+    send_req(&h, VS_NBD_CMD_READ, 0, 1, 0, 4096, NULL);
+    fake_complete(h.f, 0, 0);
+    uv_update_time(&h.loop.uv);
+    uv_timer_start(&t, timer_noop_cb, 20, 0);
+    double ms = timed_turn(&h);
+    assert_int_equal(stats_of(&h).spins, 1);
+    assert_true(ms < 2000.0); /* about 20 ms, far below the 10 s window */
+    assert_true(recv_read_reply(&h, 4096) == 1);
+    uv_close((uv_handle_t *)&t, NULL);
+    h_stop(&h);
+}
+
+/* No spin while any request is in the backend (it would take the CPU the
+ * backend's peers need), nor when the spin is off. */
+static void test_reply_spin_not_taken_in_flight(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_start_spin(&h, fake_new(false, true, true), 8, 1 << 20, 20000);
+    struct fake *f = h.f;
+    send_req(&h, VS_NBD_CMD_READ, 0, 1, 0, 4096, NULL);
+    send_req(&h, VS_NBD_CMD_READ, 0, 2, 4096, 4096, NULL);
+    assert_int_equal(f->npending, 2);
+    fake_complete(f, 0, 0);
+    timed_turn(&h);
+    assert_true(recv_read_reply(&h, 4096) == 1);
+    assert_int_equal(stats_of(&h).spins, 0); /* read 2 is still in the backend */
+    fake_complete(f, 0, 0);
+    timed_turn(&h);
+    assert_int_equal(stats_of(&h).spins, 1); /* now nothing is in flight */
+    assert_true(recv_read_reply(&h, 4096) == 2);
+    h_stop(&h);
+
+    h_start_spin(&h, fake_new(false, true, true), 8, 1 << 20, 0);
+    send_req(&h, VS_NBD_CMD_FLUSH, 0, 3, 0, 0, NULL);
+    fake_complete(h.f, 0, 0);
+    timed_turn(&h);
+    uint64_t cookie;
+    assert_int_equal(recv_reply(&h, &cookie), 0);
+    assert_int_equal(stats_of(&h).spins, 0);
+    h_stop(&h);
+}
+
+/* The client of a fio --fsync=1 loop: waits for the WRITE's reply, then
+ * sends the FLUSH at once, while the server spins. */
+static void *flush_after_reply(void *arg)
+{
+    int fd = *(int *)arg;
+    uint8_t b[VS_NBD_SIMPLE_REPLY_SIZE];
+    size_t got = 0;
+    while (got < sizeof(b)) {
+        struct pollfd p = {fd, POLLIN, 0};
+        poll(&p, 1, 5000);
+        ssize_t r = read(fd, b + got, sizeof(b) - got);
+        if (r > 0)
+            got += (size_t)r;
+        else if (r == 0 || (errno != EAGAIN && errno != EINTR))
+            return NULL;
+    }
+    uint8_t q[VS_NBD_REQUEST_SIZE];
+    vs_nbd_put_be32(q, VS_NBD_MAGIC_REQUEST);
+    vs_nbd_put_be16(q + 4, 0);
+    vs_nbd_put_be16(q + 6, VS_NBD_CMD_FLUSH);
+    vs_nbd_put_be64(q + 8, 2);
+    vs_nbd_put_be64(q + 16, 0);
+    vs_nbd_put_be32(q + 24, 0);
+    if (write(fd, q, sizeof(q)) != sizeof(q))
+        return NULL;
+    return arg;
+}
+
+/* A request that arrives during the spin ends it at once and is read in
+ * the same loop turn (the poll does not block). */
+static void test_reply_spin_finds_the_next_request(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_start_spin(&h, fake_new(false, true, true), 8, 1 << 20, 1000000); /* 1 s */
+    static uint8_t payload[4096];
+    send_req(&h, VS_NBD_CMD_WRITE, 0, 1, 0, 4096, payload);
+    assert_int_equal(h.f->npending, 1);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, flush_after_reply, &h.cfd), 0);
+    fake_complete(h.f, 0, 0);
+    double ms = timed_turn(&h);
+    void *ok;
+    assert_int_equal(pthread_join(th, &ok), 0);
+    assert_non_null(ok);
+    struct vs_nbd_server_stats st = stats_of(&h);
+    assert_int_equal(st.spins, 1);
+    assert_int_equal(st.spin_hits, 1);
+    assert_true(ms < 1000.0);
+    /* the FLUSH was read in that same turn, or the next one at the latest */
+    if (h.f->npending == 0)
+        uv_run(&h.loop.uv, UV_RUN_NOWAIT);
+    assert_int_equal(h.f->npending, 1);
+    assert_int_equal(h.f->pending[0]->length, 0);
+    fake_complete(h.f, 0, 0);
+    uint64_t cookie;
+    assert_int_equal(recv_reply(&h, &cookie), 0);
+    assert_true(cookie == 2);
+    h_stop(&h);
+}
+
 int main(void)
 {
 #ifdef HAVE_MALLOC_HOOKS
@@ -538,6 +718,10 @@ int main(void)
         cmocka_unit_test(test_waiting_for_buffers),
         cmocka_unit_test(test_bad_magic_closes),
         cmocka_unit_test(test_no_allocation_per_request),
+        cmocka_unit_test(test_reply_spin_window_bounds),
+        cmocka_unit_test(test_reply_spin_stops_at_the_next_timer),
+        cmocka_unit_test(test_reply_spin_not_taken_in_flight),
+        cmocka_unit_test(test_reply_spin_finds_the_next_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
