@@ -302,6 +302,43 @@ def test_fio_verify(export, iodepth, tmp_path):
     assert job["write"]["total_ios"] > 0 and job["read"]["total_ios"] > 0  # verify reads
 
 
+def test_reply_spin_with_real_clients(export, tmp_path):
+    """nbd_reply_spin_us on (nbd_server.c NOTES 4): fio write+fsync at Q1 and
+    verify, qemu-io patterns, and a malformed request on another connection
+    while the first one's replies are followed by spins."""
+    need("fio")
+    need("qemu-io")
+    e = export(size=32 * MiB, extra=("--nbd_reply_spin_us", "200"))
+    r = run("fio", "--name=verify", "--ioengine=nbd", f"--uri={e.uri}", "--rw=randwrite",
+            "--bs=4k", "--iodepth=1", "--fsync=1", "--size=4M", "--verify=crc32c",
+            "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0",
+            "--output-format=json", timeout=300, cwd=tmp_path)
+    job = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
+    assert job["error"] == 0 and job["read"]["total_ios"] > 0
+    r = run("qemu-io", "-f", "raw", "-c", "write -P 0x5a 1M 64k", "-c", "flush",
+            "-c", "read -P 0x5a 1M 64k", e.uri)
+    assert "Pattern verification failed" not in r.stdout + r.stderr
+    good = RawClient(e.sock)
+    assert good.go()[0] == REP_ACK
+    good.request(CMD_WRITE, 4096, 4096, payload=b"s" * 4096, cookie=1)
+    assert good.simple_reply()[0] == 0          # a spin on good's socket follows
+    bad = RawClient(e.sock)
+    assert bad.go()[0] == REP_ACK
+    bad.s.sendall(b"\xde\xad\xbe\xef" + bytes(24))
+    wait_for(bad.closed_by_server, 10, what="the server to hang up")
+    bad.close()
+    good.request(CMD_READ, 4096, 4096, cookie=2)
+    assert good.simple_reply(4096) == (0, 2, b"s" * 4096)
+    good.request(CMD_DISC, 0, 0)
+    good.close()
+    wait_for(lambda: e.proc.log().count("closed:") >= 4, 10, what="the closes logged")
+    spins = [tuple(map(int, m)) for m in
+             re.findall(r"\((\d+) requests, (\d+) reply spins, (\d+) found", e.proc.log())]
+    fio_conn = max(spins)                        # the connection with the most requests
+    assert fio_conn[1] > 0 and fio_conn[2] > 0   # spins were taken, and found requests
+    assert e.proc.alive()
+
+
 def test_multiple_connections_at_once(export, tmp_path):
     need("fio")
     e = export(size=64 * MiB)
