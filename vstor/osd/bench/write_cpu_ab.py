@@ -125,6 +125,10 @@ def one_round(a, rnd):
     return row
 
 
+def fmt(v):
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def report(files):
     rows = [json.loads(line) for f in files for line in open(f) if line.strip()]
     med = statistics.median
@@ -134,14 +138,14 @@ def report(files):
     print("| figure | " + " | ".join(bins) + " |")
     print("|---|" + "---:|" * len(bins))
     for k in keys:
-        cells = [f"{med(r[bins[0]][k] for r in rows):.3g}"]
+        cells = [fmt(med(r[bins[0]][k] for r in rows))]
         for b in bins[1:]:
-            cells.append(f"{med(r[b][k] for r in rows):.3g} "
+            cells.append(f"{fmt(med(r[b][k] for r in rows))} "
                          f"({med(r[b][k] / r[bins[0]][k] for r in rows):.2f}×)")
         print(f"| {k} | " + " | ".join(cells) + " |")
     for i, r in enumerate(rows):
         print(f"  round {i + 1}: " + "; ".join(
-            f"{k} " + "/".join(f"{r[b][k]:.3g}" for b in bins) for k in keys))
+            f"{k} " + "/".join(fmt(r[b][k]) for b in bins) for k in keys))
 
 
 def main():
