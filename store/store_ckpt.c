@@ -182,15 +182,25 @@ static void apply_all(struct vs_store *s)
 
 /* ---- flush: in-place writes ------------------------------------------------- */
 
-/* Newest flushable entry (from top down) covering sector sec, or 0. */
-static uint32_t flush_source(struct vs_store *s, uint32_t top, uint32_t sec)
+/* Fills ck.flush_src[sec], for every sector of the block, with the newest
+ * flushable entry (from top down) covering it, or 0: one walk of the chain,
+ * not one per sector (a chain of small writes is long, and each step is a
+ * cache miss). The chain below top does not change until flush_apply. */
+static const uint32_t *flush_sources(struct vs_store *s, uint32_t top)
 {
-    for (uint32_t ei = top; ei; ei = s->ents[ei].next) {
+    uint32_t *src = s->ck.flush_src, left = s->spb;
+    memset(src, 0, s->spb * sizeof(*src));
+    for (uint32_t ei = top; ei && left; ei = s->ents[ei].next) {
         const struct store_entry *e = &s->ents[ei];
-        if (sec >= e->offset / SECTOR && sec < (e->offset + e->len) / SECTOR)
-            return ei;
+        uint32_t end = VS_MIN((e->offset + e->len) / SECTOR, s->spb);
+        for (uint32_t sec = e->offset / SECTOR; sec < end; sec++) {
+            if (!src[sec]) {
+                src[sec] = ei;
+                left--;
+            }
+        }
     }
-    return 0;
+    return src;
 }
 
 static void ck_io_cb(struct vs_disk_io *io, int res);
@@ -241,15 +251,16 @@ static bool flush_issue(struct vs_store *s)
     for (; ck->flush_i < ck->flush_n; ck->flush_i++, ck->flush_sec = 0) {
         uint32_t oi = ck->flush_obj[ck->flush_i], top = ck->flush_top[ck->flush_i];
         uint32_t block = s->objs[oi].block;
+        const uint32_t *srcs = flush_sources(s, top);
         while (ck->flush_sec < s->spb) {
-            uint32_t sec = ck->flush_sec, src = flush_source(s, top, sec);
+            uint32_t sec = ck->flush_sec, src = srcs[sec];
             if (!src) {
                 ck->flush_sec++;
                 continue;
             }
             const struct store_entry *e = &s->ents[src];
             uint32_t js = e->jpos + e->hdr_sectors + (sec - e->offset / SECTOR), n = 1;
-            while (sec + n < s->spb && flush_source(s, top, sec + n) == src)
+            while (sec + n < s->spb && srcs[sec + n] == src)
                 n++;
             unsigned slot;
             struct vs_disk_io *io = ck_io(s, &slot);
@@ -273,8 +284,9 @@ static void flush_apply(struct vs_store *s)
     for (uint32_t i = 0; i < s->ck.flush_n; i++) {
         uint32_t oi = s->ck.flush_obj[i], top = s->ck.flush_top[i];
         struct store_obj *o = &s->objs[oi];
+        const uint32_t *srcs = flush_sources(s, top);
         for (uint32_t sec = 0; sec < s->spb; sec++) {
-            uint32_t src = flush_source(s, top, sec);
+            uint32_t src = srcs[sec];
             if (!src)
                 continue;
             const struct store_entry *e = &s->ents[src];

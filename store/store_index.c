@@ -92,6 +92,7 @@ int store__index_alloc(struct vs_store *s)
     s->rb_seq = malloc(s->pend_max * sizeof(uint64_t));
     s->ck.flush_obj = malloc(s->ent_cap * sizeof(uint32_t));
     s->ck.flush_top = malloc(s->ent_cap * sizeof(uint32_t));
+    s->ck.flush_src = malloc(s->spb * sizeof(uint32_t));
     s->rec_cap = (uint32_t)(jsectors + 1);
     s->rec_state = calloc(s->rec_cap, 1);
     s->rec_pos = calloc(s->rec_cap, sizeof(uint32_t));
@@ -99,7 +100,7 @@ int store__index_alloc(struct vs_store *s)
         !s->block_free || !s->tomb_free || (s->ncsum && !s->block_csum) || !s->ents ||
         !s->zlist || !s->pend_blocks || !s->pend_tombs || !s->rb_blocks || !s->rb_seq ||
         !s->pend_base ||
-        !s->ck.flush_obj || !s->ck.flush_top || !s->rec_state || !s->rec_pos)
+        !s->ck.flush_obj || !s->ck.flush_top || !s->ck.flush_src || !s->rec_state || !s->rec_pos)
         return -ENOMEM;
     memset(s->block_owner, 0xff, s->block_count * sizeof(uint32_t));
     memset(s->tomb_owner, 0xff, (s->tomb_count ? s->tomb_count : 1) * sizeof(uint32_t));
@@ -136,6 +137,7 @@ void store__index_free(struct vs_store *s)
     free(s->rb_seq);
     free(s->ck.flush_obj);
     free(s->ck.flush_top);
+    free(s->ck.flush_src);
     free(s->rec_state);
     free(s->rec_pos);
 }

@@ -177,6 +177,7 @@ struct store_ck {
     uint64_t barrier_ticket;
     uint64_t next_page;     /* CK_PAGES cursor */
     uint32_t *flush_obj, *flush_top; /* objects with journal data to flush in place */
+    uint32_t *flush_src; /* spb entries: per sector, the entry flushed there (store_ckpt.c) */
     uint32_t flush_n, flush_i, flush_sec;
     bool in_step, again, progress;
     uint32_t pend_frozen_blocks, pend_frozen_tombs;
