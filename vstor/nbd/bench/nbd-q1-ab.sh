@@ -23,8 +23,10 @@ work=$(mktemp -d /var/tmp/nbd-q1-ab.XXXXXX)
 demo_dir=${DEMO_DIR:-$work/demo}
 demo_pid='' a_pid='' b_pid=''
 cleanup() {
-    for p in $a_pid $b_pid; do kill -INT "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    if [ -n "$demo_pid" ]; then kill -INT "$demo_pid" 2>/dev/null; wait "$demo_pid" 2>/dev/null; fi
+    for p in $a_pid $b_pid $demo_pid; do
+        kill -INT "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     rm -f "$demo_dir"/osd*.img
     echo "deleted the demo's OSD images; logs in $work" >&2
 }
@@ -40,14 +42,15 @@ for _ in $(seq 900); do
     sleep 0.2
 done
 conf=$demo_dir/vstor.conf
-start_export() { # name bin args
+start_export() { # name bin args (a child of this shell, so that cleanup can wait for it)
     # shellcheck disable=SC2086
     "$2" nbd-export --image=demo --socket="$work/$1.sock" --config="$conf" $3 \
         > "$work/$1.log" 2>&1 &
-    echo $!
 }
-a_pid=$(start_export a "$a_bin" "$A_ARGS")
-b_pid=$(start_export b "$b_bin" "$B_ARGS")
+start_export a "$a_bin" "$A_ARGS"
+a_pid=$!
+start_export b "$b_bin" "$B_ARGS"
+b_pid=$!
 for s in a b; do
     for _ in $(seq 100); do [ -S "$work/$s.sock" ] && break; sleep 0.2; done
 done

@@ -47,7 +47,7 @@ cleanup() {
     [ -n "$null_pid" ] && kill "$null_pid" 2>/dev/null
     if [ -n "$b_pid" ]; then
         kill -INT "$b_pid" 2>/dev/null
-        wait "$b_pid" 2>/dev/null
+        wait "$b_pid" 2>/dev/null || true
     fi
     if [ -n "$demo_pid" ]; then
         kill -INT "$demo_pid" 2>/dev/null
