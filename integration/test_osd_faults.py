@@ -9,6 +9,7 @@ SEC_WRITE_STABLE / SEC_SYNC to it fail must not acknowledge, the client must
 retry until the PGs run without it, and every acknowledged byte must read back,
 also after the failed OSD comes back and is recovered. Data is written and
 checked byte by byte by osd_verify (vstor/osd/tests/osd_verify.c)."""
+import json
 import re
 import signal
 import subprocess
@@ -60,9 +61,16 @@ def test_secondary_eio_under_writer(procs, vstor_bin, tmp_path):
     comes back (the fault gone): its store recovers, peering recovers its stale
     objects, and then the data is read from it and one other OSD alone."""
     c, faults = faulty_cluster(procs, vstor_bin, tmp_path)
-    c.pool("rbd", 2, 1, 8)
+    # osd.2 is never a primary (every PG of 2 holds osd.1 or osd.3, and they carry the
+    # affinity tag): so its failure is always seen through secondary writes, never by
+    # its own primary write failing first, which would leave no SEC error to check.
+    for osd in (1, 3):
+        c.ok("meta", "put", f"config/osd/{osd}", json.dumps({"tags": ["prim"]}))
+    c.pool("rbd", 2, 1, 8, primary_affinity_tags="prim")
     c.image("img", "32M", "rbd")
     c.wait_active("rbd", clean=True)
+    primaries = {pg["primary"] for pg in c.pg_states("rbd").values()}
+    assert primaries <= {1, 3}, primaries
     w = c.start_verify("img", seconds=20, depth=16, save=tmp_path / "model")
     wait_progress(w, 200, 120)
     (faults / "osd.2.eio").touch()
