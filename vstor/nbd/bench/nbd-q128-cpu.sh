@@ -22,7 +22,9 @@
 #   usage: nbd-q128-cpu.sh VSTOR_BIN [ROUNDS]
 #   env:   WINDOW (measured seconds per run, default 8), IMAGE_SIZE (default
 #          1G), KEEP=1 (keep the work directory with its logs), PERF=1 (also
-#          `perf record -g` of the export during one more fio randread run)
+#          `perf record -g` of the export during one more fio randread run),
+#          CONNS2=1 (also fio with 2 connections of depth 64 each, i.e.
+#          numjobs=2: multi-conn), FLOOR=0 (skip the client floor and perf)
 # Every process it starts is stopped and every file it creates (the OSD
 # images, the /dev/shm file) deleted on exit, error or signal included.
 # Use a release build; run it under `flock /work/team/bench.lock`.
@@ -119,9 +121,10 @@ else:
     print([l.split()[2] for l in s.splitlines() if "-q128" in l][0])
 PY
 }
-fio_job() { # rw uri
-    fio --name=x --bs=4k --rw="$1" --iodepth=128 --time_based --runtime=$((WINDOW + 3)) \
-        --output-format=json --ioengine=nbd --uri="$2"
+fio_job() { # rw uri [numjobs]: numjobs connections of depth 128/numjobs
+    local n=${3:-1}
+    fio --name=x --bs=4k --rw="$1" --iodepth=$((128 / n)) --numjobs="$n" --group_reporting \
+        --time_based --runtime=$((WINDOW + 3)) --output-format=json --ioengine=nbd --uri="$2"
 }
 bench_job() { # rw
     "$vstor" bench --image demo --config "$conf" --no-fill --tests "$1-4k-q128" \
@@ -139,9 +142,12 @@ for r in $(seq "$rounds"); do
             measure "nbd-$rw" "$export_pid" fio_job "$rw" "$uri"
             measure "bench-$rw" "$export_pid" bench_job "$rw"
         fi
+        if [ "${CONNS2:-0}" = 1 ]; then
+            measure "nbd2conn-$rw" "$export_pid" fio_job "$rw" "$uri" 2
+        fi
     done
 done
-if [ "${PERF:-0}" = 1 ]; then
+if [ "${FLOOR:-1}" = 1 ] && [ "${PERF:-0}" = 1 ]; then
     echo "== perf: the export during fio nbd randread Q128 (${WINDOW}s)"
     fio_job randread "$uri" > /dev/null 2>&1 &
     run_pid=$!
@@ -162,7 +168,7 @@ stop "$demo_pid" INT
 demo_pid=
 rm -f "$work"/demo/osd*.img
 
-echo "== 2. client floor: fio nbd against servers that store nothing"
+[ "${FLOOR:-1}" = 1 ] && echo "== 2. client floor: fio nbd against servers that store nothing"
 osd_pids= mon_pid=
 nbdkit -U "$work/null.sock" -f null size=1G &
 null_pid=$!
@@ -171,7 +177,7 @@ truncate -s 1G "$shm"
     > "$work/file.out" 2>&1 &
 file_pid=$!
 for _ in $(seq 100); do [ -S "$work/file.sock" ] && [ -S "$work/null.sock" ] && break; sleep 0.1; done
-for r in $(seq "$rounds"); do
+for r in $(seq $([ "${FLOOR:-1}" = 1 ] && echo "$rounds" || echo 0)); do
     for rw in randread randwrite; do
         measure "null-$rw" "$null_pid" fio_job "$rw" "nbd+unix:///?socket=$work/null.sock"
         measure "shm-$rw" "$file_pid" fio_job "$rw" "nbd+unix:///shm?socket=$work/file.sock"
@@ -226,6 +232,10 @@ for rw in ("randread", "randwrite"):
           f" vstor bench client {m(f'bench-{rw}', 'client'):.2f})")
     print(f"  fio alone {m(f'nbd-{rw}', 'client'):.2f} µs vs the budget {0.25 * ours_b:.2f} µs:"
           f" {'exceeds' if m(f'nbd-{rw}', 'client') > 0.25 * ours_b else 'within'}")
+    if f"nbd2conn-{rw}" in rows:
+        n2 = rows[f"nbd2conn-{rw}"]
+        print(f"  two connections (fio numjobs=2, depth 64 each) ÷ vstor bench = "
+              f"{med(y['iops'] / x['iops'] for x, y in zip(b, n2)):.2f}×")
 print("\n2. client floor: fio nbd, Q128, servers that store nothing; medians of the rounds")
 print("| server | rw | IOPS | machine busy | fio µs/op | server µs/op |\n|---|---|---:|---:|---:|---:|")
 for label in rows:
