@@ -146,7 +146,17 @@ class Cluster:
         o = json.loads(r.stdout)
         return o["revision"], {kv["key"]: kv["version"] for kv in o["kvs"]}
 
+    def wait_osds_registered(self, timeout=60):
+        """Every started OSD still running has its osd/state key: a pool created
+        before an OSD registers is placed without it and moved when it comes."""
+        def registered():
+            up = self.get("osd/state/", prefix=True)
+            return all(f"osd/state/{i}" in up or not o["proc"] or not o["proc"].alive()
+                       for i, o in self.osds.items())
+        wait_for(registered, timeout, interval=0.1, what="every running OSD registered")
+
     def pool(self, name, pg_size, pg_minsize, pg_count, failure_domain="osd", **extra):
+        self.wait_osds_registered()
         args = ["pool", "create", name, "--scheme", "replicated", "--pg-size", pg_size,
                 "--pg-minsize", pg_minsize, "--pg-count", pg_count, "--failure-domain",
                 failure_domain]
@@ -175,17 +185,32 @@ class Cluster:
             out[int(k.rsplit("/", 1)[1])] = v
         return out
 
-    def pgs_in(self, pool, want, pg_count=None):
-        """True when every PG of the pool reports a state accepted by want(words)."""
+    def pgs_in(self, pool, want, pg_count=None, current=False):
+        """True when every PG of the pool reports a state accepted by want(words).
+        With current, each report must also come from the primary of the current
+        map (config/pgs), and a clean one must have peered with its whole set: a
+        report of an older map (an OSD that joined late moved the PG) does not count."""
         pid = self.pool_id(pool) if isinstance(pool, str) else pool
         pgs = self.get("config/pgs") or {}
-        n = pg_count or len(pgs.get("pools", {}).get(str(pid), {}).get("pgs", []))
+        mapped = pgs.get("pools", {}).get(str(pid), {}).get("pgs", [])
+        n = pg_count or len(mapped)
         st = self.pg_states(pid)
-        return n > 0 and len(st) == n and all(want(s["state"]) for s in st.values())
+        if not (n > 0 and len(st) == n and all(want(s["state"]) for s in st.values())):
+            return False
+        if not current:
+            return True
+        for i, m in enumerate(mapped):
+            s = st.get(i)
+            if s is None or s.get("primary") != m["primary"]:
+                return False
+            if s["state"] == ["active"] and \
+                    sorted(s.get("peers", [])) != sorted(o for o in m["osd_set"] if o):
+                return False
+        return True
 
     def wait_active(self, pool, timeout=120, clean=False):
         want = (lambda w: w == ["active"]) if clean else (lambda w: w[0] == "active")
-        wait_for(lambda: self.pgs_in(pool, want), timeout, interval=0.3,
+        wait_for(lambda: self.pgs_in(pool, want, current=True), timeout, interval=0.3,
                  what=f"every PG of {pool} {'clean' if clean else 'active'}")
 
     # ---- data ------------------------------------------------------------------------
