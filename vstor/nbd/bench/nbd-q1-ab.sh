@@ -15,6 +15,7 @@
 # The demo's OSD images are deleted at the end; logs stay in the work
 # directory (printed).
 set -euo pipefail
+. "$(dirname "$0")/demo_start.sh"
 vstor=$(readlink -f "$1") rounds=${2:-10}
 RUNTIME=${RUNTIME:-5}
 a_bin=$(readlink -f "${A_BIN:-$vstor}") b_bin=$(readlink -f "${B_BIN:-$vstor}")
@@ -31,16 +32,7 @@ cleanup() {
     echo "deleted the demo's OSD images; logs in $work" >&2
 }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
-print(s.getsockname()[1])')
-"$vstor" demo --dir "$demo_dir" --osds 3 --size 2G --image-size 1G --nbd-port "$port" \
-    > "$work/demo.out" 2>&1 &
-demo_pid=$!
-for _ in $(seq 900); do
-    grep -q 'vstor demo is running' "$work/demo.out" && break
-    kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.out"; exit 1; }
-    sleep 0.2
-done
+start_demo "$vstor" "$demo_dir" 1G "$work/demo.out"
 conf=$demo_dir/vstor.conf
 start_export() { # name bin args (a child of this shell, so that cleanup can wait for it)
     # shellcheck disable=SC2086

@@ -29,6 +29,7 @@
 # images, the /dev/shm file) deleted on exit, error or signal included.
 # Use a release build; run it under `flock /work/team/bench.lock`.
 set -euo pipefail
+. "$(dirname "$0")/demo_start.sh"
 vstor=$(readlink -f "$1") rounds=${2:-3}
 WINDOW=${WINDOW:-8}
 IMAGE_SIZE=${IMAGE_SIZE:-1G}
@@ -57,17 +58,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 hz=$(getconf CLK_TCK)
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
-print(s.getsockname()[1])')
-"$vstor" demo --dir "$work/demo" --osds 3 --size 2G --image-size "$IMAGE_SIZE" \
-    --nbd-port "$port" > "$work/demo.out" 2>&1 &
-demo_pid=$!
-for _ in $(seq 900); do
-    grep -q 'vstor demo is running' "$work/demo.out" && break
-    kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.out"; exit 1; }
-    sleep 0.2
-done
-grep -q 'vstor demo is running' "$work/demo.out" || { cat "$work/demo.out"; exit 1; }
+start_demo "$vstor" "$work/demo" "$IMAGE_SIZE" "$work/demo.out"
 started() { sed -n "s/.*serve: $1: started pid \([0-9]*\).*/\1/p" "$work/demo.out" | tail -1; }
 export_pid=$(started nbd-export) mon_pid=$(started 'mon\.1')
 osd_pids=$(for i in 1 2 3; do started "osd:.*osd$i.img"; done | tr '\n' ' ')

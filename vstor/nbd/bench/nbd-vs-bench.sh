@@ -27,6 +27,7 @@
 # are deleted at the end unless KEEP=1; the logs stay in the work directory
 # (its path is printed), and the tables go to stdout.
 set -euo pipefail
+. "$(dirname "$0")/demo_start.sh"
 vstor=$(readlink -f "$1") rounds=${2:-3}
 SUITE=${SUITE:-$(cd "$(dirname "$0")/../../.." && pwd)/../shared/bench/fio-suite.sh}
 [ -x "$SUITE" ] || SUITE=/work/shared/bench/fio-suite.sh
@@ -61,17 +62,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
-print(s.getsockname()[1])')
-"$vstor" demo --dir "$demo_dir" --osds 3 --size 2G --image-size "$IMAGE_SIZE" \
-    --nbd-port "$port" > "$work/demo.out" 2>&1 &
-demo_pid=$!
-for _ in $(seq 900); do
-    grep -q 'vstor demo is running' "$work/demo.out" && break
-    kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo.out"; exit 1; }
-    sleep 0.2
-done
-grep -q 'vstor demo is running' "$work/demo.out" || { cat "$work/demo.out"; exit 1; }
+start_demo "$vstor" "$demo_dir" "$IMAGE_SIZE" "$work/demo.out"
 export_pid=$(sed -n 's/.*nbd-export: started pid \([0-9]*\).*/\1/p' "$work/demo.out" | tail -1)
 conf=$demo_dir/vstor.conf
 nbd_uri="nbd+unix:///demo?socket=$demo_dir/nbd.sock"
