@@ -142,6 +142,11 @@ enum vs_cfg_type {
       VS_SCOPE_CLIENT | VS_SCOPE_OSD | VS_SCOPE_NBD,                                     \
       "after a wake-up by I/O, poll without sleeping this many microseconds for the "    \
       "next event (saves VM wake-ups at queue depth 1); 0 = off")                        \
+    X(loop_spin_lone_us, VS_CFG_U64, "0", 0, 10000,                                      \
+      VS_SCOPE_CLIENT | VS_SCOPE_OSD,                                                    \
+      "while exactly one op is outstanding (a client's one request, an OSD's one op), "  \
+      "poll for its completion this many microseconds before sleeping; nothing spins "   \
+      "with more ops in flight; 0 = off")                                                \
     X(debug_fault_dir, VS_CFG_STR, NULL, 0, 0, VS_SCOPE_OSD,                              \
       "tests only, needs enable_debug: while DIR/osd.<id>.eio exists the OSD's store "   \
       "writes and fsyncs fail with EIO; while DIR/osd.<id>.enospc exists its local "     \

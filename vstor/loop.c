@@ -39,12 +39,23 @@ static void ring_prepare_cb(uv_prepare_t *h)
  * Activity extends the window; a window without any ends the spin, and this
  * very turn then blocks (the idle handle is stopped before libuv computes its
  * timeout). */
+static void spin_end(struct vs_spin *s)
+{
+    s->spinning = false;
+    s->ended = true;
+    uv_idle_stop(&s->idle);
+}
+
 static void spin_idle_cb(uv_idle_t *h)
 {
     struct vs_spin *s = h->data;
     uint64_t now = uv_hrtime();
     bool active = false;
     s->turns++;
+    if (s->gate && s->gate(s->gate_ctx) != s->token) {
+        spin_end(s); /* the lone op is done (or another began: prepare decides) */
+        return;
+    }
     if (s->ring && vs_ring_cq_ready(s->ring)) {
         s->reaped += (uint64_t)vs_ring_process(s->ring);
         active = true;
@@ -59,10 +70,31 @@ static void spin_idle_cb(uv_idle_t *h)
          * peer we wait for may be it; two cores are shared by several). */
         sched_yield();
     } else {
-        s->spinning = false;
-        s->ended = true;
-        uv_idle_stop(&s->idle);
+        spin_end(s);
     }
+}
+
+static void spin_open(struct vs_spin *s, uint64_t now)
+{
+    s->spinning = true;
+    s->last_ns = now;
+    s->windows++;
+    uv_idle_start(&s->idle, spin_idle_cb);
+}
+
+/* The targeted mode's prepare: a turn about to block while the gate names an
+ * op that has had no window yet spins instead (the idle handle, started here,
+ * makes libuv poll this turn with timeout 0). */
+static void spin_gated_prepare(struct vs_spin *s)
+{
+    if (s->spinning)
+        return;
+    s->ended = false;
+    uint64_t token = s->gate(s->gate_ctx);
+    if (token == 0 || token == s->token)
+        return;
+    s->token = token;
+    spin_open(s, uv_hrtime());
 }
 
 /* Runs just before the poll: a turn that is not spinning may block, so note
@@ -73,6 +105,10 @@ static void spin_idle_cb(uv_idle_t *h)
 static void spin_prepare_cb(uv_prepare_t *h)
 {
     struct vs_spin *s = h->data;
+    if (s->gate) {
+        spin_gated_prepare(s);
+        return;
+    }
     if (s->spinning)
         return;
     s->block_timeout_ms = s->ended ? 0 : uv_backend_timeout(s->uv);
@@ -86,15 +122,12 @@ static void spin_prepare_cb(uv_prepare_t *h)
 static void spin_check_cb(uv_check_t *h)
 {
     struct vs_spin *s = h->data;
-    if (s->spinning || s->block_timeout_ms == 0)
+    if (s->gate || s->spinning || s->block_timeout_ms == 0)
         return;
     uint64_t now = uv_hrtime();
     if (s->block_timeout_ms > 0 && now - s->block_ns >= (uint64_t)s->block_timeout_ms * 1000000u)
         return;
-    s->spinning = true;
-    s->last_ns = now;
-    s->windows++;
-    uv_idle_start(&s->idle, spin_idle_cb);
+    spin_open(s, now);
 }
 
 int vs_spin_init(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, unsigned window_us)
@@ -121,15 +154,33 @@ int vs_spin_init(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, unsigne
     return 0;
 }
 
-void vs_spin_close(struct vs_spin *s)
+int vs_spin_init_gated(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, unsigned window_us,
+                       vs_spin_gate_fn gate, void *ctx)
+{
+    VS_ASSERT(gate != NULL);
+    int rc = vs_spin_init(s, uv, ring, window_us);
+    if (rc == 0 && s->uv) {
+        s->gate = gate;
+        s->gate_ctx = ctx;
+    }
+    return rc;
+}
+
+unsigned vs_spin_close_cb(struct vs_spin *s, uv_close_cb cb)
 {
     if (!s->uv)
-        return;
-    uv_close((uv_handle_t *)&s->idle, NULL);
-    uv_close((uv_handle_t *)&s->prepare, NULL);
-    uv_close((uv_handle_t *)&s->check, NULL);
+        return 0;
+    uv_close((uv_handle_t *)&s->idle, cb);
+    uv_close((uv_handle_t *)&s->prepare, cb);
+    uv_close((uv_handle_t *)&s->check, cb);
     s->uv = NULL;
     s->spinning = false;
+    return 3;
+}
+
+void vs_spin_close(struct vs_spin *s)
+{
+    vs_spin_close_cb(s, NULL);
 }
 
 /* ---- Signals and the io_uring bridge --------------------------------------- */
@@ -218,6 +269,16 @@ int vs_loop_busy_poll(struct vs_loop *loop, unsigned window_us)
     int rc = vs_spin_init(&loop->spin, &loop->uv, loop->ring, window_us);
     if (rc < 0)
         snprintf(loop->errmsg, sizeof(loop->errmsg), "busy-poll: %s", uv_strerror(rc));
+    return rc;
+}
+
+int vs_loop_spin_lone(struct vs_loop *loop, unsigned window_us, vs_spin_gate_fn gate, void *ctx)
+{
+    if (loop->spin.uv)
+        return 0; /* the whole-loop spin is on: it covers the lone op too */
+    int rc = vs_spin_init_gated(&loop->spin, &loop->uv, loop->ring, window_us, gate, ctx);
+    if (rc < 0)
+        snprintf(loop->errmsg, sizeof(loop->errmsg), "lone-op spin: %s", uv_strerror(rc));
     return rc;
 }
 

@@ -27,6 +27,17 @@
  *    Off by default: on the 2-vCPU test machine it helped T1Q1 reads and hurt
  *    T1Q1 write+sync (docs/performance.md, "Busy-polling").
  *
+ *  - Targeted busy-polling, the lone-op spin (config key loop_spin_lone_us,
+ *    vs_spin_init_gated): the owner gives a gate that returns a non-zero token
+ *    while exactly one op is outstanding and nothing else is to be done (the
+ *    client: one part on the wire; the OSD: one op in service). A window opens
+ *    only when the loop is about to block and the gate is open, spins as above
+ *    while the gate stays open, and ends when it closes or after window_us
+ *    without activity; a token gets at most one window, so an op slower than
+ *    the window spins once and then sleeps. Wake-ups by I/O or timers open
+ *    nothing, and at queue depth > 1 the gate is closed, so nothing spins
+ *    there. See docs/performance.md, "The lone-op spin", for its default.
+ *
  * Lifetime: vs_loop_init -> [vs_loop_busy_poll] -> vs_loop_run (returns after
  * vs_loop_stop) -> vs_loop_close (closes our handles, drains the loop,
  * destroys the ring).
@@ -41,6 +52,10 @@
 struct vs_ring;
 struct vs_loop;
 
+/* The gate of a targeted spin: 0 while the loop may sleep, else a token that
+ * names the one outstanding op (a new op gives a new token). */
+typedef uint64_t (*vs_spin_gate_fn)(void *ctx);
+
 /* The busy-poll state of one uv loop. All fields are read-only outside loop.c;
  * the counters are statistics (and what the tests check). */
 struct vs_spin {
@@ -53,6 +68,9 @@ struct vs_spin {
     uint64_t last_ns;      /* the last activity seen (uv_hrtime) */
     uint64_t block_ns;     /* when the current blocking turn started to wait */
     int block_timeout_ms;  /* what it waits at most; -1 = no limit */
+    vs_spin_gate_fn gate;  /* NULL: whole-loop mode; else the targeted mode */
+    void *gate_ctx;
+    uint64_t token;        /* targeted: the token of the last window opened */
     bool spinning;
     bool ended;            /* this turn ended a window (so it does not block) */
     uint64_t windows;      /* spin windows opened */
@@ -64,8 +82,17 @@ struct vs_spin {
  * nothing is started). ring, if not NULL, must be bridged to uv (its
  * completions are reaped while spinning). Returns 0 or a negative uv error. */
 int vs_spin_init(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, unsigned window_us);
+/* The targeted mode: as vs_spin_init, but a window opens only at a turn that
+ * would block while gate(ctx) returns a token not seen before, and ends when
+ * gate returns another value (0 or a new op's token: then a new window opens
+ * at once) or after window_us without activity. */
+int vs_spin_init_gated(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, unsigned window_us,
+                       vs_spin_gate_fn gate, void *ctx);
 /* Closes the handles (uv_close; the loop must run once more to finish). */
 void vs_spin_close(struct vs_spin *s);
+/* The same, with cb called for each of the three handles (h->data is s), for
+ * owners that must wait before freeing s. Returns how many cbs will come. */
+unsigned vs_spin_close_cb(struct vs_spin *s, uv_close_cb cb);
 
 typedef void (*vs_loop_shutdown_fn)(struct vs_loop *loop, int signum, void *ctx);
 
@@ -91,6 +118,11 @@ int vs_loop_init(struct vs_loop *loop, unsigned ring_entries);
  * daemons pass the config key loop_busy_poll_us. Returns 0 or -errno with
  * loop->errmsg filled. */
 int vs_loop_busy_poll(struct vs_loop *loop, unsigned window_us);
+
+/* Turns on the targeted spin (vs_spin_init_gated) with the config key
+ * loop_spin_lone_us, unless vs_loop_busy_poll already turned on the whole-loop
+ * spin (then this is a no-op). Returns 0 or -errno with loop->errmsg filled. */
+int vs_loop_spin_lone(struct vs_loop *loop, unsigned window_us, vs_spin_gate_fn gate, void *ctx);
 
 /* Sets who is told about SIGTERM/SIGINT. Without one, a signal stops the loop. */
 void vs_loop_on_shutdown(struct vs_loop *loop, vs_loop_shutdown_fn fn, void *ctx);

@@ -67,6 +67,8 @@ int client__check_opts(const struct vstor_client_opts *o, char *err, size_t err_
         why = "meta_timeout_ms must be at least 10";
     else if (o->net_payload_max < (1u << 20))
         why = "net_payload_max must be at least 1 MiB";
+    else if (o->spin_lone_us > 10000)
+        why = "spin_lone_us must be 0..10000";
     if (why)
         snprintf(err, err_size, "libvstor: %s", why);
     return why ? -EINVAL : 0;
@@ -210,6 +212,22 @@ static void cluster_id_cb(void *ctx, int rc, uint64_t id)
     client__state_start(c);
 }
 
+/* The lone-request spin's gate (loop.h): open while exactly one part is on
+ * the wire, named by the count of parts sent so far. */
+static uint64_t spin_gate(void *ctx)
+{
+    const struct vstor_client *c = ctx;
+    return c->parts_on_wire == 1 ? c->parts_sent : 0;
+}
+
+static void spin_closed(uv_handle_t *h)
+{
+    struct vstor_client *c = VS_CONTAINER_OF(h->data, struct vstor_client, spin);
+    VS_ASSERT(c->handles_open > 0);
+    c->handles_open--;
+    client__maybe_finish_close(c);
+}
+
 static void init_handles(struct vstor_client *c)
 {
     uv_timer_init(c->loop, &c->retry_timer);
@@ -219,6 +237,7 @@ static void init_handles(struct vstor_client *c)
     c->handles_open = 3;
     uv_timer_start(&c->retry_timer, retry_timer_cb, c->opts.retry_interval_ms,
                    c->opts.retry_interval_ms);
+    vs_spin_init_gated(&c->spin, c->loop, NULL, c->opts.spin_lone_us, spin_gate, c);
 }
 
 int client__create(uv_loop_t *loop, const struct vstor_client_opts *opts,
@@ -286,6 +305,7 @@ void client__maybe_finish_close(struct vstor_client *c)
         uv_close((uv_handle_t *)&c->retry_timer, handle_closed);
         uv_close((uv_handle_t *)&c->meta_timer, handle_closed);
         uv_close((uv_handle_t *)&c->done_idle, handle_closed);
+        c->handles_open += vs_spin_close_cb(&c->spin, spin_closed);
         c->meta->close(c->m, meta_closed_cb, c);
         return;
     }

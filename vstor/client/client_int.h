@@ -46,6 +46,7 @@
 #ifndef VSTOR_CLIENT_INT_H
 #define VSTOR_CLIENT_INT_H
 
+#include "loop.h"
 #include "net.h"
 #include "vs_placement.h"
 #include "vs_raft.h"
@@ -216,6 +217,8 @@ struct vstor_client {
     struct client_part *retry_head, *retry_tail;   /* P2 */
     struct client_part *held_head, *held_tail;     /* held during replay (L2) */
     uint32_t write_parts_on_wire;
+    uint32_t parts_on_wire;       /* every kind: the lone-request spin's gate */
+    uint64_t parts_sent;          /* names the lone part for the spin */
     uint8_t *bitmap_scratch;
     /* Lazy mode. */
     struct client_dirty *dirty;
@@ -237,6 +240,7 @@ struct vstor_client {
     uv_timer_t retry_timer;
     uv_timer_t meta_timer;   /* re-reads after a metadata failure */
     uv_idle_t done_idle;
+    struct vs_spin spin;     /* opts.spin_lone_us (loop.h, targeted mode) */
     unsigned handles_open;
     void (*close_cb)(void *ctx);
     void *close_ctx;

@@ -147,6 +147,7 @@ static void part_net_cb(struct vs_net_op *nop, int rc)
     struct vstor_client *c = p->c;
     VS_ASSERT(p->on_wire);
     p->on_wire = false;
+    c->parts_on_wire--;
     if (p->opcode == VS_NET_OP_WRITE || p->opcode == VS_NET_OP_DELETE)
         c->write_parts_on_wire--;
     if (p->kind == PART_SYNC) {
@@ -227,6 +228,8 @@ void client__part_send(struct vstor_client *c, struct client_part *p)
     }
     p->osd = osd;
     p->on_wire = true;
+    c->parts_on_wire++;
+    c->parts_sent++;
     if (p->opcode == VS_NET_OP_WRITE || p->opcode == VS_NET_OP_DELETE)
         c->write_parts_on_wire++;
 }

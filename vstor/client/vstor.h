@@ -86,6 +86,9 @@ struct vstor_client_opts {
     const char *log_name;       /* log component; "client" */
     bool fail_enospc;           /* return -ENOSPC instead of retrying it; false (retry,
                                  * warning every 10 s; config client_retry_enospc) */
+    uint32_t spin_lone_us;      /* with exactly one request on the wire, poll the loop
+                                 * for its reply this long before it sleeps; 0 = off
+                                 * (config loop_spin_lone_us); at most 10000 */
 };
 
 /* Fills opts with the defaults above (and no metadata service). */

@@ -337,6 +337,8 @@ struct vs_osd {
     uint32_t op_count, rec_count;
     struct osd_op *op_free, *rec_free;
     uint32_t ops_used, recs_used;
+    uint32_t secops_used;
+    uint64_t ops_started;            /* names the lone op for the spin (loop_spin_lone_us) */
     struct osd_secop *secops;
     uint32_t secop_count;
     struct osd_secop *secop_free;

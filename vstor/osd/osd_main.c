@@ -371,6 +371,15 @@ static int run(struct vs_cmd_ctx *ctx, struct vs_osd *osd)
     return osd->exit_code;
 }
 
+/* The lone-op spin's gate (loop.h): open while exactly one op -- a client
+ * op, a recovery op or a secondary op -- is in service, named by the count of
+ * ops started so far. */
+static uint64_t spin_gate(void *ctx)
+{
+    const struct vs_osd *osd = ctx;
+    return osd->ops_used + osd->recs_used + osd->secops_used == 1 ? osd->ops_started : 0;
+}
+
 int vs_cmd_osd(struct vs_cmd_ctx *ctx)
 {
     static struct vs_loop loop;
@@ -381,7 +390,8 @@ int vs_cmd_osd(struct vs_cmd_ctx *ctx)
     osd->loop = &loop;
     config_sizes(osd);
     if (vs_loop_init(&loop, RING_ENTRIES) < 0 ||
-        vs_loop_busy_poll(&loop, (unsigned)ctx->cfg.loop_busy_poll_us) < 0) {
+        vs_loop_busy_poll(&loop, (unsigned)ctx->cfg.loop_busy_poll_us) < 0 ||
+        vs_loop_spin_lone(&loop, (unsigned)ctx->cfg.loop_spin_lone_us, spin_gate, osd) < 0) {
         vs_cmd_error(ctx, "%s", loop.errmsg);
         free(osd);
         return VS_EXIT_FAIL;

@@ -69,6 +69,7 @@ struct osd_op *osd__op_get(struct vs_osd *osd, bool recovery)
     op->nsub = 0;
     op->in_queue = op->pg_ref = false;
     op->start_ns = vs_clock_mono_ns();
+    osd->ops_started++;
     if (recovery)
         osd->recs_used++;
     else

@@ -177,6 +177,8 @@ static struct osd_secop *secop_get(struct vs_osd *osd, struct vs_net_req *req)
     struct osd_secop *s = osd->secop_free;
     VS_ASSERTF(s, "secondary op pool empty: the messenger pool is sized to match");
     osd->secop_free = s->next;
+    osd->secops_used++;
+    osd->ops_started++;
     s->req = req;
     s->rc = 0;
     s->count = s->done = 0;
@@ -190,6 +192,7 @@ static void secop_put(struct vs_osd *osd, struct osd_secop *s)
 {
     s->req->user = NULL;
     s->req = NULL;
+    osd->secops_used--;
     s->next = osd->secop_free;
     osd->secop_free = s;
 }

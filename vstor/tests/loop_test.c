@@ -316,6 +316,159 @@ static void test_spin_off(void **state)
     assert_int_equal(vs_loop_close(&loop), 0);
 }
 
+/* ---- The lone-op spin (targeted mode) ----------------------------------------- */
+
+/* The gate of these tests: open (token) while exactly one op is in flight. */
+struct lone_gate {
+    unsigned in_flight;
+    uint64_t token;
+    unsigned calls;
+};
+
+static uint64_t lone_gate_fn(void *ctx)
+{
+    struct lone_gate *g = ctx;
+    g->calls++;
+    return g->in_flight == 1 ? g->token : 0;
+}
+
+/* A chain of lone ring timeouts (each issued from the previous completion, a
+ * new token each): every one is waited for by spinning, in its own window. */
+struct lone_chain {
+    struct ring_chain rc;
+    struct lone_gate *g;
+};
+
+static void lone_chain_cb(struct vs_ring_op *op, int res)
+{
+    struct lone_chain *l = (struct lone_chain *)op;
+    l->g->in_flight--;
+    if (l->rc.left > 0) {
+        l->g->in_flight++;
+        l->g->token++;
+    }
+    ring_chain_cb(op, res);
+}
+
+static void test_lone_spin_waits_for_each_op(void **state)
+{
+    (void)state;
+    struct vs_loop loop;
+    struct lone_gate g = {.in_flight = 1, .token = 1};
+    assert_int_equal(vs_loop_init(&loop, 8), 0);
+    assert_int_equal(vs_loop_spin_lone(&loop, 1000000, lone_gate_fn, &g), 0);
+    struct lone_chain l = {.rc = {.op.cb = lone_chain_cb, .loop = &loop, .left = 100}, .g = &g};
+    l.rc.ts.tv_nsec = 100000; /* 100 us */
+    ring_chain_next(&l.rc);
+    assert_int_equal(vs_loop_run(&loop), 0);
+    assert_int_equal(l.rc.done, 100);
+    assert_int_equal(l.rc.bad, 0);
+    /* One window per op; every completion came while spinning (reaped by the
+     * spinner itself, or by the eventfd's callback in a turn polled with
+     * timeout 0 when the completion landed between the two checks). */
+    assert_int_equal(loop.spin.windows, 100);
+    assert_int_equal(l.rc.while_spinning, 100);
+    assert_true(loop.spin.reaped > 0);
+    /* The gate closed with the last op: the spin ended (the loop stopped in
+     * that op's callback, so its last idle turn may still be pending). */
+    assert_int_equal(g.in_flight, 0);
+    assert_int_equal(vs_loop_close(&loop), 0);
+}
+
+/* Steps 0..3, 30 ms apart, with a window of 5 ms. */
+struct lone_probe {
+    struct spin_probe p;
+    struct lone_gate *g;
+};
+
+static void lone_probe_timer_cb(uv_timer_t *t)
+{
+    struct lone_probe *l = t->data;
+    struct vs_spin *s = &l->p.loop->spin;
+    l->p.turns_at[l->p.step] = s->turns;
+    l->p.windows_at[l->p.step] = s->windows;
+    l->p.cpu_ms_at[l->p.step] = cpu_ms();
+    assert_int_equal(write(l->p.fds[1], "x", 1), 1); /* an I/O wake-up too */
+    if (++l->p.step == 4)
+        vs_loop_stop(l->p.loop);
+}
+
+static void lone_probe_run(struct lone_gate *g, unsigned window_us, struct lone_probe *l)
+{
+    static struct vs_loop loop;
+    assert_int_equal(vs_loop_init(&loop, 4), 0);
+    assert_int_equal(vs_loop_spin_lone(&loop, window_us, lone_gate_fn, g), 0);
+    memset(l, 0, sizeof(*l));
+    l->p.loop = &loop;
+    l->g = g;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, l->p.fds), 0);
+    uv_poll_init(&loop.uv, &l->p.poll, l->p.fds[0]);
+    l->p.poll.data = &l->p;
+    uv_poll_start(&l->p.poll, UV_READABLE, probe_poll_cb);
+    uv_timer_init(&loop.uv, &l->p.timer);
+    l->p.timer.data = l;
+    uv_timer_start(&l->p.timer, lone_probe_timer_cb, 30, 30);
+    assert_int_equal(vs_loop_run(&loop), 0);
+    assert_int_equal(l->p.step, 4);
+    assert_false(loop.spin.spinning);
+    uv_close((uv_handle_t *)&l->p.poll, NULL);
+    uv_close((uv_handle_t *)&l->p.timer, NULL);
+    assert_int_equal(vs_loop_close(&loop), 0);
+    close(l->p.fds[0]);
+    close(l->p.fds[1]);
+}
+
+/* An op slower than the window: one window for its token, which ends after
+ * the window; then the loop sleeps although the op is still outstanding. */
+static void test_lone_spin_window_ends(void **state)
+{
+    (void)state;
+    struct lone_gate g = {.in_flight = 1, .token = 7};
+    struct lone_probe l;
+    lone_probe_run(&g, 5000, &l);
+    assert_int_equal(l.p.windows_at[0], 1); /* opened at the first turn that would block */
+    assert_true(l.p.turns_at[0] > 0);
+    assert_int_equal(l.p.windows_at[3], 1); /* same token: never again */
+    assert_int_equal(l.p.turns_at[3], l.p.turns_at[0]);
+    assert_true(l.p.cpu_ms_at[3] - l.p.cpu_ms_at[0] < 40); /* 90 ms asleep */
+}
+
+/* More than one op in flight (or none): timer and I/O wake-ups open nothing. */
+static void test_lone_spin_not_taken(void **state)
+{
+    (void)state;
+    struct lone_gate g = {.in_flight = 2, .token = 7};
+    struct lone_probe l;
+    lone_probe_run(&g, 5000, &l);
+    assert_true(g.calls >= 4);
+    assert_int_equal(l.p.windows_at[3], 0);
+    assert_int_equal(l.p.turns_at[3], 0);
+    assert_true(l.p.reads >= 3);
+    g = (struct lone_gate){.in_flight = 0, .token = 7};
+    lone_probe_run(&g, 5000, &l);
+    assert_int_equal(l.p.windows_at[3], 0);
+    assert_int_equal(l.p.turns_at[3], 0);
+}
+
+/* The whole-loop spin covers the lone op: vs_loop_spin_lone then does nothing;
+ * a window of 0 turns nothing on. */
+static void test_lone_spin_off(void **state)
+{
+    (void)state;
+    struct vs_loop loop;
+    struct lone_gate g = {.in_flight = 1, .token = 1};
+    assert_int_equal(vs_loop_init(&loop, 4), 0);
+    assert_int_equal(vs_loop_busy_poll(&loop, 100), 0);
+    assert_int_equal(vs_loop_spin_lone(&loop, 100, lone_gate_fn, &g), 0);
+    assert_null(loop.spin.gate);
+    assert_int_equal(vs_loop_close(&loop), 0);
+    assert_int_equal(vs_loop_init(&loop, 4), 0);
+    assert_int_equal(vs_loop_spin_lone(&loop, 0, lone_gate_fn, &g), 0);
+    assert_null(loop.spin.uv);
+    assert_null(loop.spin.gate);
+    assert_int_equal(vs_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +478,10 @@ int main(void)
         cmocka_unit_test(test_spin_window_ends),
         cmocka_unit_test(test_spin_reaps_ring),
         cmocka_unit_test(test_spin_off),
+        cmocka_unit_test(test_lone_spin_waits_for_each_op),
+        cmocka_unit_test(test_lone_spin_window_ends),
+        cmocka_unit_test(test_lone_spin_not_taken),
+        cmocka_unit_test(test_lone_spin_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

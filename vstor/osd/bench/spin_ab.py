@@ -6,7 +6,8 @@ One round: fio on a raw file (the job lines of fio-suite.sh), then, for each
 window value in --windows (in that order), a cluster of 1 mon + 3 OSDs on files
 (pg_size 2, release build) whose every process -- mon, OSDs, `vstor bench` --
 runs with loop_busy_poll_us set to it (VSTOR_CONFIG; "oN" sets it on the
-OSDs only, "cN" on `vstor bench` only), and `vstor bench --tests`
+OSDs only, "cN" on `vstor bench` only; "lN", "loN", "lcN" set the lone-op
+spin loop_spin_lone_us instead), and `vstor bench --tests`
 on an image. Prints one JSON line per round; --report FILE... prints the
 medians of the rounds in those files. Sizes are small (the disk is shared).
 
@@ -87,13 +88,17 @@ def one_round(a):
     for w in a.windows.split(","):
         # "N": every process busy-polls N µs; "oN": only the OSDs; "cN": only
         # the client (vstor bench); the others run with 0.
-        n = int(w.lstrip("oc"))
-        osd_w, cli_w = (n if not w.startswith("c") else 0), (n if not w.startswith("o") else 0)
+        # "lN", "loN", "lcN": the same with the lone-op spin (loop_spin_lone_us).
+        key = "loop_spin_lone_us" if w.startswith("l") else "loop_busy_poll_us"
+        side = w.lstrip("l")
+        n = int(side.lstrip("oc"))
+        osd_w = n if not side.startswith("c") else 0
+        cli_w = n if not side.startswith("o") else 0
         conf = {}
         for v in {osd_w, cli_w}:
             conf[v] = os.path.join(a.dir, f"spin{v}.conf")
             with open(conf[v], "w") as f:
-                json.dump({"loop_busy_poll_us": v}, f)
+                json.dump({key: v}, f)
         b = osd_bench.Bench(a.dir)
         try:
             os.environ["VSTOR_CONFIG"] = conf[osd_w]
@@ -112,7 +117,7 @@ def report(files):
     windows = [k for k in rows[0] if k != "raw"]
     tests = list(rows[0]["raw"])
     print(f"{len(rows)} rounds; T1Q1: latency µs (ratio to raw), Q128: IOPS (ratio to raw)")
-    print("| test | raw | " + " | ".join(f"busy_poll {w} µs" for w in windows) + " |")
+    print("| test | raw | " + " | ".join(f"{w}" for w in windows) + " |")
     print("|---|---:|" + "---:|" * len(windows))
     for t in tests:
         q1 = t.endswith("q1")
@@ -145,7 +150,8 @@ def main():
     ap.add_argument("--dir", default="/var/tmp/spin-ab")
     ap.add_argument("--runtime", type=int, default=10)
     ap.add_argument("--windows", default="0,200",
-                    help="loop_busy_poll_us values, in order; oN: OSDs only, cN: client only")
+                    help="loop_busy_poll_us values, in order; oN: OSDs only, cN: client only; "
+                    "lN, loN, lcN: loop_spin_lone_us instead")
     ap.add_argument("--tests", default=DEFAULT_TESTS)
     ap.add_argument("--size", default="768M", help="image and raw file size")
     ap.add_argument("--osd-mb", type=int, default=768)
