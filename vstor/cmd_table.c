@@ -220,6 +220,8 @@ static const struct vs_cmd_opt demo_opts[] = {
     {"image-size", "SIZE", "size of image 'demo' when it is created (default 1G)", false},
     {"nbd-port", "PORT", "TCP port of the NBD export on 127.0.0.1 (default 10809, or the next "
      "free one)", false},
+    {"tcp-only", NULL, "no local transport: the export, clients and OSDs talk over TCP "
+     "(default: unix sockets in DIR, net_local_dir)", false},
     {NULL, NULL, NULL, false},
 };
 

@@ -92,6 +92,9 @@ enum vs_cfg_type {
       "deadline for a TCP connect plus the protocol handshake")                          \
     X(net_reconnect_max, VS_CFG_MS, "5s", 10, 3600000, VS_SCOPE_CLIENT | VS_SCOPE_OSD,   \
       "longest delay between reconnection attempts (starts at 100 ms, doubles)")         \
+    X(net_local_dir, VS_CFG_STR, NULL, 0, 0, VS_SCOPE_CLIENT | VS_SCOPE_OSD,              \
+      "absolute directory for the local transport: OSDs also listen on a unix socket "   \
+      "there, and clients and OSDs on the same host use it instead of TCP (empty: off)") \
     X(nbd_iodepth, VS_CFG_U64, "256", 1, 65536, VS_SCOPE_NBD,                            \
       "NBD requests in flight per connection; more wait in the socket")                 \
     X(nbd_conn_max, VS_CFG_U64, "64", 1, 4096, VS_SCOPE_NBD,                             \

@@ -69,6 +69,10 @@ int client__check_opts(const struct vstor_client_opts *o, char *err, size_t err_
         why = "net_payload_max must be at least 1 MiB";
     else if (o->spin_lone_us > 10000)
         why = "spin_lone_us must be 0..10000";
+    else if (o->net_local_dir && o->net_local_dir[0] && o->net_local_dir[0] != '/')
+        why = "net_local_dir must be an absolute path";
+    else if (o->net_local_dir && strlen(o->net_local_dir) >= VS_NET_LOCAL_PATH_MAX - 32)
+        why = "net_local_dir must be shorter than 76 bytes (a unix socket path)";
     if (why)
         snprintf(err, err_size, "libvstor: %s", why);
     return why ? -EINVAL : 0;
@@ -159,6 +163,7 @@ static int net_start(struct vstor_client *c)
     cfg.on_event = client__osd_event;
     cfg.event_ctx = c;
     cfg.log_name = c->log_name;
+    cfg.local_dir = c->opts.net_local_dir;
     int rc = vs_net_create(c->loop, &cfg, &c->net, err, sizeof(err));
     if (rc < 0)
         client__errmsg(c, "messenger: %s", err);
@@ -254,6 +259,9 @@ int client__create(uv_loop_t *loop, const struct vstor_client_opts *opts,
     c->opts = *opts;
     snprintf(c->log_name, sizeof(c->log_name), "%s", opts->log_name ? opts->log_name : "client");
     c->opts.log_name = c->log_name;
+    snprintf(c->net_local_dir, sizeof(c->net_local_dir), "%s",
+             opts->net_local_dir ? opts->net_local_dir : "");
+    c->opts.net_local_dir = c->net_local_dir;
     c->meta = ops;
     c->m = m;
     c->block_size = CLIENT_BLOCK_SIZE_DEFAULT;

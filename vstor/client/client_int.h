@@ -182,6 +182,7 @@ struct vstor_client {
     uv_loop_t *loop;
     struct vstor_client_opts opts;
     char log_name[32];
+    char net_local_dir[VS_NET_LOCAL_PATH_MAX]; /* opts.net_local_dir points here */
     const struct client_meta_ops *meta;
     void *m;
     struct vs_net *net;

@@ -45,6 +45,7 @@ int cmd_client_open(struct vs_cmd_ctx *ctx, struct cmd_client *cc, const char *n
     o.net_payload_max = (uint32_t)ctx->cfg.net_payload_max;
     o.fail_enospc = !ctx->cfg.client_retry_enospc;
     o.spin_lone_us = (uint32_t)ctx->cfg.loop_spin_lone_us;
+    o.net_local_dir = ctx->cfg.net_local_dir;
     int rc = vstor_client_create(&cc->loop, &o, &cc->c, err, sizeof(err));
     if (rc < 0) {
         vs_cmd_error(ctx, "%s", err);

@@ -89,6 +89,9 @@ struct vstor_client_opts {
     uint32_t spin_lone_us;      /* with exactly one request on the wire, poll the loop
                                  * for its reply this long before it sleeps; 0 = off
                                  * (config loop_spin_lone_us); at most 10000 */
+    const char *net_local_dir;  /* the local transport to OSDs on this host (config
+                                 * net_local_dir; an absolute directory); NULL: TCP only.
+                                 * Copied. */
 };
 
 /* Fills opts with the defaults above (and no metadata service). */

@@ -215,6 +215,7 @@ static int connect_client(struct image_be *be, const struct vs_config *cfg, char
     o.n_mon = (unsigned)n;
     o.log_name = "nbd-client";
     o.fail_enospc = !cfg->client_retry_enospc;
+    o.net_local_dir = cfg->net_local_dir;
     return vstor_client_create(&be->loop->uv, &o, &be->client, err, err_size);
 }
 

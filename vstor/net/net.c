@@ -53,6 +53,7 @@ void vs_net_cfg_from_config(struct vs_net_cfg *cfg, const struct vs_config *conf
     cfg->ping_timeout_ms = (uint32_t)config->net_ping_timeout;
     cfg->connect_timeout_ms = (uint32_t)config->net_connect_timeout;
     cfg->reconnect_max_ms = (uint32_t)config->net_reconnect_max;
+    cfg->local_dir = config->net_local_dir;
     if (cfg->reconnect_min_ms > cfg->reconnect_max_ms)
         cfg->reconnect_min_ms = cfg->reconnect_max_ms;
 }
@@ -70,6 +71,10 @@ static int check_cfg(const struct vs_net_cfg *c, char *err, size_t n)
         bad = "read_buf_size must be 512 bytes..1 GiB";
     else if (c->limits.data_max == 0 || c->limits.meta_max == 0)
         bad = "limits must be > 0";
+    else if (c->local_dir && c->local_dir[0] && c->local_dir[0] != '/')
+        bad = "local_dir (net_local_dir) must be an absolute path";
+    else if (c->local_dir && strlen(c->local_dir) >= VS_NET_LOCAL_PATH_MAX - 32)
+        bad = "local_dir (net_local_dir) must be shorter than 76 bytes (a unix socket path)";
     else if (c->ping_interval_ms < 10 || c->ping_timeout_ms < 10 || c->connect_timeout_ms < 10)
         bad = "timeouts must be >= 10 ms";
     else if (c->reconnect_min_ms == 0 || c->reconnect_min_ms > c->reconnect_max_ms)
@@ -128,6 +133,8 @@ int vs_net_create(uv_loop_t *loop, const struct vs_net_cfg *cfg, struct vs_net *
         return -ENOMEM;
     }
     net->loop = loop;
+    snprintf(net->local_dir, sizeof(net->local_dir), "%s", cfg->local_dir ? cfg->local_dir : "");
+    net->cfg.local_dir = net->local_dir;
     snprintf(net->log_name, sizeof(net->log_name), "%s", cfg->log_name ? cfg->log_name : "net");
     memcpy(net->hello.cluster_id, cfg->cluster_id, VS_NET_CLUSTER_ID_SIZE);
     net->hello.proto_min = VS_NET_PROTO_MIN;
@@ -301,7 +308,10 @@ static void reject_connection(struct vs_net *net, uv_stream_t *server)
 {
     if (net->reject_busy)
         return; /* one at a time; the next event retries */
-    VS_ASSERT(uv_tcp_init(net->loop, &net->reject) == 0);
+    if (server == (uv_stream_t *)&net->local_listener)
+        VS_ASSERT(uv_pipe_init(net->loop, &net->reject_pipe, 0) == 0);
+    else
+        VS_ASSERT(uv_tcp_init(net->loop, &net->reject) == 0);
     net->reject.data = net;
     net->reject_busy = true;
     uv_accept(server, (uv_stream_t *)&net->reject);
@@ -349,7 +359,11 @@ static void on_connection(uv_stream_t *server, int status)
         reject_connection(net, server);
         return;
     }
-    VS_ASSERT(uv_tcp_init(net->loop, &conn->tcp) == 0);
+    conn->local = server == (uv_stream_t *)&net->local_listener;
+    if (conn->local)
+        VS_ASSERT(uv_pipe_init(net->loop, &conn->pipe, 0) == 0);
+    else
+        VS_ASSERT(uv_tcp_init(net->loop, &conn->tcp) == 0);
     conn->tcp.data = conn;
     conn->tcp_open = true;
     int rc = uv_accept(server, (uv_stream_t *)&conn->tcp);
@@ -394,6 +408,7 @@ int vs_net_listen(struct vs_net *net, const char *addr, char *err, size_t err_si
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
     net->listening = true;
     VS_INFO(net->log_name, "listening on %s (port %u)", addr, net->port);
+    net__local_listen(net, &bound, on_connection);
     return 0;
 }
 
@@ -418,7 +433,7 @@ static void handle_closed_cb(uv_handle_t *h)
 
 void net__maybe_finish(struct vs_net *net)
 {
-    if (!net->closing || net->conns || net->listener_open || net->reject_busy)
+    if (!net->closing || net->conns || net->listener_open || net->reject_busy || net->local_open)
         return;
     if (net->prepare_open || net->idle_open) {
         if (!uv_is_closing((uv_handle_t *)&net->prepare))
@@ -446,6 +461,7 @@ void vs_net_close(struct vs_net *net, void (*cb)(void *ctx), void *ctx)
     net->listening = false;
     if (net->listener_open && !uv_is_closing((uv_handle_t *)&net->listener))
         uv_close((uv_handle_t *)&net->listener, handle_closed_cb);
+    net__local_close(net);
     for (struct vs_net_conn *conn = net->conns, *next; conn; conn = next) {
         next = conn->next;
         vs_net_conn_close(conn);

@@ -140,7 +140,31 @@ struct vs_net_cfg {
     vs_net_event_fn on_event;
     void *event_ctx;
     const char *log_name;         /* log component, default "net" */
+    /* The local transport (see "Local transport" below): an absolute
+     * directory, or NULL / "" for TCP only. Copied by vs_net_create. */
+    const char *local_dir;
 };
+
+/* ---- Local transport ----------------------------------------------------
+ *
+ * With cfg.local_dir set, a listener also listens on a unix socket,
+ * local_dir/vstor-ADDR.sock (ADDR: the bound "IP:PORT", as vs_net_listen
+ * reports it; none for a wildcard address), and every outgoing connection
+ * to ADDR first tries that socket: same frames, same handshake, but no TCP
+ * stack on a same-host hop. Falls back to TCP when the socket is missing,
+ * refuses (a stale file of a dead listener), or a local attempt fails
+ * before its handshake completes; the attempt after a TCP one tries local
+ * again (a restarted listener re-creates its socket). Safe against a stale
+ * file naming another process: a listener creates its socket only after it
+ * has bound ADDR over TCP, so no other live process can own that name, and
+ * it replaces whatever file was there. The socket is removed when the
+ * messenger closes. */
+#define VS_NET_LOCAL_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
+
+/* The local socket path for a listener bound to addr ("IP:PORT" or
+ * "[IPv6]:PORT", numeric) under dir. Returns 0, -EINVAL (not an address, or
+ * dir not absolute) or -ENAMETOOLONG (over VS_NET_LOCAL_PATH_MAX - 1). */
+int vs_net_local_path(const char *dir, const char *addr, char *out, size_t size);
 
 /* Fills cfg with defaults (no cluster id, role client). */
 void vs_net_cfg_init(struct vs_net_cfg *cfg);
@@ -276,6 +300,8 @@ const struct vs_net_hello *vs_net_conn_peer(const struct vs_net_conn *conn);
 const char *vs_net_conn_addr(const struct vs_net_conn *conn);
 /* Why the connection last went down, as a sentence ("" if it never did). */
 const char *vs_net_conn_errmsg(const struct vs_net_conn *conn);
+/* Whether the connection's current attempt runs over the local transport. */
+bool vs_net_conn_is_local(const struct vs_net_conn *conn);
 
 struct vs_net_stats {
     uint64_t frames_in, frames_out;
@@ -285,6 +311,7 @@ struct vs_net_stats {
     uint64_t payload_copied;  /* payload bytes copied out of the read buffer
                                * (the rest was read straight into place) */
     uint64_t conns_up, conns_down;
+    uint64_t conns_local;     /* connections (either way) over the local transport */
     uint64_t proto_errors;    /* connections closed for a malformed frame */
     uint64_t ping_timeouts;   /* connections declared dead by keepalive */
     uint32_t reqs_in_use;     /* requests held by handlers or being sent */

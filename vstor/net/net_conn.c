@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BIT(s) (1u << (s))
 static const unsigned conn_edges[] = {
@@ -75,7 +76,7 @@ static void conn_move(struct vs_net_conn *conn, enum conn_state to)
                (void *)conn->txq_head);
 }
 
-static void format_addr(const struct sockaddr_storage *sa, char *buf, size_t size)
+void net__format_addr(const struct sockaddr_storage *sa, char *buf, size_t size)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
     if (sa->ss_family == AF_INET6) {
@@ -291,6 +292,8 @@ static void tcp_close_cb(uv_handle_t *h)
     struct vs_net_conn *conn = h->data;
     struct vs_net *net = conn->net;
     bool was_up = conn->was_up;
+    if (conn->local && !was_up && conn->outgoing)
+        conn->local_failed = true; /* net_local.c, design note 3 */
     conn->tcp_open = false;
     conn->was_up = false;
     conn->ping_busy = false;
@@ -343,9 +346,35 @@ void vs_net_conn_close(struct vs_net_conn *conn)
 
 static void connect_cb(uv_connect_t *req, int status);
 
+static void conn_connected(struct vs_net_conn *conn);
+
+/* An attempt over the local transport: fd is already connected (net_local.c,
+ * design note 3), so the handshake starts at once. */
+static void conn_attempt_local(struct vs_net_conn *conn, int fd)
+{
+    struct vs_net *net = conn->net;
+    VS_ASSERT(uv_pipe_init(net->loop, &conn->pipe, 0) == 0);
+    conn->pipe.data = conn;
+    conn->tcp_open = true;
+    conn_move(conn, CONN_CONNECTING);
+    uv_timer_start(&conn->timer, timer_cb, net->cfg.connect_timeout_ms, 0);
+    int rc = uv_pipe_open(&conn->pipe, fd);
+    if (rc < 0) {
+        close(fd);
+        net__conn_fail(conn, rc, "local socket: %s", uv_strerror(rc));
+        return;
+    }
+    conn_connected(conn);
+}
+
 static void conn_attempt(struct vs_net_conn *conn)
 {
     struct vs_net *net = conn->net;
+    int fd = net__local_try(conn);
+    if (fd >= 0) {
+        conn_attempt_local(conn, fd);
+        return;
+    }
     VS_ASSERT(uv_tcp_init(net->loop, &conn->tcp) == 0);
     conn->tcp.data = conn;
     conn->tcp_open = true;
@@ -361,7 +390,8 @@ static void conn_attempt(struct vs_net_conn *conn)
 static void conn_reading(struct vs_net_conn *conn)
 {
     conn->last_recv_ms = uv_now(conn->net->loop);
-    uv_tcp_nodelay(&conn->tcp, 1);
+    if (!conn->local)
+        uv_tcp_nodelay(&conn->tcp, 1);
     int rc = uv_read_start((uv_stream_t *)&conn->tcp, net__rx_alloc_cb, net__rx_read_cb);
     if (rc < 0)
         net__conn_fail(conn, rc, "read: %s", uv_strerror(rc));
@@ -376,6 +406,12 @@ static void connect_cb(uv_connect_t *req, int status)
         net__conn_fail(conn, status, "connect: %s", uv_strerror(status));
         return;
     }
+    conn_connected(conn);
+}
+
+/* The stream is up: read, and send our HELLO. */
+static void conn_connected(struct vs_net_conn *conn)
+{
     conn_move(conn, CONN_HANDSHAKE);
     conn_reading(conn);
     if (conn->state != CONN_HANDSHAKE)
@@ -394,8 +430,10 @@ static void connect_cb(uv_connect_t *req, int status)
 void net__conn_start_incoming(struct vs_net_conn *conn)
 {
     int len = sizeof(conn->addr);
-    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&conn->addr, &len) == 0)
-        format_addr(&conn->addr, conn->addr_str, sizeof(conn->addr_str));
+    if (conn->local)
+        snprintf(conn->addr_str, sizeof(conn->addr_str), "local socket");
+    else if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&conn->addr, &len) == 0)
+        net__format_addr(&conn->addr, conn->addr_str, sizeof(conn->addr_str));
     conn_move(conn, CONN_HANDSHAKE);
     uv_timer_start(&conn->timer, timer_cb, conn->net->cfg.connect_timeout_ms, 0);
     conn_reading(conn);
@@ -417,10 +455,13 @@ static void conn_ready(struct vs_net_conn *conn, const struct vs_net_hello *peer
     uv_timer_stop(&conn->timer);
     uv_timer_start(&conn->timer, timer_cb, tick, tick);
     net->stats.conns_up++;
+    if (conn->local)
+        net->stats.conns_local++;
     static const char *const roles[] = {"?", "client", "osd", "mon"};
     VS_LOG(conn->outgoing ? VS_LOG_INFO : VS_LOG_DEBUG, net->log_name,
-           "connection %s %s up (%s %" PRIu64 ", protocol %u)", conn->outgoing ? "to" : "from",
-           conn->addr_str, roles[peer->role], peer->node_id, version);
+           "connection %s %s up (%s %" PRIu64 ", protocol %u%s)", conn->outgoing ? "to" : "from",
+           conn->addr_str, roles[peer->role], peer->node_id, version,
+           conn->local ? ", local socket" : "");
     net__conn_fill_slots(conn);
     net__emit(conn, VS_NET_EV_UP, 0);
 }
@@ -549,7 +590,7 @@ int vs_net_connect(struct vs_net *net, const char *addr, void *user, struct vs_n
     }
     conn->addr = sa;
     conn->user = user;
-    format_addr(&sa, conn->addr_str, sizeof(conn->addr_str));
+    net__format_addr(&sa, conn->addr_str, sizeof(conn->addr_str));
     conn_attempt(conn);
     *out = conn;
     return 0;
@@ -588,4 +629,9 @@ const char *vs_net_conn_addr(const struct vs_net_conn *conn)
 const char *vs_net_conn_errmsg(const struct vs_net_conn *conn)
 {
     return conn->errmsg;
+}
+
+bool vs_net_conn_is_local(const struct vs_net_conn *conn)
+{
+    return conn->tcp_open && conn->local;
 }

@@ -81,13 +81,18 @@ struct vs_net_conn {
     struct vs_net_conn *prev, *next;     /* net->conns */
     struct vs_net_conn *dirty_next;      /* net->dirty */
     struct vs_net_conn *wait_next;       /* net->waiters */
-    uv_tcp_t tcp;
+    union {                              /* the stream of the current attempt */
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;                  /* local: the unix socket (net_local.c) */
+    };
     uv_timer_t timer;
     uv_connect_t connect_req;
     uv_write_t write_req;
     enum conn_state state;
     bool outgoing, closing, was_up, visible, tcp_open, timer_open, in_dirty, in_wait;
     bool write_pending, close_after_flush, ping_busy, closed_reported;
+    bool local;                          /* this attempt is over the local socket */
+    bool local_failed;                   /* ...and failed before READY: next is TCP */
     int down_rc;                         /* why the current connection ends */
     int refused_rc;                      /* close_after_flush: the reason */
     uint32_t refs;                       /* requests pointing here */
@@ -136,8 +141,15 @@ struct vs_net {
     char log_name[32];
     struct vs_net_hello hello; /* ours */
     uv_tcp_t listener;
-    uv_tcp_t reject;                     /* refuses a connection when out of memory */
+    union {                              /* refuses a connection when out of memory */
+        uv_tcp_t reject;
+        uv_pipe_t reject_pipe;
+    };
     bool reject_busy;
+    uv_pipe_t local_listener;            /* net_local.c */
+    bool local_open;
+    char local_dir[VS_NET_LOCAL_PATH_MAX];
+    char local_path[VS_NET_LOCAL_PATH_MAX]; /* our socket, "" when none */
     uv_prepare_t prepare;
     uv_idle_t idle;
     bool listening, listener_open, prepare_open, idle_open, idle_on, closing;
@@ -175,6 +187,20 @@ void net__conn_hello_req(struct vs_net_conn *conn, const struct vs_net_hdr *hdr)
 void net__conn_hello_reply(struct vs_net_conn *conn);
 void net__conn_unref(struct vs_net_conn *conn);
 void net__conn_start_incoming(struct vs_net_conn *conn);
+
+/* net_local.c */
+/* After the TCP listener is bound to `bound`: the local socket, if
+ * configured (a failure is logged; TCP still serves). */
+void net__local_listen(struct vs_net *net, const struct sockaddr_storage *bound,
+                       uv_connection_cb on_connection);
+/* Removes the socket file and closes the local listener (net__maybe_finish
+ * runs from its close callback). */
+void net__local_close(struct vs_net *net);
+/* For an outgoing attempt: a unix socket fd already connected to the
+ * listener's local socket (conn->local is then set), or -errno: use TCP. */
+int net__local_try(struct vs_net_conn *conn);
+/* "IP:PORT" or "[IPv6]:PORT" of sa. */
+void net__format_addr(const struct sockaddr_storage *sa, char *buf, size_t size);
 
 /* net_rx.c */
 void net__rx_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);

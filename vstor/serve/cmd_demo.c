@@ -58,6 +58,7 @@ struct demo {
     unsigned osds;
     uint64_t osd_size, image_size;
     int nbd_port;
+    bool local;              /* net_local_dir = dir (the local transport) */
     bool no_direct;          /* the directory is on tmpfs: no O_DIRECT */
 };
 
@@ -154,6 +155,8 @@ static int write_conf(const struct demo *d, unsigned formatted, char *err, size_
         return -errno;
     }
     fprintf(f, "{\n  \"mon_address\": [\"%s\"],\n  \"serve_mon_id\": 1,\n", d->mon);
+    if (d->local)
+        fprintf(f, "  \"net_local_dir\": \"%s\",\n", d->dir);
     fprintf(f, "  \"data_dir\": \"%s/data\",\n  \"osd_devices\": [", d->dir);
     for (unsigned i = 1; i <= formatted; i++)
         fprintf(f, "%s\"%s/osd%u.img\"", i > 1 ? ", " : "", d->dir, i);
@@ -278,7 +281,9 @@ static void print_next_steps(const struct demo *d, unsigned osds)
            "(%llu MiB)\n\n",
            d->mon, osds, (unsigned long long)(d->image_size >> 20));
     printf("  NBD over TCP:  nbd://127.0.0.1:%d/demo\n", d->nbd_port);
-    printf("  NBD over unix: nbd+unix:///demo?socket=%s\n\n", d->sock);
+    printf("  NBD over unix: nbd+unix:///demo?socket=%s\n", d->sock);
+    printf("  clients and OSDs on this host: %s\n\n",
+           d->local ? "unix sockets in the demo directory (net_local_dir)" : "TCP");
     printf("Try:\n");
     printf("  qemu-io -f raw -c 'write -P 0xab 0 1M' -c 'read -P 0xab 0 1M' "
            "nbd://127.0.0.1:%d/demo\n", d->nbd_port);
@@ -325,6 +330,8 @@ static int demo_options(struct vs_cmd_ctx *ctx, struct demo *d)
                      d->sock);
         return VS_EXIT_USAGE;
     }
+    /* The local transport when its socket paths fit (net.h, VS_NET_LOCAL_PATH_MAX). */
+    d->local = !vs_cmd_flag(ctx, "tcp-only") && strlen(d->dir) < 70;
     d->nbd_port = first_free_port((int)port);
     if (d->nbd_port < 0) {
         vs_cmd_error(ctx, "no free TCP port for NBD near %llu", (unsigned long long)port);

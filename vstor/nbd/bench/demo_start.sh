@@ -4,13 +4,14 @@
 # 'demo' exported on DIR/nbd.sock and on a free TCP port) in the background,
 # sets demo_pid (so the caller's EXIT trap can stop it) and returns once the
 # demo says it is running; when it dies first, its output is printed and the
-# script exits 1.
+# script exits 1. DEMO_ARGS (env, optional): more arguments of `vstor demo`
+# (e.g. --tcp-only).
 start_demo() {
     local vstor=$1 dir=$2 size=$3 out=$4 port
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 print(s.getsockname()[1])')
     "$vstor" demo --dir "$dir" --osds 3 --size 2G --image-size "$size" --nbd-port "$port" \
-        > "$out" 2>&1 &
+        ${DEMO_ARGS:-} > "$out" 2>&1 &
     demo_pid=$!
     for _ in $(seq 900); do
         grep -q 'vstor demo is running' "$out" && return 0

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -1479,6 +1481,268 @@ static void test_bad_addresses(void **state)
     loop_done(&loop);
 }
 
+/* ---- The local transport (net_local.c) ------------------------------------------ */
+
+static char *local_dir_make(void)
+{
+    char *d = strdup("/tmp/vs-net-local-XXXXXX");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static void local_dir_remove(char *d)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+    assert_int_equal(system(cmd), 0);
+    free(d);
+}
+
+static void local_sock_path(const char *dir, uint16_t port, char *out, size_t size)
+{
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    assert_int_equal(vs_net_local_path(dir, addr, out, size), 0);
+}
+
+static bool is_socket(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* A unix socket file with no listener behind it (a listener killed -9). */
+static void stale_socket(const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    close(fd);
+    assert_true(is_socket(path));
+}
+
+/* A read and a write of len bytes on c, verified. */
+static void local_ops(uv_loop_t *loop, struct cli *c, uint32_t len)
+{
+    struct top t[2];
+    ops_done = 0;
+    t[0].buf = malloc(len);
+    t[1].buf = NULL;
+    top_read(&t[0], 77, len);
+    top_write(&t[1], 99, len);
+    assert_int_equal(vs_net_send(c->conn, &t[0].op), 0);
+    assert_int_equal(vs_net_send(c->conn, &t[1].op), 0);
+    assert_true(wait_ops(loop, 2, 10000));
+    top_check(&t[0]);
+    top_check(&t[1]);
+    free(t[0].buf);
+}
+
+/* Client and server with a local_dir: the connection runs over the unix
+ * socket (both sides), frames of every size pass, the socket exists while
+ * the server listens, and is gone once it closed. A stale file of the same
+ * name left by a dead listener is replaced. */
+static void test_local_transport(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char *dir = local_dir_make(), path[VS_NET_LOCAL_PATH_MAX];
+    struct srv s;
+    struct cli c;
+    struct vs_net_cfg cfg;
+    srv_cfg(&cfg, &s);
+    cfg.local_dir = dir;
+    srv_start(&s, &loop, &cfg, 0);
+    uint16_t port = vs_net_listen_port(s.net);
+    local_sock_path(dir, port, path, sizeof(path));
+    assert_true(is_socket(path));
+    close_all(&loop, &s, NULL);
+    assert_false(is_socket(path)); /* removed on close */
+    stale_socket(path);
+    srv_start(&s, &loop, &cfg, port); /* replaces the stale file */
+    s.mode = REPLY_SHUFFLED;
+    cli_cfg(&cfg, &c);
+    cfg.local_dir = dir;
+    cli_start(&c, &loop, &cfg, port);
+    assert_true(vs_net_conn_is_local(c.conn)); /* connected at once */
+    local_ops(&loop, &c, 4096);
+    local_ops(&loop, &c, BIG);
+    assert_true(vs_net_conn_is_up(c.conn) && vs_net_conn_is_local(c.conn));
+    assert_ptr_not_equal(s.last_conn, NULL);
+    assert_true(vs_net_conn_is_local(s.last_conn));
+    struct vs_net_stats st;
+    vs_net_get_stats(c.net, &st);
+    assert_true(st.conns_local == 1 && st.conns_up == 1);
+    vs_net_get_stats(s.net, &st);
+    assert_true(st.conns_local == 1);
+    assert_int_equal(c.ev_down, 0);
+    close_all(&loop, &s, &c);
+    assert_false(is_socket(path));
+    local_dir_remove(dir);
+    loop_done(&loop);
+}
+
+/* The client falls back to TCP at once -- no DOWN event, the op sent before
+ * the connection was up is not failed -- when the socket is missing, is a
+ * stale file, or is not a socket at all. */
+static void test_local_fallback_to_tcp(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char *dir = local_dir_make(), path[VS_NET_LOCAL_PATH_MAX];
+    struct srv s;
+    struct cli c;
+    struct vs_net_cfg cfg;
+    srv_cfg(&cfg, &s); /* the server has no local transport */
+    srv_start(&s, &loop, &cfg, 0);
+    uint16_t port = vs_net_listen_port(s.net);
+    local_sock_path(dir, port, path, sizeof(path));
+    for (int kind = 0; kind < 3; kind++) {
+        if (kind == 1)
+            stale_socket(path);
+        if (kind == 2) {
+            unlink(path);
+            FILE *f = fopen(path, "w");
+            assert_non_null(f);
+            fclose(f);
+        }
+        cli_cfg(&cfg, &c);
+        cfg.local_dir = dir;
+        cli_start(&c, &loop, &cfg, port);
+        assert_false(vs_net_conn_is_local(c.conn));
+        local_ops(&loop, &c, 4096);
+        assert_false(vs_net_conn_is_local(c.conn));
+        assert_int_equal(c.ev_up, 1);
+        assert_int_equal(c.ev_down, 0);
+        vs_net_close(c.net, cli_closed_cb, &c);
+        assert_true(run_until(&loop, &c.closed, 5000));
+    }
+    close_all(&loop, &s, NULL);
+    local_dir_remove(dir);
+    loop_done(&loop);
+}
+
+/* The server restarts on the same port: the client reconnects over the
+ * local socket it re-created; restarted without a local transport, the
+ * client's local attempt finds no socket and TCP serves. */
+static void test_local_server_restart(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char *dir = local_dir_make();
+    struct srv s;
+    struct cli c;
+    struct vs_net_cfg scfg, cfg;
+    srv_cfg(&scfg, &s);
+    scfg.local_dir = dir;
+    srv_start(&s, &loop, &scfg, 0);
+    uint16_t port = vs_net_listen_port(s.net);
+    cli_cfg(&cfg, &c);
+    cfg.local_dir = dir;
+    cfg.reconnect_min_ms = 20;
+    cfg.reconnect_max_ms = 100;
+    cli_start(&c, &loop, &cfg, port);
+    local_ops(&loop, &c, 4096);
+    assert_true(vs_net_conn_is_local(c.conn));
+    close_all(&loop, &s, NULL);
+    assert_true(wait_count(&loop, &c.ev_down, 1, 5000));
+    assert_int_equal(c.last_down_rc, -ECONNRESET);
+    srv_start(&s, &loop, &scfg, port); /* restarted with its local socket */
+    assert_true(wait_count(&loop, &c.ev_up, 2, 5000));
+    assert_true(vs_net_conn_is_local(c.conn));
+    local_ops(&loop, &c, 4096);
+    close_all(&loop, &s, NULL);
+    unsigned downs = c.ev_down;
+    assert_true(wait_count(&loop, &c.ev_down, downs + 1, 5000));
+    scfg.local_dir = NULL;
+    srv_start(&s, &loop, &scfg, port); /* restarted, TCP only */
+    assert_true(wait_count(&loop, &c.ev_up, 3, 5000));
+    assert_false(vs_net_conn_is_local(c.conn));
+    local_ops(&loop, &c, 4096);
+    close_all(&loop, &s, &c);
+    local_dir_remove(dir);
+    loop_done(&loop);
+}
+
+/* A live socket of the expected name whose listener refuses the handshake
+ * (another cluster's; it cannot happen by accident, see net.h): that
+ * attempt fails with VS_EWRONGCLUSTER and the next one uses TCP. */
+static void test_local_refused_then_tcp(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char *dir = local_dir_make(), *dir2 = local_dir_make();
+    char path[VS_NET_LOCAL_PATH_MAX], path2[VS_NET_LOCAL_PATH_MAX];
+    struct srv s, other;
+    struct cli c;
+    struct vs_net_cfg cfg;
+    srv_cfg(&cfg, &s);
+    srv_start(&s, &loop, &cfg, 0); /* ours, TCP only */
+    srv_cfg(&cfg, &other);
+    memcpy(cfg.cluster_id, other_cluster, 16);
+    cfg.local_dir = dir2;
+    srv_start(&other, &loop, &cfg, 0);
+    local_sock_path(dir2, vs_net_listen_port(other.net), path2, sizeof(path2));
+    local_sock_path(dir, vs_net_listen_port(s.net), path, sizeof(path));
+    assert_int_equal(rename(path2, path), 0); /* other's socket under our name */
+    cli_cfg(&cfg, &c);
+    cfg.local_dir = dir;
+    cfg.reconnect_min_ms = 10;
+    cfg.reconnect_max_ms = 20;
+    cli_start(&c, &loop, &cfg, vs_net_listen_port(s.net));
+    assert_true(vs_net_conn_is_local(c.conn));
+    assert_true(wait_count(&loop, &c.ev_up, 1, 5000));
+    assert_int_equal(c.ev_down, 1);
+    assert_int_equal(c.last_down_rc, VS_EWRONGCLUSTER);
+    assert_false(vs_net_conn_is_local(c.conn));
+    local_ops(&loop, &c, 4096);
+    close_all(&loop, &s, &c);
+    close_all(&loop, &other, NULL);
+    local_dir_remove(dir);
+    local_dir_remove(dir2);
+    loop_done(&loop);
+}
+
+/* Bad local_dir values are refused at creation; path names are canonical
+ * and bounded by sun_path. */
+static void test_local_bad_config(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct vs_net *net;
+    struct vs_net_cfg cfg;
+    char err[256], path[VS_NET_LOCAL_PATH_MAX], longdir[200];
+    vs_net_cfg_init(&cfg);
+    cfg.local_dir = "relative/dir";
+    assert_int_equal(vs_net_create(&loop, &cfg, &net, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "absolute"));
+    memset(longdir, 'd', sizeof(longdir) - 1);
+    longdir[0] = '/';
+    longdir[sizeof(longdir) - 1] = 0;
+    cfg.local_dir = longdir;
+    assert_int_equal(vs_net_create(&loop, &cfg, &net, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "shorter"));
+    assert_int_equal(vs_net_local_path("/run/vs//", "127.0.0.1:80", path, sizeof(path)), 0);
+    assert_string_equal(path, "/run/vs/vstor-127.0.0.1:80.sock");
+    assert_int_equal(vs_net_local_path("/r", "[0:0::1]:6800", path, sizeof(path)), 0);
+    assert_string_equal(path, "/r/vstor-[::1]:6800.sock");
+    assert_int_equal(vs_net_local_path("r", "127.0.0.1:80", path, sizeof(path)), -EINVAL);
+    assert_int_equal(vs_net_local_path(NULL, "127.0.0.1:80", path, sizeof(path)), -EINVAL);
+    assert_int_equal(vs_net_local_path("/r", "host:80", path, sizeof(path)), -EINVAL);
+    longdir[100] = 0;
+    assert_int_equal(vs_net_local_path(longdir, "127.0.0.1:80", path, sizeof(path)),
+                     -ENAMETOOLONG);
+    assert_int_equal(vs_net_local_path("/r", "127.0.0.1:80", path, 8), -ENAMETOOLONG);
+    loop_done(&loop);
+}
+
 int main(void)
 {
     pattern = malloc(PATTERN_SIZE);
@@ -1514,6 +1778,11 @@ int main(void)
         cmocka_unit_test(test_reply_to_unknown_id),
         cmocka_unit_test(test_no_allocation_on_data_path),
         cmocka_unit_test(test_bad_addresses),
+        cmocka_unit_test(test_local_transport),
+        cmocka_unit_test(test_local_fallback_to_tcp),
+        cmocka_unit_test(test_local_server_restart),
+        cmocka_unit_test(test_local_refused_then_tcp),
+        cmocka_unit_test(test_local_bad_config),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(pattern);
