@@ -121,6 +121,11 @@ def test_nbd_clients(demo, tmp_path):
                 "--terse-version=3", timeout=600)
         assert r.stdout.split(";")[4] == "0", r.stdout  # fio's error field
 
+    # The demo's export reached its OSDs over the local transport (net_local_dir).
+    ups = re.findall(r"nbd-client: connection to \S+ up \(osd \d+, protocol \d+(, local socket)?\)",
+                     demo.proc.log())
+    assert len(ups) >= 3 and all(ups), ups
+
 
 def test_kill_osd_during_fio_verify(demo):
     fio = subprocess.Popen(
