@@ -7,7 +7,8 @@ window value in --windows (in that order), a cluster of 1 mon + 3 OSDs on files
 (pg_size 2, release build) whose every process -- mon, OSDs, `vstor bench` --
 runs with loop_busy_poll_us set to it (VSTOR_CONFIG; "oN" sets it on the
 OSDs only, "cN" on `vstor bench` only; "lN", "loN", "lcN" set the lone-op
-spin loop_spin_lone_us instead), and `vstor bench --tests`
+spin loop_spin_lone_us instead; any of them followed by "@PATH" runs the
+vstor binary PATH instead of build/release's), and `vstor bench --tests`
 on an image. Prints one JSON line per round; --report FILE... prints the
 medians of the rounds in those files. Sizes are small (the disk is shared).
 
@@ -83,14 +84,18 @@ def cluster(b, osd_mb, image):
 def one_round(a):
     tests = a.tests.split(",")
     os.makedirs(a.dir, exist_ok=True)
+    default_bin = osd_bench.BIN
     row = {"raw": raw_tests(tests, os.path.join(a.dir, "raw.file"), a.size, a.runtime)}
     os.unlink(os.path.join(a.dir, "raw.file"))
     for w in a.windows.split(","):
         # "N": every process busy-polls N µs; "oN": only the OSDs; "cN": only
         # the client (vstor bench); the others run with 0.
         # "lN", "loN", "lcN": the same with the lone-op spin (loop_spin_lone_us).
-        key = "loop_spin_lone_us" if w.startswith("l") else "loop_busy_poll_us"
-        side = w.lstrip("l")
+        # "...@PATH": with the vstor binary PATH.
+        spec, _, binary = w.partition("@")
+        osd_bench.BIN = binary or default_bin
+        key = "loop_spin_lone_us" if spec.startswith("l") else "loop_busy_poll_us"
+        side = spec.lstrip("l")
         n = int(side.lstrip("oc"))
         osd_w = n if not side.startswith("c") else 0
         cli_w = n if not side.startswith("o") else 0
@@ -108,6 +113,7 @@ def one_round(a):
                                            a.runtime, "--tests", a.tests))
         finally:
             b.stop()
+            osd_bench.BIN = default_bin
     return row
 
 

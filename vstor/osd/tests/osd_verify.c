@@ -7,7 +7,7 @@
  *
  *   osd_verify --mon ADDR --image NAME [--seconds S | --ops N] [--depth D]
  *              [--seed X] [--span BYTES] [--save FILE] [--check FILE]
- *              [--base FILE] [--past-end] [--sync-wait FILE]
+ *              [--base FILE] [--past-end] [--sync-wait FILE] [--spin-lone-us N]
  *
  * Write phase: D ops in flight, never two overlapping (overlapping writes in
  * flight are the caller's business on a block device); offsets and lengths
@@ -39,6 +39,8 @@
  * returned rather than retried (fail_enospc); prints "rc N" and exits 0.
  * --dump FILE:LEN: reads [0, LEN) and writes it to FILE (the fence check of
  * integration/test_osd_faults.py compares two dumps).
+ * --spin-lone-us N: the client's lone-request spin (vstor_client_opts
+ * spin_lone_us; integration/test_spin.py).
  */
 #include "vstor.h"
 
@@ -69,6 +71,7 @@ struct ctx {
     struct vstor_client *c;
     struct vstor_image *img;
     const char *image, *save, *check, *base, *sync_wait;
+    uint32_t spin_lone_us; /* --spin-lone-us: the client's lone-request spin */
     struct vstor_io sync_io;
     uv_timer_t wait_timer;
     uint64_t span, ops_target, ops_started, ops_done, seed, deadline_ms;
@@ -497,6 +500,8 @@ static int parse_args(struct ctx *x, int argc, char **argv, const char **mon)
             x->base = v;
         else if (!strcmp(a, "--sync-wait"))
             x->sync_wait = v;
+        else if (!strcmp(a, "--spin-lone-us"))
+            x->spin_lone_us = (uint32_t)strtoul(v, NULL, 10);
         else
             return -1;
     }
@@ -532,6 +537,7 @@ int main(int argc, char **argv)
     vstor_client_opts_init(&o);
     o.mon_addresses = &mon;
     o.n_mon = 1;
+    o.spin_lone_us = x.spin_lone_us;
     if (vstor_client_create(&x.loop, &o, &x.c, err, sizeof(err)) < 0) {
         fprintf(stderr, "osd_verify: %s\n", err);
         return 1;
