@@ -10,8 +10,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
 static void ring_poll_cb(uv_poll_t *h, int status, int events)
@@ -48,18 +46,15 @@ static void spin_end(struct vs_spin *s)
     uv_idle_stop(&s->idle);
 }
 
-static void lone_check(struct vs_spin *s, uint64_t now);
-
 static void spin_idle_cb(uv_idle_t *h)
 {
     struct vs_spin *s = h->data;
     uint64_t now = uv_hrtime();
     bool active = false;
     s->turns++;
-    if (s->gate) {
-        lone_check(s, now); /* the lone op done: ends the window (or opens the next) */
-        if (!s->spinning)
-            return;
+    if (s->gate && s->gate(s->gate_ctx) != s->token) {
+        spin_end(s); /* the lone op is done (or another began: prepare decides) */
+        return;
     }
     if (s->ring && vs_ring_cq_ready(s->ring)) {
         s->reaped += (uint64_t)vs_ring_process(s->ring);
@@ -87,82 +82,19 @@ static void spin_open(struct vs_spin *s, uint64_t now)
     uv_idle_start(&s->idle, spin_idle_cb);
 }
 
-/* ---- The targeted mode: one window per lone op, late for slow ops ----------- */
-
-#define LONE_EST_SHIFT 3          /* the estimate takes 1/8 of each new duration */
-#define LONE_DELAY_MIN_NS 20000u  /* a shorter delay is not worth a timer */
-
-static void lone_disarm(struct vs_spin *s)
-{
-    if (!s->armed)
-        return;
-    struct itimerspec off = {{0, 0}, {0, 0}};
-    (void)timerfd_settime(s->tfd, 0, &off, NULL);
-    s->armed = false;
-}
-
-/* The lone op s->token has ended (the gate moved on) by now: learn how long
- * it took, and stop waiting for it. */
-static void lone_done(struct vs_spin *s, uint64_t now)
-{
-    uint64_t d = now - s->op_ns;
-    s->est_ns = s->est_ns == 0 ? d
-                               : s->est_ns - (s->est_ns >> LONE_EST_SHIFT) + (d >> LONE_EST_SHIFT);
-    s->token = 0;
-    lone_disarm(s);
-    if (s->spinning)
-        spin_end(s);
-}
-
-/* Looks at the gate: ends the tracked op when it is done, and takes up a new
- * lone op. That one spins at once when such ops have been ending within half
- * a window; otherwise the loop sleeps until half a window before their usual
- * end (a timerfd, whose wake-up is then off the op's path) and spins from
- * there, so a slow op costs one window of CPU, not its whole duration. */
-static void lone_check(struct vs_spin *s, uint64_t now)
-{
-    uint64_t token = s->gate(s->gate_ctx);
-    if (s->token != 0 && token != s->token)
-        lone_done(s, now);
-    if (token == 0 || s->token != 0)
-        return;
-    s->token = token;
-    s->op_ns = now;
-    if (s->tfd >= 0 && s->est_ns > s->window_ns / 2 + LONE_DELAY_MIN_NS) {
-        uint64_t delay = s->est_ns - s->window_ns / 2;
-        struct itimerspec t = {.it_value = {.tv_sec = (time_t)(delay / 1000000000u),
-                                            .tv_nsec = (long)(delay % 1000000000u)}};
-        if (timerfd_settime(s->tfd, 0, &t, NULL) == 0) {
-            s->armed = true;
-            s->delayed++;
-            return;
-        }
-    }
-    spin_open(s, now);
-}
-
-/* The delay is over: spin for the op if it is still the one outstanding. */
-static void lone_timer_cb(uv_poll_t *h, int status, int events)
-{
-    struct vs_spin *s = h->data;
-    uint64_t n;
-    (void)status;
-    (void)events;
-    if (read(s->tfd, &n, sizeof(n)) != (ssize_t)sizeof(n) || !s->armed)
-        return; /* a stale wake-up: the timer was re-armed or disarmed since */
-    s->armed = false;
-    if (s->token != 0 && !s->spinning && s->gate(s->gate_ctx) == s->token)
-        spin_open(s, uv_hrtime());
-}
-
-/* The targeted mode's prepare: a turn about to block while the gate names a
- * new lone op spins instead, or arms the delay (the idle handle, started
- * here, makes libuv poll this turn with timeout 0). */
+/* The targeted mode's prepare: a turn about to block while the gate names an
+ * op that has had no window yet spins instead (the idle handle, started here,
+ * makes libuv poll this turn with timeout 0). */
 static void spin_gated_prepare(struct vs_spin *s)
 {
+    if (s->spinning)
+        return;
     s->ended = false;
-    if (!s->spinning)
-        lone_check(s, uv_hrtime());
+    uint64_t token = s->gate(s->gate_ctx);
+    if (token == 0 || token == s->token)
+        return;
+    s->token = token;
+    spin_open(s, uv_hrtime());
 }
 
 /* Runs just before the poll: a turn that is not spinning may block, so note
@@ -201,7 +133,6 @@ static void spin_check_cb(uv_check_t *h)
 int vs_spin_init(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, unsigned window_us)
 {
     memset(s, 0, sizeof(*s));
-    s->tfd = -1;
     if (window_us == 0)
         return 0;
     s->ring = ring;
@@ -228,22 +159,11 @@ int vs_spin_init_gated(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, u
 {
     VS_ASSERT(gate != NULL);
     int rc = vs_spin_init(s, uv, ring, window_us);
-    if (rc < 0 || !s->uv)
-        return rc;
-    s->gate = gate;
-    s->gate_ctx = ctx;
-    /* Without a timerfd every lone op simply spins at once. */
-    s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (s->tfd >= 0 && uv_poll_init(uv, &s->timer, s->tfd) == 0) {
-        s->timer.data = s;
-        uv_poll_start(&s->timer, UV_READABLE, lone_timer_cb);
-        uv_unref((uv_handle_t *)&s->timer);
-        s->timer_open = true;
-    } else if (s->tfd >= 0) {
-        close(s->tfd);
-        s->tfd = -1;
+    if (rc == 0 && s->uv) {
+        s->gate = gate;
+        s->gate_ctx = ctx;
     }
-    return 0;
+    return rc;
 }
 
 unsigned vs_spin_close_cb(struct vs_spin *s, uv_close_cb cb)
@@ -253,17 +173,9 @@ unsigned vs_spin_close_cb(struct vs_spin *s, uv_close_cb cb)
     uv_close((uv_handle_t *)&s->idle, cb);
     uv_close((uv_handle_t *)&s->prepare, cb);
     uv_close((uv_handle_t *)&s->check, cb);
-    unsigned n = 3;
-    if (s->timer_open) {
-        uv_close((uv_handle_t *)&s->timer, cb);
-        close(s->tfd); /* uv_close has taken it out of the epoll set */
-        s->tfd = -1;
-        s->timer_open = false;
-        n++;
-    }
     s->uv = NULL;
     s->spinning = false;
-    return n;
+    return 3;
 }
 
 void vs_spin_close(struct vs_spin *s)

@@ -34,11 +34,8 @@
  *    only when the loop is about to block and the gate is open, spins as above
  *    while the gate stays open, and ends when it closes or after window_us
  *    without activity; a token gets at most one window, so an op slower than
- *    the window spins once and then sleeps. Ops that usually take longer than
- *    half a window (a moving average of the lone ops' durations) sleep first,
- *    on a timerfd, until half a window before their usual end: that timer's
- *    wake-up is off the op's path. Wake-ups by I/O or timers open nothing by
- *    themselves, and at queue depth > 1 the gate is closed, so nothing spins
+ *    the window spins once and then sleeps. Wake-ups by I/O or timers open
+ *    nothing, and at queue depth > 1 the gate is closed, so nothing spins
  *    there. See docs/performance.md, "The lone-op spin", for its default.
  *
  * Lifetime: vs_loop_init -> [vs_loop_busy_poll] -> vs_loop_run (returns after
@@ -73,13 +70,7 @@ struct vs_spin {
     int block_timeout_ms;  /* what it waits at most; -1 = no limit */
     vs_spin_gate_fn gate;  /* NULL: whole-loop mode; else the targeted mode */
     void *gate_ctx;
-    uint64_t token;        /* targeted: the lone op being waited for, 0 = none */
-    uint64_t op_ns;        /* when it was first seen */
-    uint64_t est_ns;       /* how long lone ops take (moving average) */
-    uv_poll_t timer;       /* a timerfd: the late start of a slow op's window */
-    int tfd;
-    bool timer_open, armed;
-    uint64_t delayed;      /* windows started late, by the timer */
+    uint64_t token;        /* targeted: the token of the last window opened */
     bool spinning;
     bool ended;            /* this turn ended a window (so it does not block) */
     uint64_t windows;      /* spin windows opened */
@@ -92,15 +83,14 @@ struct vs_spin {
  * completions are reaped while spinning). Returns 0 or a negative uv error. */
 int vs_spin_init(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, unsigned window_us);
 /* The targeted mode: as vs_spin_init, but a window opens only at a turn that
- * would block while gate(ctx) returns a token not seen before (at once, or
- * late for ops slower than half a window, see above), and ends when gate
- * returns another value (0 or a new op's token, which is then taken up at
- * once) or after window_us without activity. */
+ * would block while gate(ctx) returns a token not seen before, and ends when
+ * gate returns another value (0 or a new op's token: then a new window opens
+ * at once) or after window_us without activity. */
 int vs_spin_init_gated(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, unsigned window_us,
                        vs_spin_gate_fn gate, void *ctx);
 /* Closes the handles (uv_close; the loop must run once more to finish). */
 void vs_spin_close(struct vs_spin *s);
-/* The same, with cb called for each of its handles (h->data is s), for
+/* The same, with cb called for each of the three handles (h->data is s), for
  * owners that must wait before freeing s. Returns how many cbs will come. */
 unsigned vs_spin_close_cb(struct vs_spin *s, uv_close_cb cb);
 
