@@ -244,6 +244,57 @@ static void ck_submit(struct vs_store *s, struct vs_disk_io *io, unsigned dev, u
     store__submit(s, io);
 }
 
+/* The journal sector holding the data entry src flushes to sector sec. */
+static uint32_t flush_jsec(const struct vs_store *s, uint32_t src, uint32_t sec)
+{
+    const struct store_entry *e = &s->ents[src];
+    return e->jpos + e->hdr_sectors + (sec - e->offset / SECTOR);
+}
+
+/* Sectors of the arena that one flush io may fill (io slot i owns
+ * [i * n, (i + 1) * n) of it: no allocator, and the page runs that use the
+ * arena come only after every flush io completed). */
+static uint32_t flush_copy_sectors(const struct vs_store *s)
+{
+    return (uint32_t)(store__ck_arena_size(s) / CK_IOS / SECTOR);
+}
+
+/* Issues one in-place write of the consecutive dirty sectors [sec, sec + n)
+ * of block; false when no io slot is free. Sectors whose journal copies are
+ * consecutive go straight from the journal mirror; a run mixing entries (a
+ * block overwritten by several small writes side by side) is copied into the
+ * io's arena slot, up to flush_copy_sectors(): one io instead of one per
+ * entry. Returns the sectors issued in *done. */
+static bool flush_run(struct vs_store *s, uint32_t block, const uint32_t *srcs, uint32_t sec,
+                      uint32_t n, uint32_t *done)
+{
+    uint32_t js = flush_jsec(s, srcs[sec], sec), direct = 1;
+    while (direct < n && flush_jsec(s, srcs[sec + direct], sec + direct) == js + direct)
+        direct++;
+    unsigned slot;
+    struct vs_disk_io *io = ck_io(s, &slot);
+    if (!io)
+        return false;
+    uint8_t *buf = s->jbuf + (size_t)js * SECTOR;
+    uint32_t len = direct;
+    if (direct < n && direct < flush_copy_sectors(s)) { /* several sources: gather them */
+        len = VS_MIN(n, flush_copy_sectors(s));
+        buf = s->ck.arena + (size_t)slot * flush_copy_sectors(s) * SECTOR;
+        for (uint32_t i = 0; i < len; i++)
+            memcpy(buf + (size_t)i * SECTOR,
+                   s->jbuf + (size_t)flush_jsec(s, srcs[sec + i], sec + i) * SECTOR, SECTOR);
+        s->st.flush_merged += len - 1;
+    }
+    VS_TRACE("store", "flush: block %u sec %u+%u%s", block, sec, len,
+             buf == s->jbuf + (size_t)js * SECTOR ? "" : " (gathered)");
+    const struct vs_store_layout *l = &s->sb.layout;
+    ck_submit(s, io, l->data_dev,
+              l->data_offset + (uint64_t)block * s->block_size + (uint64_t)sec * SECTOR, buf,
+              len * SECTOR);
+    *done = len;
+    return true;
+}
+
 /* Issues flush runs until the io slots are used up; true when all issued. */
 static bool flush_issue(struct vs_store *s)
 {
@@ -253,26 +304,16 @@ static bool flush_issue(struct vs_store *s)
         uint32_t block = s->objs[oi].block;
         const uint32_t *srcs = flush_sources(s, top);
         while (ck->flush_sec < s->spb) {
-            uint32_t sec = ck->flush_sec, src = srcs[sec];
-            if (!src) {
+            uint32_t sec = ck->flush_sec, n = 0, done;
+            while (sec + n < s->spb && srcs[sec + n])
+                n++;
+            if (n == 0) {
                 ck->flush_sec++;
                 continue;
             }
-            const struct store_entry *e = &s->ents[src];
-            uint32_t js = e->jpos + e->hdr_sectors + (sec - e->offset / SECTOR), n = 1;
-            while (sec + n < s->spb && srcs[sec + n] == src)
-                n++;
-            unsigned slot;
-            struct vs_disk_io *io = ck_io(s, &slot);
-            if (!io)
+            if (!flush_run(s, block, srcs, sec, n, &done))
                 return false;
-            VS_TRACE("store", "flush: obj %u block %u sec %u+%u from v%llu seq %llu", oi, block,
-                     sec, n, (unsigned long long)e->version, (unsigned long long)e->seq);
-            const struct vs_store_layout *l = &s->sb.layout;
-            ck_submit(s, io, l->data_dev,
-                      l->data_offset + (uint64_t)block * s->block_size + (uint64_t)sec * SECTOR,
-                      s->jbuf + (size_t)js * SECTOR, n * SECTOR);
-            ck->flush_sec = sec + n;
+            ck->flush_sec = sec + done;
         }
     }
     return true;

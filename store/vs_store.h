@@ -405,6 +405,10 @@ struct vs_store_stats {
     uint64_t op_read, op_write, op_delete, op_sync, op_stabilize, op_rollback, op_list;
     uint64_t fsyncs, checkpoints, journal_waits, journal_replayed;
     uint64_t fsyncs_linked; /* batches linked to their journal write (fsync_no_drain) */
+    /* Checkpoint in-place writes saved by gathering side-by-side sectors of
+     * different small writes into one io (io_count[VS_STORE_IO_FLUSH] counts
+     * the ios issued). */
+    uint64_t flush_merged;
     uint64_t bytes_user_written, bytes_disk_written;
     /* Every io the store issued since open, by area: ios and bytes. */
     uint64_t io_count[VS_STORE_IO_AREAS], io_bytes[VS_STORE_IO_AREAS];

@@ -59,7 +59,7 @@ struct crash {
     struct cobj o[NOBJ];
     uint64_t rng;
     unsigned long points, ops_acked;
-    unsigned long long fsyncs, fsyncs_linked; /* summed over the store's lives */
+    unsigned long long fsyncs, fsyncs_linked, flush_merged; /* summed over the store's lives */
 };
 
 static struct vs_store_oid oid_of(int i)
@@ -367,6 +367,7 @@ static void crash_and_recover(struct crash *c, uint8_t *buf)
     vs_store_get_stats(c->s, &old);
     c->fsyncs += old.fsyncs;
     c->fsyncs_linked += old.fsyncs_linked;
+    c->flush_merged += old.flush_merged;
     vs_disk_sim_crash(c->d);
     vs_store_abandon(c->s);
     c->s = t_open(c->d, &c->cfg);
@@ -419,8 +420,11 @@ static void run_crash(struct vs_store_config cfg, uint64_t seed, unsigned long p
     struct vs_store_stats fin;
     vs_store_get_stats(c.s, &fin);
     printf("  %lu crash points, %lu ops acknowledged, %llu fsync batches, %llu of them linked"
-           " to their journal write\n",
-           c.points, c.ops_acked, c.fsyncs + fin.fsyncs, c.fsyncs_linked + fin.fsyncs_linked);
+           " to their journal write, %llu in-place writes saved by gathered flushes\n",
+           c.points, c.ops_acked, c.fsyncs + fin.fsyncs, c.fsyncs_linked + fin.fsyncs_linked,
+           c.flush_merged + fin.flush_merged);
+    if (points >= 1000) /* checkpoints gathered side-by-side sectors, and crashes hit them */
+        assert_true(c.flush_merged + fin.flush_merged > 0);
     if (cfg.idle_sync) { /* the idle pair ran, and crashes hit around it */
         printf("  %llu idle write+fsync pairs done synchronously\n",
                (unsigned long long)c.d->idle_syncs);

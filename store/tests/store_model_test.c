@@ -457,9 +457,9 @@ static void run_model(uint32_t bs, enum vs_store_durability dur, uint64_t seed, 
             check_read(&m, &m.o[i]);
     struct vs_store_stats st;
     vs_store_get_stats(m.s, &st);
-    printf("  checks=%lu checkpoints=%llu fsyncs=%llu csum_errors=%llu\n", m.checks,
-           (unsigned long long)st.checkpoints, (unsigned long long)st.fsyncs,
-           (unsigned long long)st.csum_errors);
+    printf("  checks=%lu checkpoints=%llu fsyncs=%llu csum_errors=%llu flush_merged=%llu\n",
+           m.checks, (unsigned long long)st.checkpoints, (unsigned long long)st.fsyncs,
+           (unsigned long long)st.csum_errors, (unsigned long long)st.flush_merged);
     assert_int_equal(st.csum_errors, 0);
     assert_true(st.checkpoints + m.checkpoints > 0);
     assert_int_equal(vs_store_close(m.s), 0);

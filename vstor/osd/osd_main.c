@@ -98,9 +98,31 @@ static int store_open(struct vs_osd *osd, const char *const *paths, unsigned n, 
     return 0;
 }
 
+/* One line of the store's io counts since open: what a benchmark divides by
+ * the client's writes (ios per write, by area). */
+static void store_log_ios(struct vs_osd *osd)
+{
+    struct vs_store_stats st;
+    vs_store_get_stats(osd->store, &st);
+    const uint64_t *n = st.io_count, *b = st.io_bytes;
+    VS_INFO(OSD_LOG,
+            "store ios since open: writes %llu, journal %llu (%llu KiB), data %llu (%llu KiB), "
+            "flush %llu (%llu KiB, %llu merged), meta %llu, fsync %llu, checkpoints %llu, "
+            "journal waits %llu",
+            (unsigned long long)st.op_write, (unsigned long long)n[VS_STORE_IO_JOURNAL],
+            (unsigned long long)(b[VS_STORE_IO_JOURNAL] >> 10),
+            (unsigned long long)n[VS_STORE_IO_DATA],
+            (unsigned long long)(b[VS_STORE_IO_DATA] >> 10),
+            (unsigned long long)n[VS_STORE_IO_FLUSH],
+            (unsigned long long)(b[VS_STORE_IO_FLUSH] >> 10), (unsigned long long)st.flush_merged,
+            (unsigned long long)n[VS_STORE_IO_META], (unsigned long long)n[VS_STORE_IO_FSYNC],
+            (unsigned long long)st.checkpoints, (unsigned long long)st.journal_waits);
+}
+
 static void store_close(struct vs_osd *osd)
 {
     if (osd->store) {
+        store_log_ios(osd);
         int rc = vs_store_close(osd->store);
         if (rc < 0)
             VS_ERROR(OSD_LOG, "closing the store: %s", vs_strerror(rc));
