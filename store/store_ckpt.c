@@ -205,8 +205,25 @@ static const uint32_t *flush_sources(struct vs_store *s, uint32_t top)
 
 static void ck_io_cb(struct vs_disk_io *io, int res);
 
+/* Checkpoint ios in flight: CK_IOS_FG while writes run and the journal has
+ * room, so their journal writes and fsyncs do not queue in the disk behind a
+ * hundred in-place copies (at depth 128 that raised the writes' latency, and
+ * with it their IOPS); all CK_IOS when the store has nothing else to do, when
+ * someone waits for the checkpoint, or once the journal is more than half
+ * way from the checkpoint threshold to full. */
+unsigned store__ck_depth(const struct vs_store *s)
+{
+    uint64_t pct = s->cfg.journal_checkpoint_pct;
+    if (s->ops_inflight == 0 || s->wait_q.head || s->ck.waiters ||
+        s->jused * 200 >= s->jsize * (100 + pct))
+        return CK_IOS;
+    return CK_IOS_FG;
+}
+
 static struct vs_disk_io *ck_io(struct vs_store *s, unsigned *slot)
 {
+    if (s->ck.ios_inflight >= store__ck_depth(s))
+        return NULL;
     for (unsigned i = 0; i < CK_IOS; i++) {
         if (s->ck.ios[i].cb == NULL) {
             memset(&s->ck.ios[i], 0, sizeof(s->ck.ios[i]));

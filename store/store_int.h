@@ -165,6 +165,7 @@ enum ck_state {
 #define RESERVE_DIV 32u
 
 #define CK_IOS 128               /* checkpoint ios in flight */
+#define CK_IOS_FG 16             /* ... while writes run and the journal has room */
 #define CK_RUN_BYTES (1u << 20)  /* largest merged write of consecutive pages */
 #define CK_ARENA_BYTES (4u << 20) /* page buffers of the ios in flight */
 
@@ -391,6 +392,7 @@ void store__ck_step(struct vs_store *s);
 void store__ck_fsync_done(struct vs_store *s);
 void store__page_build(struct vs_store *s, uint64_t page_no, uint8_t *buf);
 void store__ck_compute_start(struct vs_store *s);
+unsigned store__ck_depth(const struct vs_store *s); /* checkpoint ios allowed in flight */
 static inline size_t store__ck_arena_size(const struct vs_store *s)
 {
     return VS_MAX((size_t)CK_ARENA_BYTES, 2 * (size_t)s->page_size);

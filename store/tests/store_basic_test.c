@@ -3,7 +3,7 @@
  * Targeted store tests: format refusals and bad input, the superblock and
  * layout checks, request validation (-EINVAL), versions, unstable versions
  * across reopen, back-pressure on a full journal, ENOSPC, split devices, the
- * checkpoint's gathered in-place writes.
+ * checkpoint's gathered in-place writes and its io depth.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +12,8 @@
 #include <cmocka.h>
 
 #include "store_test_util.h"
+
+#include "store_int.h" /* store__ck_depth */
 
 static int wr(struct vs_disk *d, struct vs_store *s, uint64_t stripe, uint64_t version,
               uint32_t off, uint32_t len, uint8_t fill, bool stable)
@@ -293,6 +295,45 @@ static void test_flush_gathers_side_by_side_writes(void **st)
     free(want);
 }
 
+/* The checkpoint keeps CK_IOS_FG ios in flight while writes run and the
+ * journal has room, and all CK_IOS when the store is idle, when a caller
+ * waits for the checkpoint, or when the journal is 3/4 full (threshold 50%). */
+static void test_checkpoint_depth_follows_writes(void **st)
+{
+    (void)st;
+    struct vs_disk *d = t_sim_format(16 << 20, 3, 128 << 10, 1 << 20, false);
+    struct vs_store_config cfg = {.durability = VS_STORE_DURABLE_ACK};
+    struct vs_store *s = t_open(d, &cfg);
+    assert_int_equal(store__ck_depth(s), CK_IOS); /* idle */
+    uint8_t *buf = t_alloc(4096);
+    struct t_op w;
+    t_init(&w);
+    w.op.oid = (struct vs_store_oid){1, 0};
+    w.op.len = 4096;
+    w.op.buf = buf;
+    w.op.flags = VS_STORE_STABLE;
+    assert_int_equal(t_start(s, &w, vs_store_write), 0);
+    assert_int_equal(store__ck_depth(s), CK_IOS_FG); /* a write in flight */
+    uint64_t jused = s->jused;
+    s->jused = s->jsize * 3 / 4;
+    assert_int_equal(store__ck_depth(s), CK_IOS); /* space runs short */
+    s->jused = s->jsize * 3 / 4 - 4096;
+    assert_int_equal(store__ck_depth(s), CK_IOS_FG);
+    s->jused = jused;
+    struct t_op c;
+    t_init(&c);
+    assert_int_equal(t_start(s, &c, vs_store_checkpoint), 0);
+    assert_int_equal(store__ck_depth(s), CK_IOS); /* someone waits for it */
+    while (!w.calls || !c.calls)
+        assert_true(vs_disk_run_once(d) > 0);
+    assert_int_equal(w.op.result, 4096);
+    assert_int_equal(c.op.result, 0);
+    assert_int_equal(store__ck_depth(s), CK_IOS); /* idle again */
+    assert_int_equal(vs_store_close(s), 0);
+    vs_disk_destroy(d);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_split_devices),
         cmocka_unit_test(test_backpressure_and_enospc),
         cmocka_unit_test(test_flush_gathers_side_by_side_writes),
+        cmocka_unit_test(test_checkpoint_depth_follows_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
