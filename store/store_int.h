@@ -165,7 +165,7 @@ enum ck_state {
 #define RESERVE_DIV 32u
 
 #define CK_IOS 128               /* checkpoint ios in flight */
-#define CK_IOS_FG 16             /* ... while writes run and the journal has room */
+#define CK_IOS_FG 32             /* ... while writes run and the journal has room */
 #define CK_RUN_BYTES (1u << 20)  /* largest merged write of consecutive pages */
 #define CK_ARENA_BYTES (4u << 20) /* page buffers of the ios in flight */
 
