@@ -302,6 +302,25 @@ def test_fio_verify(export, iodepth, tmp_path):
     assert job["write"]["total_ios"] > 0 and job["read"]["total_ios"] > 0  # verify reads
 
 
+def test_structured_replies_off(export, tmp_path):
+    """nbd_structured_replies = false: real clients fall back to simple
+    replies (the export logs it) and their data verifies."""
+    need("fio")
+    need("qemu-io")
+    e = export(size=64 * MiB, extra=("--nbd_structured_replies", "false"))
+    r = run("fio", "--name=verify", "--ioengine=nbd", f"--uri={e.uri}", "--rw=randwrite",
+            "--bs=4k", "--iodepth=32", "--size=32M", "--verify=crc32c", "--do_verify=1",
+            "--verify_fatal=1", "--verify_state_save=0", "--output-format=json",
+            timeout=300, cwd=tmp_path)
+    job = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
+    assert job["error"] == 0 and job["read"]["total_ios"] > 0
+    r = run("qemu-io", "-f", "raw", "-c", "write -P 0x3c 3M 128k", "-c", "read -P 0x3c 3M 128k",
+            e.uri)
+    assert "Pattern verification failed" not in r.stdout + r.stderr
+    log = e.proc.log()
+    assert "simple replies" in log and "structured replies" not in log, log
+
+
 def test_reply_spin_with_real_clients(export, tmp_path):
     """nbd_reply_spin_us on (nbd_server.c NOTES 4): fio write+fsync at Q1 and
     verify, qemu-io patterns, and a malformed request on another connection

@@ -145,6 +145,7 @@ static int run_setup(struct vs_cmd_ctx *ctx, struct nbd_run *run, backend_open_f
         .buffer_bytes = ctx->cfg.nbd_buffer_size,
         .handshake_timeout_ms = ctx->cfg.nbd_handshake_timeout,
         .reply_spin_us = (unsigned)ctx->cfg.nbd_reply_spin_us,
+        .no_structured = !ctx->cfg.nbd_structured_replies,
     };
     rc = vs_nbd_server_create(&run->loop, run->be, &cfg, &run->srv, err, sizeof(err));
     if (rc < 0) {

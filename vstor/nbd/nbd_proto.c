@@ -228,6 +228,10 @@ static void opt_structured_reply(struct vs_nbd_hs *hs, struct vs_nbd_obuf *out)
         out_rep(out, hs->opt, VS_NBD_REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data");
         return;
     }
+    if (hs->exp->no_structured) {
+        out_rep(out, hs->opt, VS_NBD_REP_ERR_UNSUP, "structured replies are off on this export");
+        return;
+    }
     hs->structured = true;
     out_rep(out, hs->opt, VS_NBD_REP_ACK, NULL);
 }

@@ -196,6 +196,7 @@ struct vs_nbd_export {
     uint32_t block_min;  /* power of 2, 1..65536 */
     uint32_t block_pref; /* power of 2, >= max(block_min, 512) */
     uint32_t block_max;  /* multiple of block_min, <= VS_NBD_PAYLOAD_MAX */
+    bool no_structured;  /* answer NBD_OPT_STRUCTURED_REPLY with ERR_UNSUP */
 };
 
 /* Checks the invariants above; returns 0 or -EINVAL. */

@@ -781,6 +781,7 @@ static int fill_export(struct vs_nbd_server *srv, const struct vs_nbd_server_con
     snprintf(e->description, sizeof(e->description), "%s", be->desc);
     e->size_bytes = be->props.size_bytes;
     e->tx_flags = export_flags(be);
+    e->no_structured = cfg->no_structured;
     e->block_min = be->props.block_min_bytes;
     e->block_pref = VS_MAX(be->props.block_pref_bytes, VS_MAX(e->block_min, 512u));
     e->block_max = VS_MIN(be->props.block_max_bytes, VS_NBD_PAYLOAD_MAX);

@@ -52,6 +52,7 @@ struct vs_nbd_server_config {
                                     * disconnected; 0 = never */
     unsigned reply_spin_us;        /* the reply spin's window (nbd_server.c NOTES 4);
                                     * 0 = off */
+    bool no_structured;            /* refuse NBD_OPT_STRUCTURED_REPLY (ERR_UNSUP) */
 };
 
 typedef void (*vs_nbd_server_stopped_cb)(void *arg);

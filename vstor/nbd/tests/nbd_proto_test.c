@@ -168,6 +168,34 @@ static void test_go_with_info(void **state)
     free(f);
 }
 
+/* nbd_structured_replies = false: the option is refused, the session uses
+ * simple replies and SEND_DF is not offered. */
+static void test_structured_replies_off(void **state)
+{
+    (void)state;
+    struct hs_fixture *f = fx_new();
+    f->exp.no_structured = true;
+    send_flags(f, VS_NBD_FLAG_C_FIXED_NEWSTYLE | VS_NBD_FLAG_C_NO_ZEROES);
+    send_opt(f, VS_NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+    assert_int_equal(next_reply(f, VS_NBD_OPT_STRUCTURED_REPLY, NULL, NULL),
+                     VS_NBD_REP_ERR_UNSUP);
+    uint8_t d[64], r[64];
+    uint16_t infos[] = {VS_NBD_INFO_BLOCK_SIZE};
+    send_opt(f, VS_NBD_OPT_GO, d, go_data(d, "disk", infos, 1));
+    assert_int_equal(f->hs.state, VS_NBD_HS_GO);
+    uint32_t t, n;
+    while ((t = next_reply(f, VS_NBD_OPT_GO, r, &n)) == VS_NBD_REP_INFO) {
+        if (vs_nbd_get_be16(r) == VS_NBD_INFO_EXPORT)
+            assert_int_equal(vs_nbd_get_be16(r + 10), f->exp.tx_flags);
+    }
+    assert_int_equal(t, VS_NBD_REP_ACK);
+    struct vs_nbd_session s;
+    vs_nbd_session_from_hs(&s, &f->hs);
+    assert_false(s.structured);
+    assert_false(s.tx_flags & VS_NBD_FLAG_SEND_DF);
+    free(f);
+}
+
 static void test_info_then_go_default_export(void **state)
 {
     (void)state;
@@ -515,6 +543,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_go_with_info),
+        cmocka_unit_test(test_structured_replies_off),
         cmocka_unit_test(test_info_then_go_default_export),
         cmocka_unit_test(test_option_errors),
         cmocka_unit_test(test_abort),

@@ -133,7 +133,7 @@ static void h_start_spin(struct harness *h, struct fake *f, unsigned iodepth, ui
     assert_int_equal(vs_loop_init(&h->loop, 0), 0);
     uv_timer_init(&h->loop.uv, &h->alive);
     uv_timer_start(&h->alive, never_cb, 3600 * 1000, 0);
-    struct vs_nbd_server_config cfg = {"fake", iodepth, 8, buffer, 0, spin_us};
+    struct vs_nbd_server_config cfg = {"fake", iodepth, 8, buffer, 0, spin_us, false};
     char err[256];
     assert_int_equal(vs_nbd_server_create(&h->loop, &f->be, &cfg, &h->srv, err, sizeof(err)), 0);
     int sv[2];
