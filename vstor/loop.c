@@ -39,6 +39,14 @@ static void ring_prepare_cb(uv_prepare_t *h)
  * Activity extends the window; a window without any ends the spin, and this
  * very turn then blocks (the idle handle is stopped before libuv computes its
  * timeout). */
+/* The targeted mode's back-off: a sched_yield that returns this late means a
+ * CPU hog ran (our own peers' bursts are far shorter); the next lone ops then
+ * go without a window, 16 after a first loss, twice as many after each loss
+ * in a row (up to 4096), 16 again once a window has seen its op end. */
+#define LONE_YIELD_LOST_NS 200000u
+#define LONE_BACKOFF_MIN 16u
+#define LONE_BACKOFF_MAX 4096u
+
 static void spin_end(struct vs_spin *s)
 {
     s->spinning = false;
@@ -53,6 +61,7 @@ static void spin_idle_cb(uv_idle_t *h)
     bool active = false;
     s->turns++;
     if (s->gate && s->gate(s->gate_ctx) != s->token) {
+        s->backoff_next = LONE_BACKOFF_MIN; /* a window that worked */
         spin_end(s); /* the lone op is done (or another began: prepare decides) */
         return;
     }
@@ -69,6 +78,16 @@ static void spin_idle_cb(uv_idle_t *h)
         /* Nothing yet: let any runnable process on this CPU go first (the
          * peer we wait for may be it; two cores are shared by several). */
         sched_yield();
+        if (s->gate && uv_hrtime() - now > LONE_YIELD_LOST_NS) {
+            /* Someone else's work held the CPU for a slice: the CPUs are
+             * busy, a spinner only loses its wake-up priority. Sleep, and
+             * let the next lone ops sleep too (LONE_BACKOFF_MIN above). */
+            s->yields_lost++;
+            s->backoff = s->backoff_next;
+            if (s->backoff_next < LONE_BACKOFF_MAX)
+                s->backoff_next *= 2;
+            spin_end(s);
+        }
     } else {
         spin_end(s);
     }
@@ -94,6 +113,10 @@ static void spin_gated_prepare(struct vs_spin *s)
     if (token == 0 || token == s->token)
         return;
     s->token = token;
+    if (s->backoff > 0) {
+        s->backoff--;
+        return;
+    }
     spin_open(s, uv_hrtime());
 }
 
@@ -162,6 +185,7 @@ int vs_spin_init_gated(struct vs_spin *s, uv_loop_t *uv, struct vs_ring *ring, u
     if (rc == 0 && s->uv) {
         s->gate = gate;
         s->gate_ctx = ctx;
+        s->backoff_next = LONE_BACKOFF_MIN;
     }
     return rc;
 }

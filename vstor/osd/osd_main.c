@@ -421,6 +421,10 @@ int vs_cmd_osd(struct vs_cmd_ctx *ctx)
     uv_timer_init(&loop.uv, &osd->stop_timer);
     osd->stop_timer.data = osd;
     int rc = run(ctx, osd);
+    if (loop.spin.uv) /* what a benchmark checks: no windows at depth > 1 */
+        VS_INFO(OSD_LOG, "%s spin: %llu windows, %llu turns, %llu completions reaped",
+                loop.spin.gate ? "lone-op" : "busy-poll", (unsigned long long)loop.spin.windows,
+                (unsigned long long)loop.spin.turns, (unsigned long long)loop.spin.reaped);
     if (!uv_is_closing((uv_handle_t *)&osd->stop_timer))
         uv_close((uv_handle_t *)&osd->stop_timer, NULL);
     osd__fault_stop(osd);

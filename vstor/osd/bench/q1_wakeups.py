@@ -9,10 +9,12 @@ and, over a steady window of the run, reads each process's voluntary and
 involuntary context switches and user+system CPU (/proc/PID/status, stat),
 plus the machine's idle and steal time (/proc/stat). A process that sleeps
 once per op and is woken costs one wake-up; one that spins shows ~0 voluntary
-switches per op. Prints one JSON line per config.
+switches per op. --hogs N runs N busy loops (`sh -c 'while :; do :; done'`,
+nice 0, like a build) for the whole run, to see a spin on a busy machine.
+Prints one JSON line per config.
 
     make release
-    flock /work/team/bench.lock vstor/osd/bench/q1_wakeups.py \
+    flock /work/team/bench.lock vstor/osd/bench/q1_wakeups.py [--bin PATH] \
         --confs '{"loop_busy_poll_us": 0}' '{"loop_busy_poll_us": 200}'
 
 Every process it starts is stopped by pid; --dir is removed at the end.
@@ -94,12 +96,21 @@ def main():
     ap.add_argument("--size", default="768M")
     ap.add_argument("--osd-mb", type=int, default=768)
     ap.add_argument("--confs", nargs="+", default=['{"loop_busy_poll_us": 0}'])
+    ap.add_argument("--bin", default=osd_bench.BIN, help="the vstor binary")
+    ap.add_argument("--hogs", type=int, default=0, help="busy loops running meanwhile")
     a = ap.parse_args()
+    osd_bench.BIN = a.bin
     os.makedirs(a.dir, exist_ok=True)
+    hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(a.hogs)]
     try:
         for c in a.confs:
-            print(json.dumps(one(a, json.loads(c))), flush=True)
+            row = one(a, json.loads(c))
+            row["hogs"] = a.hogs
+            print(json.dumps(row), flush=True)
     finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
         shutil.rmtree(a.dir, ignore_errors=True)
     return 0
 
