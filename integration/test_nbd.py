@@ -197,8 +197,9 @@ def test_nbdinfo_size_and_block_sizes(export):
     assert pref == 4096 and mx == 32 * MiB
     assert ex["is_read_only"] is False
     for cap in ("can_flush", "can_fua", "can_trim", "can_zero", "can_fast_zero",
-                "can_multi_conn", "can_df"):
+                "can_multi_conn"):
         assert ex[cap] is True, cap
+    assert ex["can_df"] is False  # DF needs structured replies: off by default
     assert "disk.img" in ex["description"]
     listed = json.loads(run("nbdinfo", "--list", "--json",
                             f"nbd+unix:///?socket={e.sock}").stdout)
@@ -302,12 +303,14 @@ def test_fio_verify(export, iodepth, tmp_path):
     assert job["write"]["total_ios"] > 0 and job["read"]["total_ios"] > 0  # verify reads
 
 
-def test_structured_replies_off(export, tmp_path):
-    """nbd_structured_replies = false: real clients fall back to simple
-    replies (the export logs it) and their data verifies."""
+@pytest.mark.parametrize("structured", ["false", "true"])
+def test_structured_replies_on_and_off(export, tmp_path, structured):
+    """nbd_structured_replies (default false): real clients use simple or
+    structured replies as offered (the export logs which) and their data
+    verifies either way."""
     need("fio")
     need("qemu-io")
-    e = export(size=64 * MiB, extra=("--nbd_structured_replies", "false"))
+    e = export(size=64 * MiB, extra=("--nbd_structured_replies", structured))
     r = run("fio", "--name=verify", "--ioengine=nbd", f"--uri={e.uri}", "--rw=randwrite",
             "--bs=4k", "--iodepth=32", "--size=32M", "--verify=crc32c", "--do_verify=1",
             "--verify_fatal=1", "--verify_state_save=0", "--output-format=json",
@@ -318,7 +321,10 @@ def test_structured_replies_off(export, tmp_path):
             e.uri)
     assert "Pattern verification failed" not in r.stdout + r.stderr
     log = e.proc.log()
-    assert "simple replies" in log and "structured replies" not in log, log
+    if structured == "true":
+        assert "structured replies" in log and "simple replies" not in log, log
+    else:
+        assert "simple replies" in log and "structured replies" not in log, log
 
 
 def test_reply_spin_with_real_clients(export, tmp_path):

@@ -113,9 +113,9 @@ enum vs_cfg_type {
       "after a reply leaves no NBD request in flight, poll the client's socket this "    \
       "many microseconds for its next request before sleeping (saves the export a "      \
       "wake-up at queue depth 1); 0 = off (measured: no win on 2 vCPUs)")                \
-    X(nbd_structured_replies, VS_CFG_BOOL, "true", 0, 0, VS_SCOPE_NBD,                   \
-      "offer NBD structured replies; false answers NBD_OPT_STRUCTURED_REPLY with "      \
-      "ERR_UNSUP, so clients use simple replies (fewer reads per READ reply for libnbd)") \
+    X(nbd_structured_replies, VS_CFG_BOOL, "false", 0, 0, VS_SCOPE_NBD,                  \
+      "offer NBD structured replies; false (default) answers NBD_OPT_STRUCTURED_REPLY "  \
+      "with ERR_UNSUP, so clients use simple replies (libnbd: fewer reads per READ)")    \
     X(store_block_size, VS_CFG_SIZE, "128k", 4096, 128ull << 20, VS_SCOPE_STORE,         \
       "object size of a new store: a power of two from 4k to 128m (vstor disk format)")  \
     X(store_journal_size, VS_CFG_SIZE, "32m", 64ull << 10, 1ull << 40, VS_SCOPE_STORE,   \
