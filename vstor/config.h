@@ -94,7 +94,8 @@ enum vs_cfg_type {
       "longest delay between reconnection attempts (starts at 100 ms, doubles)")         \
     X(net_local_dir, VS_CFG_STR, NULL, 0, 0, VS_SCOPE_CLIENT | VS_SCOPE_OSD,              \
       "absolute directory for the local transport: OSDs also listen on a unix socket "   \
-      "there, and clients and OSDs on the same host use it instead of TCP (empty: off)") \
+      "there, and clients and OSDs on the same host use it instead of TCP; it must be "  \
+      "private to this host and network namespace (e.g. /run/vstor) (empty: off)")      \
     X(nbd_iodepth, VS_CFG_U64, "256", 1, 65536, VS_SCOPE_NBD,                            \
       "NBD requests in flight per connection; more wait in the socket")                 \
     X(nbd_conn_max, VS_CFG_U64, "64", 1, 4096, VS_SCOPE_NBD,                             \

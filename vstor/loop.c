@@ -33,12 +33,6 @@ static void ring_prepare_cb(uv_prepare_t *h)
 
 /* ---- Adaptive busy-polling ---------------------------------------------- */
 
-/* One spinning turn, before libuv polls with timeout 0: reap the ring's
- * completions without waiting for its eventfd, else ask the epoll set whether
- * anything is ready (without consuming it: libuv's poll of this turn does).
- * Activity extends the window; a window without any ends the spin, and this
- * very turn then blocks (the idle handle is stopped before libuv computes its
- * timeout). */
 /* The targeted mode's back-off: a sched_yield that returns this late means a
  * CPU hog ran (our own peers' bursts are far shorter); the next lone ops then
  * go without a window, 16 after a first loss, twice as many after each loss
@@ -54,6 +48,12 @@ static void spin_end(struct vs_spin *s)
     uv_idle_stop(&s->idle);
 }
 
+/* One spinning turn, before libuv polls with timeout 0: reap the ring's
+ * completions without waiting for its eventfd, else ask the epoll set whether
+ * anything is ready (without consuming it: libuv's poll of this turn does).
+ * Activity extends the window; a window without any ends the spin, and this
+ * very turn then blocks (the idle handle is stopped before libuv computes its
+ * timeout). */
 static void spin_idle_cb(uv_idle_t *h)
 {
     struct vs_spin *s = h->data;

@@ -158,7 +158,12 @@ struct vs_net_cfg {
  * file naming another process: a listener creates its socket only after it
  * has bound ADDR over TCP, so no other live process can own that name, and
  * it replaces whatever file was there. The socket is removed when the
- * messenger closes. */
+ * messenger closes. The directory must belong to one host and one network
+ * namespace: a directory shared by two (NFS, or namespaces on one machine
+ * given the same path) would let a connection to another host's address
+ * reach it through the file system, around a cut link, and two listeners
+ * bound to the same address in two namespaces would replace each other's
+ * socket. */
 #define VS_NET_LOCAL_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path) */
 
 /* The local socket path for a listener bound to addr ("IP:PORT" or
