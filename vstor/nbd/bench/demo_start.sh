@@ -5,7 +5,9 @@
 # sets demo_pid (so the caller's EXIT trap can stop it) and returns once the
 # demo says it is running; when it dies first, its output is printed and the
 # script exits 1. DEMO_ARGS (env, optional): more arguments of `vstor demo`
-# (e.g. --tcp-only).
+# (e.g. --tcp-only). Also the helpers the Q128 scripts share: cpu_ns PID...
+# (CPU ns of these processes, all their threads) and iops_of FILE (the IOPS
+# of a vstor bench table or of fio's JSON output).
 start_demo() {
     local vstor=$1 dir=$2 size=$3 out=$4 port
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
@@ -20,4 +22,22 @@ print(s.getsockname()[1])')
     done
     cat "$out"
     exit 1
+}
+
+cpu_ns() { # pid...: CPU ns of these processes, all their threads
+    local p
+    for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null || true; done |
+        awk '{s += $1} END {printf "%.0f\n", s}'
+}
+
+iops_of() { # the IOPS of a vstor bench table or a fio JSON output
+    python3 - "$1" <<'PY'
+import json, sys
+s = open(sys.argv[1]).read()
+if "{" in s:
+    j = json.loads(s[s.index("{"):])["jobs"][0]
+    print(j["read"]["iops"] + j["write"]["iops"])
+else:
+    print([l.split()[2] for l in s.splitlines() if "-q128" in l][0])
+PY
 }

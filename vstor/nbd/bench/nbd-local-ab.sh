@@ -42,22 +42,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cpu_ns() { # pid...: CPU ns of these processes, all their threads
-    local p
-    for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null || true; done |
-        awk '{s += $1} END {printf "%.0f\n", s}'
-}
-iops_of() { # the IOPS of a vstor bench table or a fio JSON output
-    python3 - "$1" <<'PY'
-import json, sys
-s = open(sys.argv[1]).read()
-if "{" in s:
-    j = json.loads(s[s.index("{"):])["jobs"][0]
-    print(j["read"]["iops"] + j["write"]["iops"])
-else:
-    print([l.split()[2] for l in s.splitlines() if "-q128" in l][0])
-PY
-}
 run() { # arm round label command...: run it, append "arm round label iops export_ns osds_ns"
     local arm=$1 r=$2 label=$3 e0 e1 o0 o1
     shift 3

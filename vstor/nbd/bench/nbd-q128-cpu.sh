@@ -73,11 +73,6 @@ tree() { # pid: the pid and its descendants
     local c
     for c in $(pgrep -P "$1" || true); do tree "$c"; done
 }
-cpu_ns() { # pid...: CPU ns of these processes, all their threads
-    local p
-    for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null || true; done |
-        awk '{s += $1} END {printf "%.0f\n", s}'
-}
 machine() { # "busy_ns total_ns" from /proc/stat
     awk -v hz="$hz" '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i;
         printf "%.0f %.0f\n", (t - $5 - $6) * 1e9 / hz, t * 1e9 / hz}' /proc/stat
@@ -100,17 +95,6 @@ measure() { # label server_pid command...: run it, sample the window, append a l
     wait "$run_pid"
     run_pid=
     echo "$label $(iops_of "$work/run.out") $a / $b" >> "$work/samples.txt"
-}
-iops_of() { # the IOPS of a vstor bench table or a fio JSON output
-    python3 - "$1" <<'PY'
-import json, sys
-s = open(sys.argv[1]).read()
-if "{" in s:
-    j = json.loads(s[s.index("{"):])["jobs"][0]
-    print(j["read"]["iops"] + j["write"]["iops"])
-else:
-    print([l.split()[2] for l in s.splitlines() if "-q128" in l][0])
-PY
 }
 fio_job() { # rw uri [numjobs]: numjobs connections of depth 128/numjobs
     local n=${3:-1}
