@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -471,6 +472,8 @@ static void test_lone_spin_backs_off_from_a_hog(void **state)
     pid_t hog = fork();
     assert_true(hog >= 0);
     if (hog == 0) {
+        /* Dies with the test even if an assertion ends it before the kill. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         for (;;) /* inherits the affinity: CPU 0 only */
             ;
     }
