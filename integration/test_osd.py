@@ -192,6 +192,44 @@ def test_split_brain(procs, vstor_bin, tmp_path):
     ok(c.verify("img", check=tmp_path / "new"))
 
 
+def test_incomplete_pg_peers_again_when_an_osd_of_its_history_returns(procs, vstor_bin,
+                                                                       tmp_path):
+    """The PGs run on OSD 2 alone and take writes. OSD 2 hangs (SIGSTOP) while OSDs 1
+    and 3 join, and the map moves some PGs to OSDs 1 and 3 alone; their new primaries
+    wait for OSD 2, which holds the data. OSD 2 is killed and restarted: its new
+    registration ends the old lease (down: those PGs become incomplete) and at once
+    brings it back up -- outside those PGs' sets, named only by their history. They
+    must peer again, take the data from it and activate with the newest data.
+    (The demo hung on this: an fio run through NBD waited forever.)"""
+    c = Cluster(procs, vstor_bin, tmp_path, mons=1, lease_ttl="30s")
+    c.add_osds(3)
+    c.wait_osds_registered()
+    for o in (1, 3):
+        c.kill_osd(o, signal.SIGTERM)  # a clean stop revokes the lease: down at once
+    c.pool("rbd", 2, 1, 8)
+    c.image("img", "32M", "rbd")
+    wait_for(lambda: c.pgs_in("rbd", lambda w: w[0] == "active", current=True), 120,
+             interval=0.3, what="the PGs active on OSD 2 alone")
+    ok(c.verify("img", ops=300, depth=4, seed=1, save=tmp_path / "model"))
+    c.osds[2]["proc"].signal(signal.SIGSTOP)
+    c.start_osd(1)
+    c.start_osd(3)
+
+    def moved():
+        pgs = c.get("config/pgs")["pools"][str(c.pool_id("rbd"))]["pgs"]
+        return [i for i, m in enumerate(pgs) if 2 not in m["osd_set"]]
+    wait_for(moved, 60, interval=0.3, what="PGs moved off OSD 2")
+    ids = moved()
+    c.kill_osd(2)
+    c.start_osd(2)
+    c.wait_active("rbd", clean=True, timeout=120)
+    assert set(ids) & set(moved()), "the case under test: OSD 2 only in their history"
+    for o in (1, 3):
+        assert "incomplete: the PG ran on [2,0]" in c.osd_log(o) or \
+            not any(c.pg_states("rbd")[i]["primary"] == o for i in ids)
+    ok(c.verify("img", check=tmp_path / "model"))
+
+
 def test_metadata_service_outage_under_writer(cluster, tmp_path):
     """Every mon stops while a writer runs on active PGs: I/O goes on (longer than the
     OSD lease TTL); the mons return and everything resumes without operator action."""

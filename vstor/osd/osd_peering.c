@@ -208,6 +208,11 @@ static void collect_peers(struct osd_peering *pe)
     for (uint32_t i = 0; i < pg->hist.peer_count; i++)
         add_peer(pe, pg->hist.peers[i]);
     add_peer(pe, pg->osd->id);
+    /* Kept past this peering: an incomplete PG peers again when any of them
+     * comes back, even one named only by the history (osd__pg_peer_changed). */
+    pg->npeers = pe->npeers;
+    for (uint32_t i = 0; i < pe->npeers; i++)
+        pg->peers[i] = pe->pp[i].osd;
 }
 
 /* Returns true when every peer is either connected or known down. */
