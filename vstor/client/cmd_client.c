@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MONS_MAX 16
-
 void cmd_client_wait(struct cmd_client *cc)
 {
     while (!cc->done)
@@ -26,27 +24,41 @@ static void open_cb(void *ctx, int rc, struct vstor_image *img)
     cc->done = true;
 }
 
+int cmd_client_opts_from_config(const struct vs_config *cfg, struct cmd_client_opts *co, char *err,
+                                size_t err_size)
+{
+    const char *list = cfg->mon_address ? cfg->mon_address : "";
+    if ((size_t)snprintf(co->list, sizeof(co->list), "%s", list) >= sizeof(co->list)) {
+        snprintf(err, err_size, "mon_address is longer than %zu bytes", sizeof(co->list) - 1);
+        return -EINVAL;
+    }
+    int n = vs_config_list_split(co->list, co->mons, CMD_CLIENT_MONS_MAX);
+    if (n <= 0) {
+        snprintf(err, err_size, "no metadata service: set mon_address (--mon-address HOST:PORT)");
+        return -EINVAL;
+    }
+    vstor_client_opts_init(&co->o);
+    co->o.mon_addresses = (const char *const *)co->mons;
+    co->o.n_mon = (unsigned)n;
+    co->o.net_payload_max = (uint32_t)cfg->net_payload_max;
+    co->o.fail_enospc = !cfg->client_retry_enospc;
+    co->o.spin_lone_us = (uint32_t)cfg->loop_spin_lone_us;
+    co->o.net_local_dir = cfg->net_local_dir;
+    return 0;
+}
+
 int cmd_client_open(struct vs_cmd_ctx *ctx, struct cmd_client *cc, const char *name)
 {
-    char *mons[MONS_MAX], err[VS_ERRMSG_SIZE];
-    struct vstor_client_opts o;
+    char err[VS_ERRMSG_SIZE];
+    struct cmd_client_opts co;
     memset(cc, 0, sizeof(*cc));
-    if (!ctx->cfg.mon_address) {
-        vs_cmd_error(ctx, "no metadata service: set mon_address (--mon-address HOST:PORT)");
+    if (cmd_client_opts_from_config(&ctx->cfg, &co, err, sizeof(err)) < 0) {
+        vs_cmd_error(ctx, "%s", err);
         return VS_EXIT_USAGE;
     }
     uv_loop_init(&cc->loop);
     vs_spin_init(&cc->spin, &cc->loop, NULL, (unsigned)ctx->cfg.loop_busy_poll_us);
-    cc->mon_copy = strdup(ctx->cfg.mon_address);
-    int n = cc->mon_copy ? vs_config_list_split(cc->mon_copy, mons, MONS_MAX) : 0;
-    vstor_client_opts_init(&o);
-    o.mon_addresses = (const char *const *)mons;
-    o.n_mon = (unsigned)n;
-    o.net_payload_max = (uint32_t)ctx->cfg.net_payload_max;
-    o.fail_enospc = !ctx->cfg.client_retry_enospc;
-    o.spin_lone_us = (uint32_t)ctx->cfg.loop_spin_lone_us;
-    o.net_local_dir = ctx->cfg.net_local_dir;
-    int rc = vstor_client_create(&cc->loop, &o, &cc->c, err, sizeof(err));
+    int rc = vstor_client_create(&cc->loop, &co.o, &cc->c, err, sizeof(err));
     if (rc < 0) {
         vs_cmd_error(ctx, "%s", err);
         cmd_client_close(cc);
@@ -87,6 +99,4 @@ void cmd_client_close(struct cmd_client *cc)
     vs_spin_close(&cc->spin);
     uv_run(&cc->loop, UV_RUN_DEFAULT);
     uv_loop_close(&cc->loop);
-    free(cc->mon_copy);
-    cc->mon_copy = NULL;
 }

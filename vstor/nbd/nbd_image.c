@@ -9,6 +9,7 @@
  */
 #include "nbd_image.h"
 
+#include "cmd_client.h"
 #include "config.h"
 #include "loop.h"
 #include "vs_assert.h"
@@ -24,7 +25,6 @@
 #define IMG_BLOCK_MIN 4096u
 #define IMG_BLOCK_MAX (32u << 20)
 #define ZERO_CHUNK (1u << 20)
-#define MON_MAX 16
 
 struct image_be {
     struct vs_nbd_backend base;
@@ -202,21 +202,11 @@ static void fill_props(struct image_be *be, bool read_only)
 static int connect_client(struct image_be *be, const struct vs_config *cfg, char *err,
                           size_t err_size)
 {
-    char list[4096], *mons[MON_MAX];
-    snprintf(list, sizeof(list), "%s", cfg->mon_address ? cfg->mon_address : "");
-    int n = vs_config_list_split(list, mons, MON_MAX);
-    if (n == 0) {
-        snprintf(err, err_size, "no metadata service: set mon_address");
+    struct cmd_client_opts co;
+    if (cmd_client_opts_from_config(cfg, &co, err, err_size) < 0)
         return VS_ECONFIG;
-    }
-    struct vstor_client_opts o;
-    vstor_client_opts_init(&o);
-    o.mon_addresses = (const char *const *)mons;
-    o.n_mon = (unsigned)n;
-    o.log_name = "nbd-client";
-    o.fail_enospc = !cfg->client_retry_enospc;
-    o.net_local_dir = cfg->net_local_dir;
-    return vstor_client_create(&be->loop->uv, &o, &be->client, err, err_size);
+    co.o.log_name = "nbd-client";
+    return vstor_client_create(&be->loop->uv, &co.o, &be->client, err, err_size);
 }
 
 /* Runs the loop until the open completes or the deadline passes. */

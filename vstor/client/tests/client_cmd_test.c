@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -24,6 +25,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cmd_client.h"
+#include "config.h"
 #include "fake_osd.h"
 #include "vs_assert.h"
 #include "vs_log.h"
@@ -197,10 +200,46 @@ static void test_bench_and_rm(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Every client key of the config reaches libvstor's options, the same for
+ * `vstor bench`/`rm` and the NBD export (which both call this). */
+static void test_client_opts_from_config(void **state)
+{
+    (void)state;
+    struct vs_config cfg;
+    static struct cmd_client_opts co;
+    char err[200];
+    vs_config_init(&cfg);
+    assert_int_equal(cmd_client_opts_from_config(&cfg, &co, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "no metadata service"));
+    const char *set[][2] = {{"mon-address", "127.0.0.1:1,127.0.0.2:2"},
+                            {"net-payload-max", "2M"}, {"client-retry-enospc", "false"},
+                            {"loop-spin-lone-us", "30"}, {"net-local-dir", "/run/vstor"}};
+    for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+        assert_int_equal(vs_config_set(&cfg, set[i][0], set[i][1], VS_CFG_SRC_FLAG, err,
+                                       sizeof(err)), 0);
+    assert_int_equal(cmd_client_opts_from_config(&cfg, &co, err, sizeof(err)), 0);
+    assert_int_equal(co.o.n_mon, 2);
+    assert_string_equal(co.o.mon_addresses[1], "127.0.0.2:2");
+    assert_int_equal(co.o.net_payload_max, 2u << 20);
+    assert_true(co.o.fail_enospc);
+    assert_int_equal(co.o.spin_lone_us, 30);
+    assert_string_equal(co.o.net_local_dir, "/run/vstor");
+    char *longest = malloc(sizeof(co.list) + 1);
+    memset(longest, 'a', sizeof(co.list));
+    longest[sizeof(co.list)] = 0;
+    assert_int_equal(vs_config_set(&cfg, "mon-address", longest, VS_CFG_SRC_FLAG, err,
+                                   sizeof(err)), 0);
+    assert_int_equal(cmd_client_opts_from_config(&cfg, &co, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "longer than"));
+    free(longest);
+    vs_config_free(&cfg);
+}
+
 int main(void)
 {
     vs_log_set_level(VS_LOG_ERROR);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_client_opts_from_config),
         cmocka_unit_test(test_bench_and_rm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
