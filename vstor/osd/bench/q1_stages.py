@@ -37,8 +37,13 @@ EVENTS = ["syscalls:sys_enter_writev", "syscalls:sys_enter_write", "syscalls:sys
           "syscalls:sys_exit_epoll_wait", "syscalls:sys_enter_io_uring_enter",
           "io_uring:io_uring_submit_req", "io_uring:io_uring_complete",
           "io_uring:io_uring_queue_async_work", "block:block_rq_issue",
-          "block:block_rq_complete"]
-LINE = re.compile(r"^\s*(\S+)-(\d+)\s+\[\d+\]\s+\S+\s+([\d.]+): ([a-z_0-9]+)[:(]?\s*(.*)$")
+          "block:block_rq_complete", "syscalls:sys_enter_pwrite64",
+          "syscalls:sys_exit_pwrite64", "syscalls:sys_enter_fdatasync",
+          "syscalls:sys_exit_fdatasync", "sched:sched_waking", "sched:sched_wakeup",
+          "sched:sched_switch"]
+LINE = re.compile(r"^\s*(\S+)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): ([a-z_0-9]+)[:(]?\s*(.*)$")
+WAKEE = re.compile(r"pid=(\d+) .*target_cpu=(\d+)")
+NEXT = re.compile(r"==> next_comm=.* next_pid=(\d+)")
 FRAME_4K = "-> 0x1080"  # a 4 KiB write frame: 128-byte header + 4096 bytes
 REPLY = "-> 0x80"       # a reply: the header alone
 
@@ -58,6 +63,10 @@ def record(pids, seconds):
     sys_events = [e.split(":")[1] for e in EVENTS if e.startswith("syscalls:")]
     for e in sys_events:
         tw(f"events/syscalls/{e}/filter", filt)
+    # the wake-ups and switches of the traced processes only
+    tw("events/sched/sched_waking/filter", " || ".join(f"pid == {p}" for p in pids))
+    tw("events/sched/sched_wakeup/filter", " || ".join(f"pid == {p}" for p in pids))
+    tw("events/sched/sched_switch/filter", " || ".join(f"next_pid == {p}" for p in pids))
     try:
         tw("tracing_on", "1")
         time.sleep(seconds)
@@ -67,6 +76,9 @@ def record(pids, seconds):
     finally:
         for e in sys_events:
             tw(f"events/syscalls/{e}/filter", "0")
+        tw("events/sched/sched_waking/filter", "0")
+        tw("events/sched/sched_wakeup/filter", "0")
+        tw("events/sched/sched_switch/filter", "0")
         tw("set_event", "")
         tw("trace", "")
 
@@ -78,10 +90,11 @@ def parse(text):
         m = LINE.match(line)
         if not m:
             continue
-        pid, ts, name, rest = int(m.group(2)), float(m.group(3)) * 1e6, m.group(4), m.group(5)
+        pid, cpu, ts = int(m.group(2)), int(m.group(3)), float(m.group(4)) * 1e6
+        name, rest = m.group(5), m.group(6)
         if name == "io_uring_submit_req":
             ring_pid[rest.split(",")[0].split()[1]] = pid
-        events.append((ts, pid, name, rest))
+        events.append((ts, pid, name, rest, cpu))
     return events, ring_pid
 
 
@@ -89,17 +102,57 @@ def op_stages(op, osds, client, ring_pid, pg_size):
     """{stage: µs after the client's send} of one op, or None if incomplete."""
     t0, prim, sec, m = op[0][0], None, None, {}
     flushes = []
+    # pid: [µs of its last wake-up (sched_waking), the waker's CPU, the CPU chosen for it
+    # (sched_wakeup)] / µs of its switch-in after it
+    woken, oncpu = {}, {}
+    sectors = {}  # first sector of a journal write: the role that issued it
 
     def first(key, t):
         m.setdefault(key, t)
-    for ts, pid, name, rest in op[1:]:
+
+    def wake(key, pid):
+        """The wake-up (and switch-in) that ended the sleep before `key` of `pid`."""
+        w, r = woken.pop(pid, None), oncpu.pop(pid, None)
+        if w is not None and key not in m:
+            m[key + " (woken)"] = w[0]
+            if w[2] is not None:
+                m["~" + key + ": placed on the waker's CPU"] = float(w[1] == w[2])
+        if r is not None and key not in m:
+            m[key + " (on CPU)"] = r
+    for ts, pid, name, rest, cpu in op[1:]:
         t = ts - t0
+        if name == "sched_waking":
+            wm = WAKEE.search(rest)
+            if wm:
+                woken[int(wm.group(1))] = [t, cpu, None]
+                oncpu.pop(int(wm.group(1)), None)
+            continue
+        if name == "sched_wakeup":
+            wm = WAKEE.search(rest)
+            if wm and int(wm.group(1)) in woken:
+                woken[int(wm.group(1))][2] = int(wm.group(2))
+            continue
+        if name == "sched_switch":
+            nm = NEXT.search(rest)
+            if nm and int(nm.group(1)) in woken:
+                oncpu.setdefault(int(nm.group(1)), t)
+            continue
+        role0 = "P" if pid == prim else "S" if pid == sec else None
+        if role0 and name in ("sys_pwrite64", "sys_fdatasync"):
+            what = "pwrite" if "pwrite" in name else "fdatasync"
+            if rest.startswith("->"):
+                wake(f"{role0}: {what} returns", pid)
+                first(f"{role0}: {what} returns", t)
+            else:
+                first(f"{role0}: {what} called", t)
         if name == "sys_read" and rest.startswith(FRAME_4K) and pid in osds:
             if prim is None:
                 prim = pid
+                wake("P: 4 KiB frame read", pid)
                 first("P: 4 KiB frame read", t)
             elif sec is None and pid != prim:
                 sec = pid
+                wake("S: 4 KiB frame read", pid)
                 first("S: 4 KiB frame read", t)
         role = "P" if pid == prim else "S" if pid == sec else None
         if role and name == "sys_writev":
@@ -108,6 +161,11 @@ def op_stages(op, osds, client, ring_pid, pg_size):
             first(f"{role}: io_uring_enter (write -> fsync)", t)
         if role and name == "block_rq_issue" and " WS " in rest:
             first(f"{role}: journal write issued", t)
+            sectors.setdefault(rest.split("()")[1].split("+")[0].strip(), role)
+        if name == "block_rq_complete" and " WS " in rest:
+            r = sectors.get(rest.split("()")[1].split("+")[0].strip())
+            if r:
+                first(f"{r}: journal write done (disk)", t)
         if name == "block_rq_issue" and " FF " in rest:
             flushes.append(t)
             first(f"flush {len(flushes)} issued", t)
@@ -127,10 +185,12 @@ def op_stages(op, osds, client, ring_pid, pg_size):
         if pid == sec and name == "sys_write" and "S: fsync completion (cqe)" in m:
             first("S: reply sent (write)", t)
         if pid == prim and name == "sys_read" and rest.startswith(REPLY):
+            wake("P: secondary's reply read", pid)
             first("P: secondary's reply read", t)
         if pid == prim and name == "sys_write" and "P: secondary's reply read" in m:
             first("P: reply sent (write)", t)
         if pid == client and name == "sys_read" and rest.startswith(REPLY):
+            wake("C: reply read", pid)
             first("C: reply read", t)
     if "C: reply read" not in m or (sec is None and pg_size > 1):
         return None, 0
@@ -166,12 +226,14 @@ def report(per, nflush):
     rare = [k for k in per if len(per[k]) < n / 2]  # other processes' flushes, mostly
     for k in sorted(per, key=lambda k: statistics.median(per[k])):
         v = per[k]
-        if k in rare:
+        if k in rare or k.startswith("~"):
             continue
         q = statistics.quantiles(v, n=4) if len(v) > 1 else [v[0]] * 3
         print(f"{k:44} {statistics.median(v):7.1f} {q[0]:7.1f} {q[2]:7.1f} {len(v):5}")
     if rare:
         print(f"(not shown: {len(rare)} stages seen in fewer than half of the ops)")
+    for k in sorted(k for k in per if k.startswith("~")):
+        print(f"{k[1:]}: {100 * statistics.mean(per[k]):.0f}% of {len(per[k])} wake-ups")
 
 
 def main():
