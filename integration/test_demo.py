@@ -63,10 +63,19 @@ class Demo:
                 pids[m.group(1)] = int(m.group(2))
         return pids
 
-    def stop(self):
-        self.proc.signal(signal.SIGINT)
+    def stop(self, ctrl_c=False):
+        """SIGINT to the demo; with ctrl_c, to its whole process group, as a
+        terminal's Ctrl-C does. Either way the demo stops its children in order
+        (exports, OSDs, mon): none of them sees the signal itself and dies."""
+        if ctrl_c:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        else:
+            self.proc.signal(signal.SIGINT)
         assert self.proc.wait(60) == 0, self.proc.log()[-3000:]
-        assert "every child has stopped" in self.proc.log()
+        log = self.proc.log()
+        assert "every child has stopped" in log
+        shutdown = log[log.index("demo serve: signal"):]
+        assert " died: " not in shutdown and "second signal" not in shutdown, shutdown
 
 
 @pytest.fixture
@@ -153,7 +162,7 @@ def test_kill_osd_during_fio_verify(demo):
 def test_second_run_keeps_data(procs, tmp_path):
     d = Demo(procs, tmp_path / "demo", free_port(), "demo1")
     run("qemu-io", "-f", "raw", "-c", "write -P 0x77 65536 2M", d.uri)
-    d.stop()
+    d.stop(ctrl_c=True)
     d2 = Demo(procs, tmp_path / "demo", d.port, "demo2")
     try:
         assert "formatting OSD" not in d2.proc.log()

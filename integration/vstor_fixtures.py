@@ -117,6 +117,7 @@ class ProcSet:
 
     def cleanup(self):
         for p in reversed(self.procs):
+            tree = descendants(p.pid)  # serve's children run in sessions of their own
             try:
                 p.stop(timeout=5)
             except Exception:  # never let one stuck process keep the others alive
@@ -124,6 +125,35 @@ class ProcSet:
                     os.killpg(p.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            for pid, started in tree:  # normally gone: their supervisor stopped them
+                st = proc_stat(pid)
+                if st and st[1] == started:  # the same process, not a reused pid
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+
+
+def proc_stat(pid):
+    """(ppid, start time) of a living process, or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[1]), int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def descendants(pid):
+    """(pid, start time) of every living descendant of pid, from /proc."""
+    stat = {int(d): proc_stat(d) for d in os.listdir("/proc") if d.isdigit()}
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, st in stat.items() if st and st[0] == p]
+        out += [(c, stat[c][1]) for c in kids]
+        todo += kids
+    return out
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -192,8 +192,13 @@ static void child_start(struct child *c)
     uv_stdio_container_t stdio[3] = {
         {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 1},
         {.flags = UV_INHERIT_FD, .data.fd = 2}};
+    /* A session of its own (setsid): a terminal's Ctrl-C, sent to the whole
+     * foreground process group, reaches only us, and we stop the children in
+     * order (exports, OSDs, mon). Killed with us all the same: each child asks
+     * for PR_SET_PDEATHSIG (cli.c, follow_supervisor). */
     uv_process_options_t o = {.exit_cb = exit_cb, .file = c->argv[0], .args = c->argv,
-                              .env = s->env, .stdio_count = 3, .stdio = stdio};
+                              .env = s->env, .stdio_count = 3, .stdio = stdio,
+                              .flags = UV_PROCESS_DETACHED};
     p->data = c;
     c->started_ms = uv_now(s->loop);
     c->starts++;
