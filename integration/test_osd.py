@@ -230,6 +230,31 @@ def test_incomplete_pg_peers_again_when_an_osd_of_its_history_returns(procs, vst
     ok(c.verify("img", check=tmp_path / "model"))
 
 
+def test_frozen_osd_under_writer(cluster, tmp_path):
+    """An OSD hangs (SIGSTOP: a stuck disk, a frozen VM) while a writer runs. The
+    writer pauses until the OSD's lease expires, then goes on without it; when the
+    OSD thaws it finds its lease gone, steps back without serving anything stale,
+    and rejoins. Every byte is verified at the end."""
+    c = cluster
+    c.pool("rbd", 2, 1, 8)
+    c.image("img", "32M", "rbd")
+    c.wait_active("rbd", clean=True)
+    w = c.start_verify("img", seconds=40, depth=8, save=tmp_path / "model")
+    wait_progress(w, 200, 120)
+    frozen = c.osds[2]["proc"]
+    frozen.signal(signal.SIGSTOP)
+    try:
+        at = progress(w)
+        wait_progress(w, at + 200, 60)  # resumed without OSD 2 (lease ttl 5 s)
+    finally:
+        frozen.signal(signal.SIGCONT)
+    assert w.wait(300) == 0, w.log()
+    assert "verified 33554432 bytes" in w.log()
+    c.wait_active("rbd", clean=True, timeout=120)
+    assert frozen.alive(), c.osd_log(2)[-3000:]
+    ok(c.verify("img", check=tmp_path / "model"))
+
+
 def test_metadata_service_outage_under_writer(cluster, tmp_path):
     """Every mon stops while a writer runs on active PGs: I/O goes on (longer than the
     OSD lease TTL); the mons return and everything resumes without operator action."""

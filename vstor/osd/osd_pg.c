@@ -184,6 +184,10 @@ static void finish_stop(struct osd_pg *pg)
     osd__pg_move(pg, VS_PG_OFFLINE);
     unclean_free(pg);
     osd__pg_meta_pump(pg); /* deletes pg/state: lock #1 (docs/data-path.md §3, step 7) */
+    /* No delete went out (lock #1 already gone with an expired lease): nothing
+     * would call offline_settle, and a PG the map names again stayed offline. */
+    if (!pg->meta_busy)
+        osd__pg_arm(pg, 0);
 }
 
 /* Called once the PG reached OFFLINE: it is freed, or started again, once

@@ -42,6 +42,7 @@
  * --spin-lone-us N: the client's lone-request spin (vstor_client_opts
  * spin_lone_us; integration/test_spin.py).
  */
+#include "vs_log.h"
 #include "vstor.h"
 
 #include <errno.h>
@@ -502,7 +503,12 @@ static int parse_args(struct ctx *x, int argc, char **argv, const char **mon)
             x->sync_wait = v;
         else if (!strcmp(a, "--spin-lone-us"))
             x->spin_lone_us = (uint32_t)strtoul(v, NULL, 10);
-        else
+        else if (!strcmp(a, "--log-level")) {
+            enum vs_log_level level;
+            if (vs_log_level_parse(v, &level) < 0)
+                return -1;
+            vs_log_set_level(level);
+        } else
             return -1;
     }
     return *mon && x->image && x->depth >= 1 && x->depth <= DEPTH_MAX ? 0 : -1;
@@ -521,7 +527,8 @@ int main(int argc, char **argv)
     if (parse_args(&x, argc, argv, &mon) < 0) {
         fprintf(stderr, "usage: osd_verify --mon ADDR --image NAME [--seconds S | --ops N] "
                         "[--depth D] [--seed X] [--span BYTES] [--save FILE] [--check FILE] "
-                        "[--base FILE] [--past-end] [--rand4k] [--sync-wait FILE]\n");
+                        "[--base FILE] [--past-end] [--rand4k] [--sync-wait FILE] "
+                        "[--log-level debug]\n");
         return 2;
     }
     if (!x.ops_target && !x.deadline_ms)
