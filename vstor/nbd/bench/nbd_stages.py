@@ -230,7 +230,10 @@ def main():
     req = WRITE_REQ if a.test == "randwrite" else READ_REQ
     if a.from_trace:
         with open(a.from_trace) as f:
-            roles = {int(k): v for k, v in (x.split("=") for x in f.readline().split()[1:])}
+            head = dict(x.split("=") for x in f.readline().split()[1:])
+            if head.pop("test", a.test) == "randread":
+                req = READ_REQ
+            roles = {int(k): v for k, v in head.items()}
             return report(*stages(f.read(), roles, req))
     shutil.rmtree(a.dir, ignore_errors=True)
     os.makedirs(a.dir)
@@ -282,7 +285,8 @@ def main():
           f"{d['iops']:.0f} IOPS = {1e6 / d['iops']:.1f} us per op (whole run)")
     if a.trace:
         with open(a.trace, "w") as f:
-            f.write("# " + " ".join(f"{p}={r}" for p, r in roles.items()) + "\n" + trace)
+            f.write(f"# test={a.test} " + " ".join(f"{p}={r}" for p, r in roles.items())
+                    + "\n" + trace)
     report(*stages(trace, roles, req))
 
 
