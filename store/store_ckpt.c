@@ -265,7 +265,7 @@ static void ck_submit(struct vs_store *s, struct vs_disk_io *io, unsigned dev, u
 static uint32_t flush_jsec(const struct vs_store *s, uint32_t src, uint32_t sec)
 {
     const struct store_entry *e = &s->ents[src];
-    return e->jpos + e->hdr_sectors + (sec - e->offset / SECTOR);
+    return e->jpos + e->data_sec + (sec - e->offset / SECTOR);
 }
 
 /* Sectors of the arena that one flush io may fill (io slot i owns
@@ -351,7 +351,7 @@ static void flush_apply(struct vs_store *s)
             bit_set(store__bitmap(s, o->block), sec);
             if (s->block_csum)
                 s->block_csum[(size_t)o->block * s->ncsum + sec] =
-                    s->jcrc[e->jpos + e->hdr_sectors + (sec - e->offset / SECTOR)];
+                    s->jcrc[e->jpos + e->data_sec + (sec - e->offset / SECTOR)];
         }
         o->version = s->ents[top].version;
         store__page_mark_dirty(s, o->block);
@@ -404,7 +404,7 @@ void store__page_build(struct vs_store *s, uint64_t page_no, uint8_t *buf)
             break;
         entry_encode(s, slot, buf + PAGE_HDR_SIZE + (size_t)i * s->entry_size);
     }
-    store__page_seal(buf, s->page_size, page_no, s->ckpt_seq + 1);
+    store__page_seal(buf, s->page_size, page_no, s->ckpt_seq + 1, s->sb.format_version);
 }
 
 static uint64_t page_offset(struct vs_store *s, uint64_t p, unsigned copy)
@@ -493,7 +493,7 @@ static void ckpt_issue_at(struct vs_store *s, uint64_t pos, uint64_t seq, uint32
     unsigned slot;
     struct vs_disk_io *io = ck_io(s, &slot);
     VS_ASSERT(io != NULL);
-    struct store_ckpt c = {s->ckpt_seq + 1, pos, seq, prev, s->synced_seq};
+    struct store_ckpt c = {s->ckpt_seq + 1, pos, seq, prev, s->synced_seq, s->sb.format_version};
     s->ck.block_synced = c.synced_seq; /* what the block says, once durable (I8) */
     uint8_t *buf = s->ck.ckpt_buf;
     store__ckpt_encode(&c, buf);

@@ -168,11 +168,11 @@ int store__sb_decode(const uint8_t *buf, size_t len, struct store_sb *sb, char *
 
 /* ---- device header (devices 1 and 2 when the areas are split) ---------- */
 
-void store__devhdr_encode(const uint8_t uuid[16], unsigned dev, uint8_t *buf)
+void store__devhdr_encode(const uint8_t uuid[16], unsigned dev, uint32_t version, uint8_t *buf)
 {
     memset(buf, 0, SB_SIZE);
     vs_put_u64(buf, DEVHDR_MAGIC);
-    vs_put_u32(buf + 8, VS_STORE_FORMAT_VERSION);
+    vs_put_u32(buf + 8, version);
     vs_put_u32(buf + 12, dev);
     memcpy(buf + 16, uuid, 16);
     vs_put_u32(buf + SB_CRC_OFF, crc_skip(buf, SB_SIZE, SB_CRC_OFF));
@@ -211,7 +211,7 @@ void store__ckpt_encode(const struct store_ckpt *ck, uint8_t *buf)
     memset(buf, 0, CKPT_SIZE);
     struct vs_cursor c = vs_cursor_make(buf, CKPT_SIZE);
     vs_wr_u32(&c, CKPT_MAGIC);
-    vs_wr_u32(&c, VS_STORE_FORMAT_VERSION);
+    vs_wr_u32(&c, ck->version);
     vs_wr_u32(&c, 0); /* crc */
     vs_wr_u32(&c, ck->jstart_prev_crc);
     vs_wr_u64(&c, ck->ckpt_seq);
@@ -250,11 +250,12 @@ uint32_t store__entry_size(uint32_t block_size, uint32_t ncsum)
 
 #define PAGE_CRC_OFF 4u
 
-void store__page_seal(uint8_t *page, uint32_t page_size, uint64_t page_no, uint64_t seq)
+void store__page_seal(uint8_t *page, uint32_t page_size, uint64_t page_no, uint64_t seq,
+                      uint32_t version)
 {
     vs_put_u32(page, PAGE_MAGIC);
     vs_put_u32(page + 4, 0);
-    vs_put_u32(page + 8, VS_STORE_FORMAT_VERSION);
+    vs_put_u32(page + 8, version);
     vs_put_u32(page + 12, 0);
     vs_put_u64(page + 16, page_no);
     vs_put_u64(page + 24, seq);
@@ -292,7 +293,7 @@ void store__rec_encode_hdr(const struct store_rec *r, uint8_t *buf)
     struct vs_cursor c = vs_cursor_make(buf, REC_HDR_SIZE);
     vs_wr_u32(&c, REC_MAGIC);
     vs_wr_u16(&c, (uint16_t)r->type);
-    vs_wr_u16(&c, VS_STORE_FORMAT_VERSION);
+    vs_wr_u16(&c, (uint16_t)r->version);
     vs_wr_u32(&c, 0); /* crc */
     vs_wr_u32(&c, r->prev_crc);
     vs_wr_u64(&c, r->seq);
@@ -318,7 +319,8 @@ int store__rec_decode(const uint8_t *buf, size_t avail, struct store_rec *r)
     if (avail < REC_HDR_SIZE || vs_get_u32(buf) != REC_MAGIC)
         return VS_EBADFORMAT;
     r->type = vs_get_u16(buf + 4);
-    if (vs_get_u16(buf + 6) > VS_STORE_FORMAT_VERSION)
+    r->version = vs_get_u16(buf + 6);
+    if (r->version > VS_STORE_FORMAT_VERSION)
         return VS_EFORMATVERSION;
     r->crc = vs_get_u32(buf + 8);
     r->prev_crc = vs_get_u32(buf + 12);
@@ -334,7 +336,8 @@ int store__rec_decode(const uint8_t *buf, size_t avail, struct store_rec *r)
     if (crc_skip(buf, r->hdr_len, REC_CRC_OFF) != r->crc)
         return VS_ECHECKSUM;
     size_t item = r->type == REC_WRITE ? 40 : 24;
-    if (r->type == REC_WRITE && r->item_count != 1)
+    /* Several writes in one record: format 2 on (store__witer_next). */
+    if (r->type == REC_WRITE && (r->item_count == 0 || (r->item_count > 1 && r->version < 2)))
         return VS_ECORRUPT;
     if (r->type == REC_DELETE && r->item_count != 1)
         return VS_ECORRUPT;
@@ -357,6 +360,38 @@ int store__witem_decode(const uint8_t *p, size_t avail, struct store_witem *w)
     if (w->offset % SECTOR || w->len % SECTOR || (uint64_t)w->len / SECTOR * 4 > avail - 40 ||
         w->version == 0 || w->version >= FREE_VERSION - 1)
         return VS_ECORRUPT;
+    return 0;
+}
+
+void store__witer_init(struct store_witer *it, const struct store_rec *r)
+{
+    it->next_item = REC_HDR_SIZE;
+    it->next_data = r->hdr_len;
+    it->left = r->item_count;
+    it->item = it->data = 0;
+}
+
+int store__witer_next(const uint8_t *rec, const struct store_rec *r, struct store_witer *it,
+                      struct store_witem *w)
+{
+    if (it->left == 0) /* every small write's data is accounted for */
+        return it->next_data == (uint64_t)r->hdr_len + r->data_len ? 1 : VS_ECORRUPT;
+    if (it->next_item >= r->hdr_len)
+        return VS_ECORRUPT;
+    int rc = store__witem_decode(rec + it->next_item, r->hdr_len - it->next_item, w);
+    if (rc < 0)
+        return rc;
+    bool big = w->flags & RECF_BIG;
+    if (big && r->item_count > 1)
+        return VS_ECORRUPT; /* a big write is always alone in its record */
+    uint64_t len = big ? 0 : w->len;
+    if (it->next_data + len > (uint64_t)r->hdr_len + r->data_len)
+        return VS_ECORRUPT;
+    it->item = it->next_item;
+    it->data = it->next_data;
+    it->next_item += 40 + 4 * (w->len / SECTOR);
+    it->next_data += (uint32_t)len;
+    it->left--;
     return 0;
 }
 

@@ -67,11 +67,13 @@ struct store_ckpt {
     uint64_t jstart_seq; /* its sequence number */
     uint32_t jstart_prev_crc;
     uint64_t synced_seq; /* every record below it was durable when this was written */
+    uint32_t version;    /* format version written (encode only) */
 };
 
 /* One journal record header (item payload follows at REC_HDR_SIZE). */
 struct store_rec {
     uint32_t type;
+    uint32_t version;  /* format version of the record */
     uint32_t hdr_len;  /* bytes, multiple of 4096, header + items */
     uint32_t crc;      /* stored crc (decode) */
     uint32_t prev_crc; /* crc of the previous record */
@@ -82,21 +84,29 @@ struct store_rec {
     uint32_t incarnation; /* random per open: a rewritten record never equals the old one */
 };
 
-struct store_witem { /* REC_WRITE payload */
+struct store_witem { /* REC_WRITE payload: item_count items, one unless format >= 2 */
     uint64_t inode, stripe, version;
     uint32_t offset, len, block, flags;
     /* followed by len/4096 crc32c values, one per 4 KiB of data */
 };
 
+/* Walks the write items of a record: item i's small-write data follows the
+ * data of items 0..i-1, right after the header area. */
+struct store_witer {
+    uint32_t next_item, next_data, left; /* byte offsets in the record; items left */
+    uint32_t item, data;                 /* offsets of the item last decoded and its data */
+};
+
 void store__sb_encode(const struct store_sb *sb, uint8_t *buf);
 int store__sb_decode(const uint8_t *buf, size_t len, struct store_sb *sb, char *err, size_t esz);
-void store__devhdr_encode(const uint8_t uuid[16], unsigned dev, uint8_t *buf);
+void store__devhdr_encode(const uint8_t uuid[16], unsigned dev, uint32_t version, uint8_t *buf);
 int store__devhdr_decode(const uint8_t *buf, size_t len, const uint8_t uuid[16], unsigned dev,
                          char *err, size_t esz);
 void store__ckpt_encode(const struct store_ckpt *c, uint8_t *buf);
 int store__ckpt_decode(const uint8_t *buf, size_t len, struct store_ckpt *c);
 /* Page: header {magic, page_no, seq, crc}, then entries of entry_size. */
-void store__page_seal(uint8_t *page, uint32_t page_size, uint64_t page_no, uint64_t seq);
+void store__page_seal(uint8_t *page, uint32_t page_size, uint64_t page_no, uint64_t seq,
+                      uint32_t version);
 int store__page_check(const uint8_t *page, uint32_t page_size, uint64_t page_no, uint64_t *seq);
 void store__rec_encode_hdr(const struct store_rec *r, uint8_t *buf);
 /* Seals a record whose header and items are in buf[0..hdr_len): sets crc. */
@@ -104,6 +114,13 @@ uint32_t store__rec_seal(uint8_t *buf, uint32_t hdr_len);
 /* Validates the record at buf (avail bytes): magic, sizes, crc. 0 or < 0. */
 int store__rec_decode(const uint8_t *buf, size_t avail, struct store_rec *r);
 int store__witem_decode(const uint8_t *p, size_t avail, struct store_witem *w);
+void store__witer_init(struct store_witer *it, const struct store_rec *r);
+/* Decodes the next write item of the record at rec (whose header decoded
+ * into r): 0 and *w, 1 after the last one, < 0 when the items are corrupt
+ * (outside the header area, a big write among several, data lengths that do
+ * not add up to data_len). Checks no data crc. */
+int store__witer_next(const uint8_t *rec, const struct store_rec *r, struct store_witer *it,
+                      struct store_witem *w);
 uint32_t store__entry_size(uint32_t block_size, uint32_t ncsum);
 bool store__foreign_signature(const uint8_t *buf, size_t len, char *what, size_t wsz);
 
@@ -133,7 +150,7 @@ struct store_entry {
     uint32_t block;  /* BIG: data block; DELETE: tomb slot */
     uint32_t offset, len;
     uint8_t kind, flags;
-    uint16_t hdr_sectors;
+    uint16_t data_sec; /* sectors from the record (jpos) to this entry's data */
 };
 
 /* ---- checkpoint state machine (store_ckpt.c) --------------------------- */
@@ -202,11 +219,22 @@ struct store_ck {
  * gather in the open run, which the hook submits. */
 #define JRUN_MAX 32                 /* runs in flight */
 #define JRUN_BYTES_MAX (1u << 20)   /* largest merged write */
+#define JKICK_MAX 4                 /* NOPs in flight that only run the submit hook */
 
 struct store_jrun {
     struct vs_disk_io io;
     struct vs_store_op *head, *tail; /* its records' ops, linked by p.jnext */
     bool busy;
+};
+
+/* The open record of several small writes (store_io.c, "records of several
+ * small writes"): one header sector of write items, their data after it. */
+struct store_jbatch {
+    struct store_jrun *run; /* its io and its ops; NULL when none is open */
+    uint64_t pos, seq;      /* the record's journal offset and sequence number */
+    uint32_t prev_crc;      /* the previous record's crc (written at open) */
+    uint32_t hdr_used;      /* bytes of the header sector taken: 64 + items */
+    uint32_t data_len, items;
 };
 
 /* ---- the store ---------------------------------------------------------- */
@@ -303,6 +331,11 @@ struct vs_store {
     struct vs_disk_io *retry_head, *retry_tail; /* ios the disk refused (-EAGAIN) */
     struct store_jrun jruns[JRUN_MAX];
     struct store_jrun *jrun_open; /* gathering this turn's records */
+    struct store_jbatch jb;       /* gathering this turn's small writes */
+    /* NOPs that make the disk run the submit hook in a turn whose first
+     * record is a record of several writes (store_io.c, jb_kick). */
+    struct vs_disk_io kick_ios[JKICK_MAX];
+    unsigned kick_busy; /* bit per kick_ios entry in flight */
     bool turn_io;                 /* an io reached the disk since the last hook */
     /* reads */
     uint32_t rgen;

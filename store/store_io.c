@@ -31,6 +31,20 @@
  * results, callbacks later). Devices flagged fsync_disabled are
  * never fsynced.
  *
+ * Records of several small writes: the small writes of one loop turn go into
+ * one open record (s->jb): one header sector of write items, then their
+ * data, built in place in the journal mirror as each write arrives (so a
+ * read or a checkpoint sees it at once) and sealed and sent at the submit
+ * hook, or as soon as any other record is built (records stay in sequence
+ * order). Its ops share its sequence number and one io (a jrun); each is
+ * acknowledged when that record is durable, exactly as a record of its own.
+ * No write waits for company: only what is queued in the turn joins, and the
+ * hook runs before the turn's ios go to the kernel anyway. The hook runs only
+ * when the turn has an io for the disk, so a turn's first small write opens
+ * a record only when it can submit a NOP (a kick) to make sure of that, and
+ * only while other records are in flight: a lone write (T1Q1) still goes
+ * alone at once, linked to its fsync as above.
+ *
  * Invariants (docs/disk-format.md): I2 journal chain, I6 block reuse, I9
  * zombie entries, I10 "an entry is durable iff its seq < synced_seq".
  */
@@ -320,6 +334,7 @@ void store__request_fsync(struct vs_store *s, bool plain)
 }
 
 static void jrun_flush(struct vs_store *s);
+static void jb_seal(struct vs_store *s);
 
 /* The group-commit point: runs just before the turn's ios go to the disk.
  * The turn's gathered records go out as one write, then one draining fsync
@@ -330,6 +345,7 @@ void store__hook(void *ctx)
     if (s->in_hook)
         return;
     s->in_hook = true;
+    jb_seal(s);
     jrun_flush(s);
     if (s->fsync_wanted && !s->fsync_batch_inflight && !s->cfg.fsync_no_drain)
         store__issue_fsync(s, true);
@@ -432,6 +448,7 @@ void store__rollback_obj(struct vs_store *s, uint32_t oi, uint64_t version, bool
 /* Reserves len contiguous journal bytes (a record never wraps, I2). */
 static uint64_t jalloc(struct vs_store *s, uint64_t len, bool use_reserve, uint64_t reserve_more)
 {
+    jb_seal(s); /* a new record follows the open one */
     uint64_t waste = s->jhead + len > s->jsize ? s->jsize - s->jhead : 0;
     uint64_t reserve = use_reserve ? 0 : s->jreserved + reserve_more;
     if (waste + len + reserve > s->jsize - s->jused)
@@ -447,10 +464,11 @@ static uint8_t *rec_begin(struct vs_store *s, uint64_t pos, uint32_t type, uint3
 {
     uint8_t *p = s->jbuf + pos;
     memset(p, 0, hdr_len);
+    VS_ASSERT(!s->jb.run); /* sealed by jalloc: its crc is the new prev_crc */
     struct store_rec r = {
-        .type = type, .hdr_len = hdr_len, .prev_crc = s->last_crc, .seq = s->next_seq,
-        .synced_seq = s->synced_seq, .data_len = data_len, .item_count = items,
-        .incarnation = s->incarnation,
+        .type = type, .version = s->sb.format_version, .hdr_len = hdr_len,
+        .prev_crc = s->last_crc, .seq = s->next_seq, .synced_seq = s->synced_seq,
+        .data_len = data_len, .item_count = items, .incarnation = s->incarnation,
     };
     store__rec_encode_hdr(&r, p);
     return p + REC_HDR_SIZE;
@@ -541,6 +559,7 @@ static bool journal_send_linked(struct vs_store *s, struct vs_store_op *op, unsi
     struct vs_disk_io *io = &op->p.io[0];
     if (s->cfg.durability != VS_STORE_DURABLE_ACK || !s->cfg.fsync_no_drain || nios != 1 ||
         s->fsync_batch_inflight || s->broken || s->in_hook || s->retry_head || s->jrun_open ||
+        s->jb.run ||
         s->oldest_incomplete != op->p.seq || s->cfg.fsync_disabled[io->dev])
         return false;
     op->p.jnext = NULL;
@@ -561,6 +580,7 @@ static void rec_send(struct vs_store *s, struct vs_store_op *op, uint64_t pos, u
                      uint32_t hdr_len, unsigned nios)
 {
     s->last_crc = store__rec_seal(s->jbuf + pos, hdr_len);
+    s->st.journal_records++;
     op->p.seq = s->next_seq++;
     *rec_st(s, op->p.seq) = 0;
     s->rec_pos[op->p.seq % s->rec_cap] = (uint32_t)(pos / SECTOR);
@@ -584,6 +604,168 @@ static void rec_send(struct vs_store *s, struct vs_store_op *op, uint64_t pos, u
         store__count_io(s, VS_STORE_IO_DATA, op->p.io[1].len);
         store__submit(s, &op->p.io[1]);
     }
+}
+
+/* ---- records of several small writes ------------------------------------- */
+
+/* Largest record of several writes: one merged write's worth, and never
+ * more than a quarter of the journal (what any record may take). */
+static uint64_t jb_max(const struct vs_store *s)
+{
+    return VS_MIN((uint64_t)JRUN_BYTES_MAX, s->jsize / 4);
+}
+
+/* The record header as it stands; sealed (crc) only by jb_seal. */
+static void jb_encode(struct vs_store *s)
+{
+    struct store_jbatch *b = &s->jb;
+    struct store_rec r = {
+        .type = REC_WRITE, .version = s->sb.format_version, .hdr_len = SECTOR,
+        .prev_crc = b->prev_crc, .seq = b->seq, .synced_seq = s->synced_seq,
+        .data_len = b->data_len, .item_count = b->items, .incarnation = s->incarnation,
+    };
+    store__rec_encode_hdr(&r, s->jbuf + b->pos); /* the first 64 bytes only */
+}
+
+/* Opens a record for len bytes of data and more: its header sector is
+ * written at once with the chain's prev_crc (a checkpoint may start the
+ * journal at it before it is sealed). False: no record could be opened. */
+static bool jb_open(struct vs_store *s, uint32_t len, uint64_t reserve_more)
+{
+    struct store_jrun *r = jrun_get(s);
+    if (!r)
+        return false;
+    uint64_t pos = jalloc(s, (uint64_t)SECTOR + len, false, reserve_more); /* seals any */
+    if (pos == UINT64_MAX) {
+        r->busy = false;
+        return false;
+    }
+    struct store_jbatch *b = &s->jb;
+    *b = (struct store_jbatch){.run = r, .pos = pos, .seq = s->next_seq++,
+                               .prev_crc = s->last_crc, .hdr_used = REC_HDR_SIZE};
+    memset(s->jbuf + pos, 0, SECTOR);
+    jb_encode(s);
+    *rec_st(s, b->seq) = 0;
+    s->rec_pos[b->seq % s->rec_cap] = (uint32_t)(pos / SECTOR);
+    memset(&r->io, 0, sizeof(r->io));
+    r->io.cb = jrun_cb;
+    r->io.opcode = VS_DISK_WRITE;
+    r->io.dev = s->sb.layout.journal_dev;
+    r->io.offset = s->sb.layout.journal_offset + pos;
+    r->io.buf = s->jbuf + pos;
+    r->io.owner = s;
+    r->head = r->tail = NULL;
+    return true;
+}
+
+/* Grows the open record by len bytes of data, in place (a record never
+ * wraps); false when it can not. */
+static bool jb_extend(struct vs_store *s, uint32_t len, uint64_t reserve_more)
+{
+    struct store_jbatch *b = &s->jb;
+    uint64_t end = b->pos + SECTOR + b->data_len;
+    if (end + len > s->jsize || SECTOR + b->data_len + (uint64_t)len > jb_max(s) ||
+        len + s->jreserved + reserve_more > s->jsize - s->jused)
+        return false;
+    VS_ASSERT(s->jhead == end % s->jsize);
+    s->jused += len;
+    s->jhead = (end + len) % s->jsize;
+    return true;
+}
+
+static void kick_cb(struct vs_disk_io *io, int res)
+{
+    struct vs_store *s = io->owner;
+    (void)res;
+    s->kick_busy &= ~(1u << (io - s->kick_ios));
+    store__retry_flush(s);
+}
+
+/* Submits a NOP so that the disk runs the submit hook before this turn's ios
+ * go out; false when every kick is in flight or the disk did not take it. */
+static bool jb_kick(struct vs_store *s)
+{
+    for (unsigned i = 0; i < JKICK_MAX; i++) {
+        if (s->kick_busy & (1u << i))
+            continue;
+        struct vs_disk_io *io = &s->kick_ios[i];
+        memset(io, 0, sizeof(*io));
+        io->cb = kick_cb;
+        io->opcode = VS_DISK_NOP;
+        io->owner = s;
+        if (s->retry_head)
+            return false; /* it would wait in the queue, not go out this turn */
+        s->kick_busy |= 1u << i;
+        return store__submit(s, io);
+    }
+    return false;
+}
+
+/* May a small write with an item of item bytes and len bytes of data open a
+ * record of several writes? Only if the submit hook will seal it this turn:
+ * an io went to the disk this turn, or, when other records are in flight
+ * (never for a lone write), a kick did. */
+static bool jb_may_open(struct vs_store *s, uint32_t item, uint32_t len)
+{
+    if (s->sb.format_version < 2 || s->in_hook || REC_HDR_SIZE + item > SECTOR ||
+        SECTOR + (uint64_t)len > jb_max(s))
+        return false;
+    return s->turn_io || (s->oldest_incomplete < s->next_seq && jb_kick(s));
+}
+
+/* Places a small write into the open record, or into a new one that the
+ * submit hook will seal; false: the write takes a record of its own. */
+static bool jb_place(struct vs_store *s, uint32_t item, uint32_t len, uint64_t reserve_more,
+                     uint64_t *pos, uint32_t *item_off, uint32_t *data_off)
+{
+    struct store_jbatch *b = &s->jb;
+    bool joined = b->run && b->hdr_used + item <= SECTOR && jb_extend(s, len, reserve_more);
+    if (!joined && (!jb_may_open(s, item, len) || !jb_open(s, len, reserve_more)))
+        return false;
+    *pos = b->pos;
+    *item_off = b->hdr_used;
+    *data_off = SECTOR + b->data_len;
+    b->hdr_used += item;
+    b->data_len += len;
+    b->items++;
+    return true;
+}
+
+/* The op of the write just placed joins the open record's io and acks. */
+static void jb_add(struct vs_store *s, struct vs_store_op *op)
+{
+    struct store_jrun *r = s->jb.run;
+    op->p.seq = s->jb.seq;
+    op->p.state = 1 | (1 << 8);
+    op->p.jnext = NULL;
+    if (r->tail)
+        r->tail->p.jnext = op;
+    else
+        r->head = op;
+    r->tail = op;
+    if (s->cfg.durability == VS_STORE_DURABLE_ACK) {
+        q_push(&s->ack_q, op);
+        s->fsync_wanted = true;
+    }
+}
+
+/* Seals the open record (header and crc) and sends it as one io. */
+static void jb_seal(struct vs_store *s)
+{
+    struct store_jbatch *b = &s->jb;
+    struct store_jrun *r = b->run;
+    if (!r)
+        return;
+    VS_ASSERT(r->head && s->last_crc == b->prev_crc);
+    b->run = NULL;
+    jb_encode(s);
+    s->last_crc = store__rec_seal(s->jbuf + b->pos, SECTOR);
+    s->st.journal_records++;
+    if (b->items > 1)
+        s->st.writes_batched += b->items;
+    r->io.len = SECTOR + b->data_len;
+    store__count_io(s, VS_STORE_IO_JOURNAL, r->io.len);
+    store__submit(s, &r->io);
 }
 
 static void op_io_done(struct vs_store_op *op, int res, const char *what)
@@ -647,8 +829,9 @@ static uint32_t roundup_sector(uint64_t x)
 
 struct wplan {
     uint32_t oi, ei, block, hdr_len, data_len;
-    uint64_t version, pos;
-    bool big, created;
+    uint32_t item_off, data_off; /* offsets in the record of the item and its data */
+    uint64_t version, pos, seq;  /* pos: the record's */
+    bool big, created, batched;
 };
 
 /* Checks versions and takes every resource, or takes none (-EAGAIN waits). */
@@ -691,8 +874,17 @@ static int write_plan(struct vs_store *s, struct vs_store_op *op, struct wplan *
         return -EAGAIN;
     }
     /* An unstable write also reserves the sector of its own future record. */
-    w->pos = jalloc(s, (uint64_t)w->hdr_len + w->data_len, false,
-                    op->flags & VS_STORE_STABLE ? 0 : SECTOR);
+    uint64_t more = op->flags & VS_STORE_STABLE ? 0 : SECTOR;
+    w->batched = !w->big && jb_place(s, 40 + 4 * (op->len / SECTOR), w->data_len, more,
+                                     &w->pos, &w->item_off, &w->data_off);
+    if (w->batched) {
+        w->seq = s->jb.seq;
+    } else {
+        w->pos = jalloc(s, (uint64_t)w->hdr_len + w->data_len, false, more);
+        w->item_off = REC_HDR_SIZE;
+        w->data_off = w->hdr_len;
+        w->seq = s->next_seq;
+    }
     if (w->pos == UINT64_MAX)
         return -EAGAIN;
     w->ei = store__ent_alloc(s);
@@ -705,7 +897,8 @@ static int write_plan(struct vs_store *s, struct vs_store_op *op, struct wplan *
 
 static void write_fill(struct vs_store *s, struct vs_store_op *op, const struct wplan *w)
 {
-    uint8_t *p = rec_begin(s, w->pos, REC_WRITE, w->hdr_len, w->data_len, 1);
+    uint8_t *p = w->batched ? s->jbuf + w->pos + w->item_off
+                            : rec_begin(s, w->pos, REC_WRITE, w->hdr_len, w->data_len, 1);
     uint32_t flags = (op->flags & VS_STORE_STABLE ? RECF_STABLE : 0) | (w->big ? RECF_BIG : 0);
     vs_put_u64(p, op->oid.inode);
     vs_put_u64(p + 8, op->oid.stripe);
@@ -716,15 +909,15 @@ static void write_fill(struct vs_store *s, struct vs_store_op *op, const struct 
     vs_put_u32(p + 36, flags);
     struct store_entry *e = &s->ents[w->ei];
     e->version = w->version;
-    e->seq = s->next_seq;
+    e->seq = w->seq;
     e->jpos = (uint32_t)(w->pos / SECTOR);
-    e->hdr_sectors = (uint16_t)(w->hdr_len / SECTOR);
+    e->data_sec = (uint16_t)(w->data_off / SECTOR);
     e->offset = op->offset;
     e->len = op->len;
     e->kind = w->big ? ENT_BIG : ENT_SMALL;
     e->block = w->block;
     e->flags = op->flags & VS_STORE_STABLE ? EF_STABLE : 0;
-    uint8_t *data = s->jbuf + w->pos + w->hdr_len;
+    uint8_t *data = s->jbuf + w->pos + w->data_off;
     if (!w->big && op->len)
         memcpy(data, op->buf, op->len);
     const uint8_t *src = w->big ? op->buf : data;
@@ -739,7 +932,7 @@ static void write_fill(struct vs_store *s, struct vs_store_op *op, const struct 
             if (s->ncsum)
                 s->block_csum[(size_t)w->block * s->ncsum + op->offset / SECTOR + i] = crc;
         } else if (s->jcrc) {
-            s->jcrc[e->jpos + e->hdr_sectors + i] = crc;
+            s->jcrc[e->jpos + e->data_sec + i] = crc;
         }
     }
     if (w->big)
@@ -775,7 +968,10 @@ static int write_try(struct vs_store *s, struct vs_store_op *op)
         nios = 2;
     }
     s->st.bytes_user_written += op->len;
-    rec_send(s, op, w.pos, w.hdr_len + w.data_len, w.hdr_len, nios);
+    if (w.batched)
+        jb_add(s, op);
+    else
+        rec_send(s, op, w.pos, w.hdr_len + w.data_len, w.hdr_len, nios);
     return 0;
 }
 
@@ -808,7 +1004,7 @@ static int delete_try(struct vs_store *s, struct vs_store_op *op)
     e->version = version;
     e->seq = s->next_seq;
     e->jpos = (uint32_t)(pos / SECTOR);
-    e->hdr_sectors = 1;
+    e->data_sec = 1;
     e->kind = ENT_DELETE;
     e->block = t;
     e->flags = EF_STABLE;

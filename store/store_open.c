@@ -224,13 +224,13 @@ static int write_fresh_meta(struct vs_disk *disk, const struct store_sb *sb, uin
     }
     /* The first checkpoint: an empty journal whose chain starts from a value
      * unique to this store, so records of an older store never chain on. */
-    struct store_ckpt ck = {1, 0, 1, vs_crc32c(sb->uuid, 16), 1};
+    struct store_ckpt ck = {1, 0, 1, vs_crc32c(sb->uuid, 16), 1, sb->format_version};
     store__ckpt_encode(&ck, buf);
     int rc = store__sync_io(disk, VS_DISK_WRITE, l->meta_dev, l->meta_offset, buf, CKPT_SIZE);
     if (rc < 0)
         return rc;
     for (unsigned d = 1; d < sb->dev_count; d++) {
-        store__devhdr_encode(sb->uuid, d, buf);
+        store__devhdr_encode(sb->uuid, d, sb->format_version, buf);
         rc = store__sync_io(disk, VS_DISK_WRITE, d, 0, buf, SB_SIZE);
         if (rc < 0)
             return rc;
@@ -245,7 +245,12 @@ int vs_store_format(struct vs_disk *disk, const struct vs_store_format_opts *o, 
 {
     struct store_sb sb;
     memset(&sb, 0, sizeof(sb));
-    sb.format_version = VS_STORE_FORMAT_VERSION;
+    sb.format_version = o->format_version ? o->format_version : VS_STORE_FORMAT_VERSION;
+    if (sb.format_version > VS_STORE_FORMAT_VERSION) {
+        snprintf(err, esz, "format_version %u: this build writes 1 to %u", sb.format_version,
+                 VS_STORE_FORMAT_VERSION);
+        return -EINVAL;
+    }
     sb.block_size = o->block_size ? o->block_size : VS_STORE_BLOCK_DEFAULT;
     if (sb.block_size < VS_STORE_BLOCK_MIN || sb.block_size > VS_STORE_BLOCK_MAX ||
         (sb.block_size & (sb.block_size - 1))) {

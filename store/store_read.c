@@ -191,7 +191,7 @@ static bool overlay(struct vs_store *s, struct vs_store_op *op, uint64_t *filled
             if (filled[i / 64] & (1ull << (i % 64)))
                 continue;
             filled[i / 64] |= 1ull << (i % 64);
-            uint32_t js = e->jpos + e->hdr_sectors + (sec - e->offset / SECTOR);
+            uint32_t js = e->jpos + e->data_sec + (sec - e->offset / SECTOR);
             uint8_t *dst = (uint8_t *)op->buf + (size_t)i * SECTOR;
             memcpy(dst, s->jbuf + (size_t)js * SECTOR, SECTOR);
             bool ok1 = verify(dst, s->jcrc ? &s->jcrc[js] : NULL);

@@ -28,20 +28,21 @@ static bool rec_at(struct vs_store *s, uint64_t pos, uint64_t seq, uint32_t prev
         return false;
     if (r->type != REC_WRITE)
         return r->data_len == 0;
+    struct store_witer it;
     struct store_witem w;
-    if (store__witem_decode(p + REC_HDR_SIZE, r->hdr_len - REC_HDR_SIZE, &w) < 0)
-        return false;
-    bool big = w.flags & RECF_BIG;
-    if ((big ? 0 : w.len) != r->data_len || (uint64_t)w.offset + w.len > s->block_size)
-        return false;
-    if (big && w.block >= s->block_count)
-        return false;
-    /* Small writes carry their data right after the header: verify it (I2). */
-    const uint8_t *crcs = p + REC_HDR_SIZE + 40;
-    for (uint32_t i = 0; !big && i < w.len / SECTOR; i++)
-        if (vs_crc32c(p + r->hdr_len + (size_t)i * SECTOR, SECTOR) != vs_get_u32(crcs + 4 * i))
+    int rc;
+    store__witer_init(&it, r);
+    while ((rc = store__witer_next(p, r, &it, &w)) == 0) {
+        bool big = w.flags & RECF_BIG;
+        if ((uint64_t)w.offset + w.len > s->block_size || (big && w.block >= s->block_count))
             return false;
-    return true;
+        /* Small writes carry their data after the header area: verify it (I2). */
+        const uint8_t *crcs = p + it.item + 40;
+        for (uint32_t i = 0; !big && i < w.len / SECTOR; i++)
+            if (vs_crc32c(p + it.data + (size_t)i * SECTOR, SECTOR) != vs_get_u32(crcs + 4 * i))
+                return false;
+    }
+    return rc == 1;
 }
 
 /* Pass 1: walks the chain from the checkpoint; returns the record count. */
@@ -104,11 +105,12 @@ static uint32_t verify_big(struct vs_store *s, struct rec_ref *refs, uint32_t n,
     return n;
 }
 
-static int apply_write(struct vs_store *s, const struct rec_ref *ref)
+/* One write item of the record ref: wi, decoded at the offsets in it. */
+static int apply_witem(struct vs_store *s, const struct rec_ref *ref, const struct store_witem *wi,
+                       const struct store_witer *it)
 {
     const uint8_t *p = s->jbuf + ref->pos;
-    struct store_witem w;
-    VS_ASSERT(store__witem_decode(p + REC_HDR_SIZE, ref->r.hdr_len - REC_HDR_SIZE, &w) == 0);
+    struct store_witem w = *wi;
     uint32_t oi = store__obj_get(s, w.inode, w.stripe);
     if (oi == NONE32)
         return VS_ECORRUPT;
@@ -128,7 +130,7 @@ static int apply_write(struct vs_store *s, const struct rec_ref *ref)
     e->seq = ref->r.seq;
     e->obj = oi;
     e->jpos = (uint32_t)(ref->pos / SECTOR);
-    e->hdr_sectors = (uint16_t)(ref->r.hdr_len / SECTOR);
+    e->data_sec = (uint16_t)(it->data / SECTOR);
     e->offset = w.offset;
     e->len = w.len;
     e->kind = big ? ENT_BIG : ENT_SMALL;
@@ -139,7 +141,7 @@ static int apply_write(struct vs_store *s, const struct rec_ref *ref)
                  s->block_owner[w.block]);
     e->block = big ? w.block : NONE32;
     store__ent_link(s, oi, ei);
-    const uint8_t *crcs = p + REC_HDR_SIZE + 40;
+    const uint8_t *crcs = p + it->item + 40;
     if (big && !noblock) {
         store__block_mark_used(s, w.block);
         s->block_owner[w.block] = oi;
@@ -153,10 +155,24 @@ static int apply_write(struct vs_store *s, const struct rec_ref *ref)
         }
     } else if (!big && s->jcrc) {
         for (uint32_t i = 0; i < w.len / SECTOR; i++)
-            s->jcrc[e->jpos + e->hdr_sectors + i] = vs_get_u32(crcs + 4 * i);
+            s->jcrc[e->jpos + e->data_sec + i] = vs_get_u32(crcs + 4 * i);
     }
     if (w.flags & RECF_STABLE)
         store__mark_stable(s, oi, w.version);
+    return 0;
+}
+
+/* Every write item of the record, in order (several only from format 2 on). */
+static int apply_write(struct vs_store *s, const struct rec_ref *ref)
+{
+    struct store_witer it;
+    struct store_witem w;
+    int rc, k;
+    store__witer_init(&it, &ref->r);
+    while ((k = store__witer_next(s->jbuf + ref->pos, &ref->r, &it, &w)) == 0)
+        if ((rc = apply_witem(s, ref, &w, &it)) < 0)
+            return rc;
+    VS_ASSERT(k == 1); /* rec_at walked the same items */
     return 0;
 }
 
@@ -181,7 +197,7 @@ static int apply_delete(struct vs_store *s, const struct rec_ref *ref)
     e->seq = ref->r.seq;
     e->obj = oi;
     e->jpos = (uint32_t)(ref->pos / SECTOR);
-    e->hdr_sectors = (uint16_t)(ref->r.hdr_len / SECTOR);
+    e->data_sec = (uint16_t)(ref->r.hdr_len / SECTOR);
     e->kind = ENT_DELETE;
     e->flags = EF_WRITTEN | EF_STABLE;
     e->block = t;

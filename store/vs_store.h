@@ -86,8 +86,10 @@
 
 #include "vs_ring.h"
 
-/* On-disk format version this library writes (and the newest it reads). */
-#define VS_STORE_FORMAT_VERSION 1
+/* On-disk format version this library formats (and the newest it reads).
+ * Version 2: a journal write record may carry several small writes. A store
+ * of version 1 stays at version 1 (docs/disk-format.md, "Format versions"). */
+#define VS_STORE_FORMAT_VERSION 2
 
 #define VS_STORE_GRANULE 4096u                /* bitmap granularity, bytes */
 #define VS_STORE_BLOCK_MIN 4096u              /* smallest block_size */
@@ -227,6 +229,7 @@ struct vs_store_format_opts {
     uint8_t uuid[16];         /* all zero = generate */
     struct vs_store_layout layout;
     bool force; /* overwrite an existing vstor or foreign signature */
+    uint32_t format_version; /* 0 = VS_STORE_FORMAT_VERSION; 1: what older binaries read */
 };
 
 /* Writes a fresh store. Refuses (VS_EBADFORMAT, nothing written) when the
@@ -404,6 +407,9 @@ struct vs_store_stats {
     uint64_t csum_errors;
     uint64_t op_read, op_write, op_delete, op_sync, op_stabilize, op_rollback, op_list;
     uint64_t fsyncs, checkpoints, journal_waits, journal_replayed;
+    /* Journal records written; writes_batched: small writes that went into a
+     * record holding several (docs/disk-format.md, "Journal records"). */
+    uint64_t journal_records, writes_batched;
     uint64_t fsyncs_linked; /* batches linked to their journal write (fsync_no_drain) */
     /* Checkpoint in-place writes saved by gathering side-by-side sectors of
      * different small writes into one io (io_count[VS_STORE_IO_FLUSH] counts

@@ -2,8 +2,9 @@
 /*
  * Fuzz target: recovery of a damaged store. A small store is formatted on the
  * simulated disk and filled (objects, a delete, an unstable version, a
- * checkpoint, journal records after it); the input is a list of patches
- * (u32 offset, u8 xor) applied to the durable image; then vs_store_open must
+ * checkpoint, journal records after it, one of them holding several writes);
+ * the input is a list of patches (u32 offset, u8 xor) applied to the durable
+ * image; then vs_store_open must
  * either fail with an error or produce a store whose every object reads back
  * (data or a clean error such as VS_ECHECKSUM) and lists, and closes.
  */
@@ -35,6 +36,32 @@ static int run(struct vs_disk *d, struct vs_store *s, struct vs_store_op *op,
     return flag ? op->result : -EIO;
 }
 
+static void count_cb(struct vs_store_op *op)
+{
+    ++*(int *)op->ctx;
+}
+
+/* Writes started together: after the first, they share one journal record
+ * of several writes (format 2). */
+static void write_group(struct vs_disk *d, struct vs_store *s, uint8_t *buf)
+{
+    struct vs_store_op grp[5];
+    int done = 0;
+    for (int i = 0; i < 5; i++) {
+        grp[i] = (struct vs_store_op){.oid = {1, (uint64_t)(6 + i)}, .offset = 4096, .len = 4096,
+                                      .buf = buf, .flags = VS_STORE_STABLE, .cb = count_cb,
+                                      .ctx = &done};
+        if (vs_store_write(s, &grp[i]) < 0)
+            abort();
+    }
+    while (done < 5 && vs_disk_sim_step(d, 1))
+        ;
+    struct vs_store_stats st;
+    vs_store_get_stats(s, &st);
+    if (done < 5 || st.writes_batched == 0)
+        abort();
+}
+
 static uint8_t *image;
 
 static void build_image(void)
@@ -63,6 +90,7 @@ static void build_image(void)
             run(d, s, &ck, vs_store_checkpoint);
         }
     }
+    write_group(d, s, buf);
     struct vs_store_op del = {.oid = {1, 3}};
     run(d, s, &del, vs_store_delete);
     struct vs_store_op un = {.oid = {1, 4}, .len = 4096, .buf = buf};

@@ -3,7 +3,8 @@
  * Targeted store tests: format refusals and bad input, the superblock and
  * layout checks, request validation (-EINVAL), versions, unstable versions
  * across reopen, back-pressure on a full journal, ENOSPC, split devices, the
- * checkpoint's gathered in-place writes and its io depth.
+ * checkpoint's gathered in-place writes and its io depth, records of several
+ * writes (and format version 1, which keeps one write per record).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -295,6 +296,110 @@ static void test_flush_gathers_side_by_side_writes(void **st)
     free(want);
 }
 
+static void count_items(void *ctx, const struct vs_store_jrec *r)
+{
+    uint32_t *most = ctx;
+    if (strcmp(r->type, "write") == 0 && r->items > *most)
+        *most = r->items;
+}
+
+/* 100 small writes to one block started in one loop turn, then 10 more in
+ * the next turn while those are in flight, on a store of format version (2:
+ * the first goes alone, the other 99 in records of several writes, 91 items
+ * filling a header sector, then 8; the next turn's 10 in one record, opened
+ * with a kick; 1: one record each, as older binaries read). They read back
+ * from the journal, after a reopen (replay of the records' items) and after
+ * a checkpoint (in place). */
+static void several_writes_per_record(uint32_t version)
+{
+    uint64_t size = 32 << 20;
+    struct vs_disk *d;
+    assert_int_equal(vs_disk_sim_create(1, &size, 5, &d), 0);
+    struct vs_store_format_opts fo = {.block_size = 128 << 10, .format_version = version};
+    fo.layout.journal_size = 4 << 20;
+    char err[256];
+    assert_int_equal(vs_store_format(d, &fo, err, sizeof(err)), 0);
+    struct vs_store_config cfg = {.durability = VS_STORE_DURABLE_ACK};
+    struct vs_store *s = t_open(d, &cfg);
+    struct vs_store_info info;
+    vs_store_get_info(s, &info);
+    assert_int_equal(info.format_version, version);
+    uint8_t *want = t_alloc(128 << 10);
+    assert_int_equal(wr(d, s, 0, 0, 0, 128 << 10, 0xEE, true), 128 << 10);
+    memset(want, 0xEE, 128 << 10);
+    enum { N = 110 };
+    struct t_op t[N];
+    uint8_t *bufs[N];
+    struct vs_store_stats a, b;
+    vs_store_get_stats(s, &a);
+    for (int i = 0; i < N; i++) {
+        bufs[i] = t_alloc(4096);
+        memset(bufs[i], i + 1, 4096);
+        memset(want + (i % 32) * 4096, i + 1, 4096);
+        t_init(&t[i]);
+        t[i].op.oid = (struct vs_store_oid){1, 0};
+        t[i].op.offset = (uint32_t)(i % 32) * 4096;
+        t[i].op.len = 4096;
+        t[i].op.buf = bufs[i];
+        t[i].op.flags = VS_STORE_STABLE;
+        assert_int_equal(t_start(s, &t[i], vs_store_write), 0);
+        if (i == 99) /* the hook seals; one io completes, the others stay in flight */
+            assert_int_equal(vs_disk_sim_step(d, 1), 1);
+    }
+    assert_int_equal(vs_store_run_until_idle(s), 0);
+    vs_store_get_stats(s, &b);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(t[i].calls, 1);
+        assert_int_equal(t[i].op.result, 4096);
+        assert_int_equal(t[i].op.out_version, 2 + i);
+        free(bufs[i]);
+    }
+    uint32_t most = 0;
+    vs_store_dump_journal(s, count_items, &most);
+    assert_int_equal(b.journal_records - a.journal_records, version >= 2 ? 4 : N);
+    assert_int_equal(b.writes_batched - a.writes_batched, version >= 2 ? N - 1 : 0);
+    /* the same ios either way: records of one turn went as one write before */
+    assert_int_equal(b.io_count[VS_STORE_IO_JOURNAL] - a.io_count[VS_STORE_IO_JOURNAL], 4);
+    assert_int_equal(most, version >= 2 ? 91 : 1);
+    /* 4 KiB of header per record: 4 + 110 sectors instead of 220 */
+    assert_int_equal(b.io_bytes[VS_STORE_IO_JOURNAL] - a.io_bytes[VS_STORE_IO_JOURNAL],
+                     (version >= 2 ? 4 + N : 2 * N) * 4096);
+    rd_check(d, s, want, 128 << 10);
+    vs_disk_sim_crash(d); /* all acknowledged, so durable: nothing is lost */
+    vs_store_abandon(s);  /* no closing checkpoint: the reopen replays the records */
+    s = t_open(d, &cfg);
+    vs_store_get_stats(s, &b);
+    assert_int_equal(b.journal_replayed, version >= 2 ? 5 : N + 1);
+    rd_check(d, s, want, 128 << 10);
+    t_init(&t[0]);
+    assert_int_equal(t_run(d, s, &t[0], vs_store_checkpoint), 0);
+    vs_store_get_stats(s, &b);
+    assert_int_equal(b.entries_dirty, 0);
+    rd_check(d, s, want, 128 << 10);
+    assert_int_equal(vs_store_close(s), 0);
+    s = t_open(d, &cfg);
+    rd_check(d, s, want, 128 << 10);
+    assert_int_equal(vs_store_close(s), 0);
+    vs_disk_destroy(d);
+    free(want);
+}
+
+static void test_records_of_several_writes(void **st)
+{
+    (void)st;
+    several_writes_per_record(VS_STORE_FORMAT_VERSION);
+    several_writes_per_record(1);
+    /* a version this build can not write */
+    uint64_t size = 16 << 20;
+    struct vs_disk *d;
+    assert_int_equal(vs_disk_sim_create(1, &size, 5, &d), 0);
+    struct vs_store_format_opts fo = {.format_version = VS_STORE_FORMAT_VERSION + 1};
+    char err[256];
+    assert_int_equal(vs_store_format(d, &fo, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "format_version"));
+    vs_disk_destroy(d);
+}
+
 /* The checkpoint keeps CK_IOS_FG ios in flight while writes run and the
  * journal has room, and all CK_IOS when the store is idle, when a caller
  * waits for the checkpoint, or when the journal is 3/4 full (threshold 50%). */
@@ -345,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_backpressure_and_enospc),
         cmocka_unit_test(test_flush_gathers_side_by_side_writes),
         cmocka_unit_test(test_checkpoint_depth_follows_writes),
+        cmocka_unit_test(test_records_of_several_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,9 @@
  *   - committed data has no checksum errors;
  *   - the index equals a full rescan: a second, read-only instance opened on
  *     the same disk lists the same versions with the same bitmaps.
+ * Writes started together (in one loop turn) share journal records of several
+ * writes: a crash may tear such a record or drop it, and after recovery its
+ * writes are either all there or none (it replays whole or not at all).
  * The workload then goes on from the recovered state, crash after crash.
  * STORE_CRASH_POINTS scales the number of crash points (the soak target sets
  * it high); a failure prints the seed.
@@ -60,6 +63,8 @@ struct crash {
     uint64_t rng;
     unsigned long points, ops_acked;
     unsigned long long fsyncs, fsyncs_linked, flush_merged; /* summed over the store's lives */
+    unsigned long long batched, records;                   /* writes_batched, journal_records */
+    unsigned long mid_record, groups_checked; /* crashes with a shared record unacked */
 };
 
 static struct vs_store_oid oid_of(int i)
@@ -170,13 +175,27 @@ static void plan_stabilize(struct crash *c, struct slot *sl, int obj)
     assert_int_equal(t_start(c->s, &sl->t, vs_store_stabilize), 0);
 }
 
-/* One batch: ops on distinct objects, maybe a sync; returns the count. */
-static int plan_batch(struct crash *c, struct slot *slots)
+static bool any_over(const struct crash *c, int max)
 {
-    int n = 0, first = (int)(t_rnd(&c->rng) % NOBJ), count = 1 + (int)(t_rnd(&c->rng) % 5);
-    for (int k = 0; k < count; k++) {
+    for (int i = 0; i < NOBJ; i++)
+        if (c->o[i].n > max)
+            return true;
+    return false;
+}
+
+/* One batch: ops on objects from a random one on, now and then two on the
+ * same object, maybe a sync; returns the count. more: another batch is in
+ * flight (its writes may still wait for space). */
+static int plan_batch(struct crash *c, struct slot *slots, bool more)
+{
+    int n = 0, first = (int)(t_rnd(&c->rng) % NOBJ), count = 1 + (int)(t_rnd(&c->rng) % 8);
+    for (int i = 0, k = 0; i < count; i++) {
+        bool again = i > 0 && t_rnd(&c->rng) % 4 == 0;
+        k += i > 0 && !again;
         int obj = (first + k) % NOBJ;
         struct cobj *o = &c->o[obj];
+        if ((again || more) && o->top_unstable)
+            break; /* its write may wait for space: a stabilize now finds no version */
         struct slot *sl = &slots[n++];
         memset(sl, 0, sizeof(*sl));
         t_init(&sl->t);
@@ -189,7 +208,7 @@ static int plan_batch(struct crash *c, struct slot *slots)
             plan_write(c, sl, obj);
     }
     bool lazy = c->cfg.durability == VS_STORE_LAZY;
-    if (lazy && (t_rnd(&c->rng) % 3 == 0 || c->o[first].n > MAXC / 2)) {
+    if (lazy && (t_rnd(&c->rng) % 3 == 0 || any_over(c, MAXC / 2))) {
         struct slot *sl = &slots[n++];
         memset(sl, 0, sizeof(*sl));
         t_init(&sl->t);
@@ -359,15 +378,57 @@ static int unpin(struct crash *c)
     return rc;
 }
 
-static void crash_and_recover(struct crash *c, uint8_t *buf)
+/* The record (seq) of write slot i, if it shares it with another write of
+ * the batch (a record of several writes); else 0. */
+static uint64_t shared_seq(const struct slot *slots, int n, int i)
+{
+    uint64_t seq = slots[i].buf ? slots[i].t.op.p.seq : 0; /* 0: never got a record */
+    for (int j = 0; seq && j < n; j++)
+        if (j != i && slots[j].buf && slots[j].t.op.p.seq == seq)
+            return seq;
+    return 0;
+}
+
+/* After recovery: the writes of one record are all there or none. */
+static void check_groups(struct crash *c, const struct slot *slots, int n, const uint64_t *seq)
+{
+    for (int i = 0; i < n; i++) {
+        if (!seq[i])
+            continue;
+        bool here = c->o[slots[i].obj].c[0].version >= slots[i].expect;
+        for (int j = 0; j < n; j++) {
+            if (j == i || seq[j] != seq[i])
+                continue;
+            bool there = c->o[slots[j].obj].c[0].version >= slots[j].expect;
+            if (here != there)
+                fprintf(stderr, "record seq %llu replayed in part: obj %d v%llu %s, obj %d "
+                        "v%llu %s, after %lu crash points\n", (unsigned long long)seq[i],
+                        slots[i].obj, (unsigned long long)slots[i].expect,
+                        here ? "there" : "lost", slots[j].obj,
+                        (unsigned long long)slots[j].expect, there ? "there" : "lost", c->points);
+            assert_true(here == there);
+        }
+    }
+}
+
+static void crash_and_recover(struct crash *c, uint8_t *buf, const struct slot *slots, int n)
 {
     if (getenv("STORE_DEBUG"))
         fprintf(stderr, "CRASH %lu\n", c->points);
+    uint64_t seq[2 * (NOBJ + 2)];
+    bool unacked = false;
+    for (int i = 0; i < n; i++) {
+        seq[i] = shared_seq(slots, n, i);
+        unacked |= seq[i] && !slots[i].done;
+    }
+    c->mid_record += unacked;
     struct vs_store_stats old;
     vs_store_get_stats(c->s, &old);
     c->fsyncs += old.fsyncs;
     c->fsyncs_linked += old.fsyncs_linked;
     c->flush_merged += old.flush_merged;
+    c->batched += old.writes_batched;
+    c->records += old.journal_records;
     vs_disk_sim_crash(c->d);
     vs_store_abandon(c->s);
     c->s = t_open(c->d, &c->cfg);
@@ -377,6 +438,8 @@ static void crash_and_recover(struct crash *c, uint8_t *buf)
     struct vs_store_stats st;
     vs_store_get_stats(c->s, &st);
     assert_int_equal(st.csum_errors, 0);
+    check_groups(c, slots, n, seq);
+    c->groups_checked += unacked;
     verify_rescan(c);
 }
 
@@ -400,14 +463,18 @@ static void run_crash(struct vs_store_config cfg, uint64_t seed, unsigned long p
     uint8_t *buf = t_alloc(BS);
     printf("crash: durability=%d no_drain=%d plp=%d seed=%llu points=%lu\n", cfg.durability,
            cfg.fsync_no_drain, cfg.fsync_disabled[0], (unsigned long long)seed, points);
-    struct slot slots[NOBJ + 2];
+    struct slot slots[2 * (NOBJ + 2)];
     while (c.points < points) {
-        int n = plan_batch(&c, slots);
+        int n = plan_batch(&c, slots, false);
         unsigned steps = (unsigned)(t_rnd(&c.rng) % 24);
+        if (t_rnd(&c.rng) % 2) { /* a second loop turn while the first one's ios run */
+            vs_disk_sim_step(c.d, 1 + steps / 4);
+            n += plan_batch(&c, slots + n, true);
+        }
         vs_disk_sim_step(c.d, steps);
         harvest(&c, slots, n);
         if (t_rnd(&c.rng) % 3 == 0) {
-            crash_and_recover(&c, buf);
+            crash_and_recover(&c, buf, slots, n);
         } else {
             int rc = vs_store_run_until_idle(c.s);
             if (rc == -EDEADLK) /* unstable versions pin the journal: stabilize them */
@@ -423,6 +490,12 @@ static void run_crash(struct vs_store_config cfg, uint64_t seed, unsigned long p
            " to their journal write, %llu in-place writes saved by gathered flushes\n",
            c.points, c.ops_acked, c.fsyncs + fin.fsyncs, c.fsyncs_linked + fin.fsyncs_linked,
            c.flush_merged + fin.flush_merged);
+    printf("  %llu journal records, %llu writes in records of several, %lu crashes with such a "
+           "record not yet acknowledged\n", c.records + fin.journal_records,
+           c.batched + fin.writes_batched, c.mid_record);
+    assert_true(c.batched + fin.writes_batched > 0);
+    if (points >= 1000) /* crashes hit records of several writes in flight */
+        assert_true(c.mid_record > 0);
     if (points >= 1000) /* checkpoints gathered side-by-side sectors, and crashes hit them */
         assert_true(c.flush_merged + fin.flush_merged > 0);
     if (cfg.idle_sync) { /* the idle pair ran, and crashes hit around it */

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "store_test_util.h"
+#include "vs_assert.h"
 
 #define MAXV 8
 #define NOBJ_MAX 24
@@ -42,6 +43,7 @@ struct model {
     uint8_t *wbuf, *rbuf, *rbm;
     unsigned long checks;
     uint64_t checkpoints; /* of closed instances */
+    uint64_t batched;     /* writes_batched of closed instances */
 };
 
 static void mver_free(struct mver *v)
@@ -338,41 +340,136 @@ static void do_simple(struct model *m, int kind)
         struct vs_store_stats st;
         vs_store_get_stats(m->s, &st);
         m->checkpoints += st.checkpoints;
+        m->batched += st.writes_batched;
         assert_int_equal(vs_store_close(m->s), 0);
         m->s = t_open(m->d, &m->cfg);
     }
 }
 
-/* Several writes to distinct objects in flight at once (group commit). */
+/* Reads the newest version of o in full and compares it with the model. */
+static int unstable_count(const struct mobj *o);
+
+static void check_latest(struct model *m, struct mobj *o)
+{
+    struct t_op t;
+    t_init(&t);
+    t.op.oid = o->oid;
+    t.op.version = VS_STORE_READ_LATEST;
+    t.op.len = m->bs;
+    t.op.buf = m->rbuf;
+    t.op.bitmap = m->rbm;
+    int rc = t_run(m->d, m->s, &t, vs_store_read);
+    m->checks++;
+    const struct mver *exp = o->n ? &o->v[o->n - 1] : NULL;
+    if (!exp || exp->deleted) {
+        assert_int_equal(rc, -ENOENT);
+        return;
+    }
+    assert_int_equal(rc, (int)m->bs);
+    assert_int_equal(t.op.out_version, exp->version);
+    assert_memory_equal(m->rbuf, exp->img, m->bs);
+    assert_memory_equal(m->rbm, exp->bm, m->bmb);
+}
+
+/* The batch's writes, planned and started in one go (one loop turn). */
+struct mbatch {
+    struct t_op t[12];
+    uint8_t *bufs[12];
+    int obj[12], n;
+};
+
+/* Starts write i of the batch on object o: partial (or zero-length), stable
+ * or not; the model takes it at once (the next write to o builds on it). */
+static void batch_write(struct model *m, struct mbatch *b, int i, struct mobj *o)
+{
+    uint32_t sectors = m->bs / 4096, maxlen = sectors > 4 ? sectors / 4 : sectors;
+    uint32_t off = (uint32_t)(t_rnd(&m->rng) % sectors);
+    uint32_t len = (uint32_t)(t_rnd(&m->rng) % (maxlen + 1)); /* 0: a version bump only */
+    len = VS_MIN(len, sectors - off) * 4096;
+    off *= 4096;
+    bool stable = o->n == 0 || unstable_count(o) > 0 || o->n >= MAXV - 3 ||
+                  t_rnd(&m->rng) % 4 != 0;
+    b->bufs[i] = t_alloc(VS_MAX(len, 4096u));
+    fill_random(m, b->bufs[i], len);
+    t_init(&b->t[i]);
+    b->t[i].op.oid = o->oid;
+    b->t[i].op.offset = off;
+    b->t[i].op.len = len;
+    b->t[i].op.buf = b->bufs[i];
+    b->t[i].op.flags = stable ? VS_STORE_STABLE : 0;
+    assert_int_equal(t_start(m->s, &b->t[i], vs_store_write), 0);
+    struct mver *nv = push(m, o, newest(o) + 1);
+    memcpy(nv->img + off, b->bufs[i], len);
+    for (uint32_t k = off / 4096; k < (off + len) / 4096; k++)
+        nv->bm[k / 8] = (uint8_t)(nv->bm[k / 8] | (1u << (k % 8)));
+    if (stable)
+        mark_stable(o, nv->version);
+}
+
+/* Several writes in flight at once (group commit): after the turn's first
+ * record, the small writes gather into one journal record of several writes
+ * (docs/disk-format.md, "Journal records"), sometimes two to one object. A
+ * read started before any of them is written sees the version before them;
+ * once they are done every object reads back from the journal, and after a
+ * forced checkpoint from its block (the batched items copied in place). */
 static void do_batch(struct model *m)
 {
-    enum { N = 4 };
-    struct t_op t[N];
-    uint8_t *bufs[N];
-    int base = (int)(t_rnd(&m->rng) % (uint64_t)(m->nobj - N));
-    for (int i = 0; i < N; i++) {
-        struct mobj *o = &m->o[base + i];
-        bufs[i] = t_alloc(4096);
-        fill_random(m, bufs[i], 4096);
-        t_init(&t[i]);
-        t[i].op.oid = o->oid;
-        t[i].op.len = 4096;
-        t[i].op.buf = bufs[i];
-        t[i].op.flags = VS_STORE_STABLE;
-        assert_int_equal(t_start(m->s, &t[i], vs_store_write), 0);
+    struct mbatch b;
+    b.n = 2 + (int)(t_rnd(&m->rng) % 11);
+    int base = (int)(t_rnd(&m->rng) % (uint64_t)m->nobj), k = 0;
+    struct t_op rd;
+    uint8_t *pre_img = NULL, pre_bm[32] = {0};
+    uint64_t pre_v = 0;
+    for (int i = 0; i < b.n; i++) {
+        if (i == 0 || t_rnd(&m->rng) % 4) /* else the same object again */
+            k++;
+        b.obj[i] = (base + k) % m->nobj;
+        struct mobj *o = &m->o[b.obj[i]];
+        if (o->n >= MAXV - 2) { /* keep the model bounded */
+            b.n = i;
+            break;
+        }
+        const struct mver *pre = o->n ? &o->v[o->n - 1] : NULL;
+        if (i == 1 && b.obj[1] != b.obj[0] && pre && !pre->deleted) {
+            /* Started after the turn's first write, before this one: it
+             * must see the version before the batch, all of it unwritten. */
+            pre_img = t_alloc(m->bs);
+            memcpy(pre_img, pre->img, m->bs);
+            memcpy(pre_bm, pre->bm, m->bmb);
+            pre_v = pre->version;
+            t_init(&rd);
+            rd.op.oid = o->oid;
+            rd.op.version = VS_STORE_READ_LATEST;
+            rd.op.len = m->bs;
+            rd.op.buf = m->rbuf;
+            rd.op.bitmap = m->rbm;
+            assert_int_equal(t_start(m->s, &rd, vs_store_read), 0);
+        }
+        batch_write(m, &b, i, o);
+        if (i == b.n / 2 && t_rnd(&m->rng) % 2)
+            vs_disk_sim_step(m->d, 1); /* the rest in the next loop turn */
     }
     assert_int_equal(vs_store_run_until_idle(m->s), 0);
-    for (int i = 0; i < N; i++) {
-        struct mobj *o = &m->o[base + i];
-        assert_int_equal(t[i].calls, 1);
-        assert_int_equal(t[i].op.result, 4096);
-        struct mver *nv = push(m, o, newest(o) + 1);
-        if (o->n >= 2 && o->v[o->n - 2].deleted)
-            memset(nv->bm, 0, m->bmb);
-        memcpy(nv->img, bufs[i], 4096);
-        nv->bm[0] |= 1;
-        mark_stable(o, nv->version);
-        free(bufs[i]);
+    if (pre_img) {
+        m->checks++;
+        assert_int_equal(rd.calls, 1);
+        assert_int_equal(rd.op.result, (int)m->bs);
+        assert_int_equal(rd.op.out_version, pre_v);
+        assert_memory_equal(m->rbuf, pre_img, m->bs);
+        assert_memory_equal(m->rbm, pre_bm, m->bmb);
+        free(pre_img);
+    }
+    for (int i = 0; i < b.n; i++) {
+        assert_int_equal(b.t[i].calls, 1);
+        assert_int_equal(b.t[i].op.result, (int)b.t[i].op.len);
+        free(b.bufs[i]);
+    }
+    for (int i = 0; i < b.n; i++)
+        check_latest(m, &m->o[b.obj[i]]);
+    if (t_rnd(&m->rng) % 3 == 0) {
+        do_simple(m, 1);
+        for (int i = 0; i < b.n; i++)
+            check_latest(m, &m->o[b.obj[i]]);
     }
 }
 
@@ -457,10 +554,13 @@ static void run_model(uint32_t bs, enum vs_store_durability dur, uint64_t seed, 
             check_read(&m, &m.o[i]);
     struct vs_store_stats st;
     vs_store_get_stats(m.s, &st);
-    printf("  checks=%lu checkpoints=%llu fsyncs=%llu csum_errors=%llu flush_merged=%llu\n",
+    printf("  checks=%lu checkpoints=%llu fsyncs=%llu csum_errors=%llu flush_merged=%llu "
+           "writes_batched=%llu\n",
            m.checks, (unsigned long long)st.checkpoints, (unsigned long long)st.fsyncs,
-           (unsigned long long)st.csum_errors, (unsigned long long)st.flush_merged);
+           (unsigned long long)st.csum_errors, (unsigned long long)st.flush_merged,
+           (unsigned long long)(st.writes_batched + m.batched));
     assert_int_equal(st.csum_errors, 0);
+    assert_true(st.writes_batched + m.batched > 0); /* records of several writes were built */
     assert_true(st.checkpoints + m.checkpoints > 0);
     assert_int_equal(vs_store_close(m.s), 0);
     vs_disk_destroy(m.d);

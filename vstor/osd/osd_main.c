@@ -106,11 +106,13 @@ static void store_log_ios(struct vs_osd *osd)
     vs_store_get_stats(osd->store, &st);
     const uint64_t *n = st.io_count, *b = st.io_bytes;
     VS_INFO(OSD_LOG,
-            "store ios since open: writes %llu, journal %llu (%llu KiB), data %llu (%llu KiB), "
+            "store ios since open: writes %llu, journal %llu (%llu KiB; %llu records, %llu "
+            "writes in records of several), data %llu (%llu KiB), "
             "flush %llu (%llu KiB, %llu merged), meta %llu, fsync %llu, checkpoints %llu, "
             "journal waits %llu",
             (unsigned long long)st.op_write, (unsigned long long)n[VS_STORE_IO_JOURNAL],
             (unsigned long long)(b[VS_STORE_IO_JOURNAL] >> 10),
+            (unsigned long long)st.journal_records, (unsigned long long)st.writes_batched,
             (unsigned long long)n[VS_STORE_IO_DATA],
             (unsigned long long)(b[VS_STORE_IO_DATA] >> 10),
             (unsigned long long)n[VS_STORE_IO_FLUSH],
