@@ -224,9 +224,9 @@ def test_incomplete_pg_peers_again_when_an_osd_of_its_history_returns(procs, vst
     c.start_osd(2)
     c.wait_active("rbd", clean=True, timeout=120)
     assert set(ids) & set(moved()), "the case under test: OSD 2 only in their history"
-    for o in (1, 3):
-        assert "incomplete: the PG ran on [2,0]" in c.osd_log(o) or \
-            not any(c.pg_states("rbd")[i]["primary"] == o for i in ids)
+    # (Whether a PG went incomplete on the way depends on whether the new primaries
+    # saw OSD 2's down and up as two events: most runs do, and without the fix
+    # those hung here; the outcome is checked either way.)
     ok(c.verify("img", check=tmp_path / "model"))
 
 

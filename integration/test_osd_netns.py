@@ -16,6 +16,7 @@ import time
 import pytest
 
 from vstor_cluster import Cluster, ok, progress, wait_progress
+from vstor_fixtures import wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -93,32 +94,51 @@ def test_three_hosts_whole_cluster_restart_under_writer(procs, vstor_bin, tmp_pa
     assert "verified 33554432 bytes" in w.log()
 
 
+def stamp(log, text):
+    """The timestamp (ISO text, sortable) of the first log line containing text."""
+    return next((line.split()[0] for line in log.splitlines() if text in line), None)
+
+
 def test_partitioned_host_under_writer(procs, vstor_bin, tmp_path, netns):
-    """The third host's cable is pulled while a writer on the first host runs: its
-    OSD and its mon (a minority of one) are cut off but keep running. The writer
-    pauses until the OSD's lease expires, then goes on with the two other hosts.
-    The cable goes back: the OSD finds its lease gone, registers again, and its
+    """The cable of the host of the metadata leader is pulled while a writer on
+    another host runs: that host's OSD and mon (now a minority of one) are cut off
+    but keep running. The other mons elect a leader; the OSDs and the client leave
+    the silent member for it, and the writer goes on after the cut-off OSD's lease
+    expires. The cut-off OSD must stop serving before the others can take its PGs
+    over (no stale read). The cable goes back: the OSD registers again and its
     stale replicas are recovered before the PGs are clean. Every byte verifies,
     also when read from the returned OSD's copies."""
     hosts = netns.make_hosts(3)
     c = Cluster(procs, vstor_bin, tmp_path, mons=3, hosts=hosts)
-    c.add_osds(3)
+    c.add_osds(3)  # osd.N on hosts[N - 1], next to mon N
     c.pool("rbd", 2, 1, 8, failure_domain="host")
     c.image("img", "32M", "rbd")
     c.wait_active("rbd", clean=True)
-    w = c.start_verify("img", host=hosts[0], seconds=40, depth=8, save=tmp_path / "model")
+    cut = wait_for(c.leader, 30, interval=0.5, what="a metadata leader")
+    others = [o for o in (1, 2, 3) if o != cut]
+    addr = {o: c.get(f"osd/state/{o}")["addresses"][0] for o in others}
+    client = hosts[others[0] - 1]
+    w = c.start_verify("img", host=client, seconds=40, depth=8, save=tmp_path / "model")
     wait_progress(w, 200, 120)
-    hosts[2].link_down()
+    hosts[cut - 1].link_down()
     try:
         cut_at = progress(w)
-        wait_progress(w, cut_at + 300, 90)  # on without osd.3 (lease ttl 5 s)
+        wait_progress(w, cut_at + 300, 90)  # on without it (lease ttl 5 s)
     finally:
-        hosts[2].link_up()
+        hosts[cut - 1].link_up()
     assert w.wait(300) == 0, w.log()
     assert "verified 33554432 bytes" in w.log()
-    assert c.osds[3]["proc"].alive(), c.osd_log(3)[-3000:]
+    assert c.osds[cut]["proc"].alive(), c.osd_log(cut)[-3000:]
+    # No stale read: the cut-off OSD lost both of its peers (and so stopped its
+    # PGs) before the others saw its lease expire and could take its PGs over.
+    lost = [stamp(c.osd_log(cut), f"connection to {addr[o]} lost") for o in others]
+    down = [stamp(c.osd_log(o), f"osd.{cut} is down") for o in others]
+    assert None not in lost + down, (lost, down)
+    assert max(lost) < min(down), (lost, down)
+    for o in others:  # they left the silent leader and kept their leases
+        assert "expired" not in c.osd_log(o), c.osd_log(o)[-3000:]
     c.wait_active("rbd", clean=True, timeout=180)
-    # Read back with osd.3's copies alone where it shares a PG with osd.1.
-    c.kill_osd(1)
+    # Read back with the returned OSD's copies alone where it shares a PG.
+    c.kill_osd(others[1])
     c.wait_active("rbd", timeout=180)
-    ok(c.verify("img", host=hosts[0], check=tmp_path / "model"))
+    ok(c.verify("img", host=client, check=tmp_path / "model"))

@@ -216,7 +216,7 @@ class Cluster:
     # ---- data ------------------------------------------------------------------------
 
     def verify_args(self, image, **kw):
-        args = [self.verify_bin, "--mon", self.mon_addrs[0], "--image", image]
+        args = [self.verify_bin, "--mon", ",".join(self.mon_addrs), "--image", image]
         for k, v in kw.items():
             args += ["--" + k.replace("_", "-")] + ([] if v is True else [str(v)])
         return args

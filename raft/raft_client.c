@@ -479,6 +479,26 @@ static void probe_if_idle(struct meta_client *c, uint64_t now)
         c->probing = true;
 }
 
+/* The target answered nothing for down_after_ms although we asked (probes,
+ * keepalives): a member cut off the network neither answers nor closes its
+ * connections, so waiting for a close would keep the client -- and every
+ * lease it keeps alive -- on it until TCP gives up, many minutes later. Try
+ * the next member; a follower's "not leader" reply points to the leader. The
+ * silent connections close at once: what was sent on them is re-sent (if
+ * idempotent) or fails in doubt, as after any lost connection. */
+static void leave_silent_target(struct meta_client *c)
+{
+    struct cl_conn *old[2] = {c->bulk, c->light};
+    if (!old[0] && !old[1])
+        return; /* not connected: the reconnect path already moves on */
+    VS_DEBUG_LOG("meta", "%s answered nothing for %" PRIu64 " ms: trying another member",
+                 c->target, cl_now(c) - c->last_ok_ms);
+    retarget(c, NULL);
+    for (int i = 0; i < 2; i++)
+        if (old[i])
+            raft__conn_close(&old[i]->c);
+}
+
 static void tick_cb(uv_timer_t *t)
 {
     struct meta_client *c = t->data;
@@ -499,6 +519,9 @@ static void tick_cb(uv_timer_t *t)
         probe_if_idle(c, now);
     if (demand && c->state != VS_META_SERVICE_DOWN && now - c->last_ok_ms > c->opts.down_after_ms)
         set_state(c, VS_META_SERVICE_DOWN);
+    if (demand && !c->closing && now - c->last_ok_ms > c->opts.down_after_ms &&
+        now - c->target_changed_ms > c->opts.down_after_ms)
+        leave_silent_target(c);
     cl_keepers_tick(c);
     kick(c);
 }

@@ -415,6 +415,18 @@ static void writes_start(struct ctx *x)
 }
 
 /* The blocking modes (--blk-write, --dump); -1 when neither is asked for. */
+/* --mon takes one address or a comma-separated list of the members. */
+static unsigned mon_list(const char *arg, char *copy, size_t size, const char **out,
+                         unsigned max)
+{
+    unsigned n = 0;
+    snprintf(copy, size, "%s", arg);
+    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t && n < max;
+         t = strtok_r(NULL, ",", &save))
+        out[n++] = t;
+    return n;
+}
+
 static int blk_mode(int argc, char **argv)
 {
     const char *mon = NULL, *image = NULL, *wr = NULL, *dump = NULL;
@@ -437,9 +449,11 @@ static int blk_mode(int argc, char **argv)
         (dump && sscanf(dump, "%511[^:]:%llu", file, &len) != 2) || !mon || !image || !len)
         return 2;
     struct vstor_client_opts o;
+    char mon_copy[1024];
+    const char *mons[8];
     vstor_client_opts_init(&o);
-    o.mon_addresses = &mon;
-    o.n_mon = 1;
+    o.n_mon = mon_list(mon, mon_copy, sizeof(mon_copy), mons, 8);
+    o.mon_addresses = mons;
     o.fail_enospc = true;
     struct vstor_blk *b;
     char err[256];
@@ -540,10 +554,11 @@ int main(int argc, char **argv)
         x.slots[i].buf = aligned_alloc(4096, LEN_MAX);
     }
     struct vstor_client_opts o;
-    char err[256];
+    char err[256], mon_copy[1024];
+    const char *mons[8];
     vstor_client_opts_init(&o);
-    o.mon_addresses = &mon;
-    o.n_mon = 1;
+    o.n_mon = mon_list(mon, mon_copy, sizeof(mon_copy), mons, 8);
+    o.mon_addresses = mons;
     o.spin_lone_us = x.spin_lone_us;
     if (vstor_client_create(&x.loop, &o, &x.c, err, sizeof(err)) < 0) {
         fprintf(stderr, "osd_verify: %s\n", err);
