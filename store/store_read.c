@@ -405,30 +405,82 @@ uint32_t vs_store_bitmap_bytes(const struct vs_store *s)
     return s->bitmap_bytes;
 }
 
-long vs_store_dump_journal(struct vs_store *s, void (*fn)(void *ctx, const struct vs_store_jrec *r),
-                           void *ctx)
+/* Every write item of the record at p (decoded into r), with where its data
+ * sits; < 0 when the items do not add up (store__witer_next). */
+static int dump_writes(const uint8_t *p, const struct store_rec *r, struct vs_store_jrec *j,
+                       void (*fn)(void *ctx, const struct vs_store_jrec *r), void *ctx)
+{
+    struct store_witer it;
+    struct store_witem w;
+    int rc;
+    store__witer_init(&it, r);
+    while ((rc = store__witer_next(p, r, &it, &w)) == 0) {
+        bool big = w.flags & RECF_BIG;
+        j->oid = (struct vs_store_oid){w.inode, w.stripe};
+        j->version = w.version;
+        j->offset = w.offset;
+        j->len = w.len;
+        j->flags = w.flags;
+        j->block = big ? w.block : NONE32;
+        j->data_pos = big || w.len == 0 ? UINT64_MAX : j->pos + it.data;
+        fn(ctx, j);
+        j->item++;
+    }
+    return rc == 1 ? 0 : rc;
+}
+
+/* Every (inode, stripe, version) item of a delete, stabilize or rollback
+ * record; store__rec_decode checked that item_count of them fit. */
+static int dump_versions(const uint8_t *p, const struct store_rec *r, struct vs_store_jrec *j,
+                         void (*fn)(void *ctx, const struct vs_store_jrec *r), void *ctx)
+{
+    for (; j->item < r->item_count; j->item++) {
+        uint64_t off = REC_HDR_SIZE + (uint64_t)j->item * 24;
+        if (off + 24 > r->hdr_len)
+            return VS_ECORRUPT;
+        j->oid = (struct vs_store_oid){vs_get_u64(p + off), vs_get_u64(p + off + 8)};
+        j->version = vs_get_u64(p + off + 16);
+        fn(ctx, j);
+    }
+    return 0;
+}
+
+/* One record: 0, 1 when it is the open record (not sealed yet), < 0 bad. */
+static int dump_rec(struct vs_store *s, uint64_t seq, struct vs_store_jrec *j,
+                    void (*fn)(void *ctx, const struct vs_store_jrec *r), void *ctx)
 {
     static const char *const names[] = {"?", "write", "delete", "stabilize", "rollback"};
+    uint64_t pos = (uint64_t)s->rec_pos[seq % s->rec_cap] * SECTOR;
+    *j = (struct vs_store_jrec){.seq = seq, .pos = pos, .type = "?", .block = NONE32,
+                                .data_pos = UINT64_MAX};
+    if (s->jb.run && s->jb.seq == seq)
+        return 1; /* small writes still being gathered: no crc yet */
+    struct store_rec r;
+    int rc = pos < s->jsize ? store__rec_decode(s->jbuf + pos, s->jsize - pos, &r) : VS_ECORRUPT;
+    if (rc < 0)
+        return rc;
+    if (r.seq != seq || (uint64_t)r.hdr_len + r.data_len > s->jsize - pos ||
+        r.type >= VS_ARRAY_SIZE(names))
+        return VS_ECORRUPT;
+    j->type = names[r.type];
+    j->items = r.item_count;
+    const uint8_t *p = s->jbuf + pos;
+    return r.type == REC_WRITE ? dump_writes(p, &r, j, fn, ctx) : dump_versions(p, &r, j, fn, ctx);
+}
+
+long vs_store_dump_journal(struct vs_store *s, void (*fn)(void *ctx, const struct vs_store_jrec *r),
+                           void *ctx, struct vs_store_jrec *bad)
+{
     long n = 0;
-    for (uint64_t seq = s->start_seq; seq < s->next_seq; seq++, n++) {
-        uint64_t pos = (uint64_t)s->rec_pos[seq % s->rec_cap] * SECTOR;
-        struct store_rec r;
-        if (store__rec_decode(s->jbuf + pos, s->jsize - pos, &r) < 0 || r.seq != seq)
-            continue; /* still in flight (not sealed) or not ours */
-        const uint8_t *p = s->jbuf + pos + REC_HDR_SIZE;
-        struct vs_store_jrec j = {seq, pos, names[r.type], r.item_count, 0,
-                                  {vs_get_u64(p), vs_get_u64(p + 8)}, vs_get_u64(p + 16),
-                                  0, 0, NONE32};
-        if (r.type == REC_WRITE) {
-            struct store_witem w;
-            if (store__witem_decode(p, r.hdr_len - REC_HDR_SIZE, &w) == 0) {
-                j.offset = w.offset;
-                j.len = w.len;
-                j.block = w.block;
-                j.flags = w.flags;
-            }
+    for (uint64_t seq = s->start_seq; seq < s->next_seq; seq++) {
+        struct vs_store_jrec j;
+        int rc = dump_rec(s, seq, &j, fn, ctx);
+        if (rc < 0) {
+            if (bad)
+                *bad = j;
+            return rc;
         }
-        fn(ctx, &j);
+        n += rc == 0;
     }
     return n;
 }

@@ -373,19 +373,27 @@ struct vs_store_list_entry {
 long vs_store_list(struct vs_store *s, uint64_t pool_id, uint32_t pg_count, uint32_t pg,
                    uint64_t pg_stripe_size, struct vs_store_list_entry **out);
 
-/* One live journal record, for `vstor disk dump --journal`. */
+/* One item of a live journal record, for `vstor disk dump --journal`: a
+ * record of several writes (format 2) gives one per write item, a stabilize
+ * or rollback record one per object version. */
 struct vs_store_jrec {
-    uint64_t seq, pos;
-    const char *type; /* "write", "delete", "stabilize", "rollback" */
-    uint32_t items, flags; /* flags: 1 stable, 2 big (writes) */
-    struct vs_store_oid oid; /* first item */
+    uint64_t seq, pos;     /* the record's sequence number and byte offset in the journal */
+    const char *type;      /* "write", "delete", "stabilize", "rollback" */
+    uint32_t items, item;  /* the record's item count; this item's index (0-based) */
+    uint32_t flags;        /* writes: 1 stable, 2 big */
+    struct vs_store_oid oid;
     uint64_t version;
-    uint32_t offset, len, block;
+    uint32_t offset, len;  /* writes: the bytes of the object written */
+    uint32_t block;        /* big writes: the data block; UINT32_MAX otherwise */
+    uint64_t data_pos;     /* small writes: journal byte offset of the data; UINT64_MAX none */
 };
-/* Calls fn for every record from the journal start to its head, in order;
- * returns the count. */
+/* Calls fn for every item of every record from the journal start to its
+ * head, in order (a record still being gathered is left out). Returns the
+ * record count, or < 0 (VS_ECORRUPT, VS_ECHECKSUM, ...) when a record or one
+ * of its items does not decode: the listing ends there, and *bad (may be
+ * NULL) gets that record's seq and pos. */
 long vs_store_dump_journal(struct vs_store *s, void (*fn)(void *ctx, const struct vs_store_jrec *r),
-                           void *ctx);
+                           void *ctx, struct vs_store_jrec *bad);
 
 /* Areas of the io accounting in struct vs_store_stats. */
 enum vs_store_io_area {

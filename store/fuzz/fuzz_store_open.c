@@ -6,7 +6,9 @@
  * the input is a list of patches (u32 offset, u8 xor) applied to the durable
  * image; then vs_store_open must
  * either fail with an error or produce a store whose every object reads back
- * (data or a clean error such as VS_ECHECKSUM) and lists, and closes.
+ * (data or a clean error such as VS_ECHECKSUM) and lists, whose journal
+ * lists whole (vs_store_dump_journal: every record replay accepted, each item
+ * inside its record and the journal), and closes.
  */
 #include "store_int.h"
 
@@ -103,6 +105,16 @@ static void build_image(void)
     vs_disk_destroy(d);
 }
 
+/* Every listed item lies inside its record, and its data inside the journal. */
+static void dump_cb(void *ctx, const struct vs_store_jrec *r)
+{
+    const struct vs_store *s = ctx;
+    if (r->item >= r->items || r->pos >= s->jsize ||
+        (r->data_pos != UINT64_MAX &&
+         (r->data_pos <= r->pos || r->data_pos + r->len > s->jsize)))
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!image)
@@ -133,6 +145,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n >= 0)
             free(le);
         free(buf);
+        if (vs_store_dump_journal(s, dump_cb, s, NULL) != (long)(s->next_seq - s->start_seq))
+            abort(); /* replay accepted every live record: they all list */
         vs_store_close(s);
     }
     vs_disk_destroy(d);

@@ -15,6 +15,7 @@
 #include "store_test_util.h"
 
 #include "store_int.h" /* store__ck_depth */
+#include "vs_byte.h"
 
 static int wr(struct vs_disk *d, struct vs_store *s, uint64_t stripe, uint64_t version,
               uint32_t off, uint32_t len, uint8_t fill, bool stable)
@@ -296,11 +297,105 @@ static void test_flush_gathers_side_by_side_writes(void **st)
     free(want);
 }
 
-static void count_items(void *ctx, const struct vs_store_jrec *r)
+/* What vs_store_dump_journal listed: every item of every record. */
+struct t_dump {
+    const struct vs_store *s;
+    uint32_t most, records, small, big;
+    uint64_t last_seq, last_version, last_data, most_seq;
+};
+
+/* Checks each item against what several_writes_per_record wrote: one big
+ * write (v1), then 4 KiB small writes of v2.. at (v - 2) % 32, bytes v - 1,
+ * each one's data in the journal right after its record's header sector or
+ * the previous item's data. */
+static void dump_item(void *ctx, const struct vs_store_jrec *r)
 {
-    uint32_t *most = ctx;
-    if (strcmp(r->type, "write") == 0 && r->items > *most)
-        *most = r->items;
+    struct t_dump *t = ctx;
+    assert_string_equal(r->type, "write");
+    assert_true(r->item < r->items);
+    assert_int_equal(r->item == 0, r->seq != t->last_seq);
+    t->records += r->item == 0;
+    if (r->items > t->most) {
+        t->most = r->items;
+        t->most_seq = r->seq;
+    }
+    t->last_seq = r->seq;
+    assert_int_equal(r->oid.inode, 1);
+    if (r->flags & 2) {
+        t->big++;
+        assert_int_equal(r->version, 1);
+        assert_int_not_equal(r->block, UINT32_MAX);
+        assert_true(r->data_pos == UINT64_MAX);
+        return;
+    }
+    t->small++;
+    assert_int_equal(r->version, t->last_version + 1);
+    t->last_version = r->version;
+    assert_int_equal(r->offset, (r->version - 2) % 32 * 4096);
+    assert_int_equal(r->len, 4096);
+    assert_int_equal(r->block, UINT32_MAX);
+    assert_true(r->data_pos == (r->item == 0 ? r->pos + 4096 : t->last_data + 4096));
+    t->last_data = r->data_pos;
+    assert_true(r->data_pos + 4096 <= t->s->jsize);
+    assert_int_equal(t->s->jbuf[r->data_pos], (uint8_t)(r->version - 1));
+    assert_int_equal(t->s->jbuf[r->data_pos + 4095], (uint8_t)(r->version - 1));
+}
+
+static void dump_count(void *ctx, const struct vs_store_jrec *r)
+{
+    (void)r;
+    (*(uint32_t *)ctx)++;
+}
+
+/* The journal listing stops at a damaged record with its seq: header bytes
+ * (crc fails), then items that do not add up (crc made valid again). */
+static void dump_damaged(struct vs_store *s, const struct t_dump *t)
+{
+    struct vs_store_jrec bad;
+    uint64_t seq = t->most_seq, pos = (uint64_t)s->rec_pos[seq % s->rec_cap] * SECTOR;
+    uint8_t *p = s->jbuf + pos, save[SECTOR];
+    memcpy(save, p, SECTOR);
+    uint32_t n = 0;
+    p[64 + 44 * 5 + 16] ^= 1; /* item 5's version */
+    assert_int_equal(vs_store_dump_journal(s, dump_count, &n, &bad), VS_ECHECKSUM);
+    assert_int_equal(bad.seq, seq);
+    assert_int_equal(bad.pos, pos);
+    uint32_t before = n; /* the items of the records before it: the big write, the lone one */
+    assert_int_equal(before, 2);
+    /* item 5 of a record of several writes claims a big write: the walker refuses it */
+    p[64 + 44 * 5 + 16] ^= 1;
+    vs_put_u32(p + 64 + 44 * 5 + 36, vs_get_u32(p + 64 + 44 * 5 + 36) | 2);
+    store__rec_seal(p, SECTOR);
+    n = 0;
+    assert_int_equal(vs_store_dump_journal(s, dump_count, &n, &bad), VS_ECORRUPT);
+    assert_int_equal(bad.seq, seq);
+    assert_int_equal(n, before + 5); /* items 0..4 listed, then the listing ends */
+    /* a record whose size runs past the journal's end */
+    memcpy(p, save, SECTOR);
+    vs_put_u32(p + 36, (uint32_t)(s->jsize - pos));
+    store__rec_seal(p, SECTOR);
+    assert_int_equal(vs_store_dump_journal(s, dump_count, &n, &bad), VS_ECORRUPT);
+    memcpy(p, save, SECTOR);
+    n = 0;
+    long listed = vs_store_dump_journal(s, dump_count, &n, NULL);
+    assert_int_equal(listed, t->records);
+    assert_int_equal(n, t->small + t->big);
+}
+
+/* The journal lists every item of the big write and the n small writes
+ * (dump_item), in records of several writes from format 2 on; returns the
+ * most items of one record. */
+static uint32_t dump_check(struct vs_store *s, uint32_t version, uint32_t n)
+{
+    struct t_dump td = {.s = s, .last_seq = UINT64_MAX, .last_version = 1};
+    long listed = vs_store_dump_journal(s, dump_item, &td, NULL);
+    assert_int_equal(listed, td.records);
+    assert_int_equal(td.big, 1);
+    assert_int_equal(td.small, n);
+    assert_int_equal(td.records, version >= 2 ? 5 : n + 1);
+    if (version >= 2)
+        dump_damaged(s, &td);
+    return td.most;
 }
 
 /* 100 small writes to one block started in one loop turn, then 10 more in
@@ -354,8 +449,7 @@ static void several_writes_per_record(uint32_t version)
         assert_int_equal(t[i].op.out_version, 2 + i);
         free(bufs[i]);
     }
-    uint32_t most = 0;
-    vs_store_dump_journal(s, count_items, &most);
+    uint32_t most = dump_check(s, version, N);
     assert_int_equal(b.journal_records - a.journal_records, version >= 2 ? 4 : N);
     assert_int_equal(b.writes_batched - a.writes_batched, version >= 2 ? N - 1 : 0);
     /* the same ios either way: records of one turn went as one write before */
@@ -382,6 +476,76 @@ static void several_writes_per_record(uint32_t version)
     assert_int_equal(vs_store_close(s), 0);
     vs_disk_destroy(d);
     free(want);
+}
+
+/* Stabilize, rollback and delete records: one listed item per object version. */
+#define T_DUMP_MAX 16
+struct t_dump_all {
+    unsigned n;
+    struct vs_store_jrec it[T_DUMP_MAX];
+};
+
+static void dump_keep(void *ctx, const struct vs_store_jrec *r)
+{
+    struct t_dump_all *t = ctx;
+    assert_true(t->n < T_DUMP_MAX);
+    t->it[t->n++] = *r;
+}
+
+static void t_versions(struct vs_disk *d, struct vs_store *s, const struct vs_store_obj_ver *ov,
+                       uint32_t n, int (*fn)(struct vs_store *, struct vs_store_op *))
+{
+    struct t_op t;
+    t_init(&t);
+    t.op.list = ov;
+    t.op.list_count = n;
+    assert_int_equal(t_run(d, s, &t, fn), 0);
+}
+
+static void test_dump_journal_versions(void **st)
+{
+    (void)st;
+    struct vs_disk *d = t_sim_format(16 << 20, 3, 128 << 10, 1 << 20, false);
+    struct vs_store_config cfg = {.durability = VS_STORE_DURABLE_ACK};
+    struct vs_store *s = t_open(d, &cfg);
+    for (uint64_t i = 0; i < 3; i++)
+        assert_int_equal(wr(d, s, i, 0, 0, 8192, 1, false), 8192);
+    assert_int_equal(wr(d, s, 2, 0, 0, 4096, 2, false), 4096);
+    struct vs_store_obj_ver ov[3] = {{{1, 0}, 1}, {{1, 1}, 1}, {{1, 2}, 1}};
+    t_versions(d, s, ov, 3, vs_store_stabilize);
+    struct vs_store_obj_ver rb = {{1, 2}, 1};
+    t_versions(d, s, &rb, 1, vs_store_rollback);
+    struct t_op t;
+    t_init(&t);
+    t.op.oid = (struct vs_store_oid){1, 1};
+    assert_int_equal(t_run(d, s, &t, vs_store_delete), 0);
+    struct t_dump_all a = {0};
+    assert_int_equal(vs_store_dump_journal(s, dump_keep, &a, NULL), 7);
+    assert_int_equal(a.n, 4 + 3 + 1 + 1);
+    for (unsigned i = 0; i < 4; i++) {
+        assert_string_equal(a.it[i].type, "write");
+        assert_int_equal(a.it[i].len, i < 3 ? 8192 : 4096);
+        /* first writes are big (a fresh block), the overwrite is small */
+        assert_int_equal(a.it[i].flags, i < 3 ? 2 : 0);
+        assert_int_equal(a.it[i].block != UINT32_MAX, i < 3);
+        assert_true(a.it[i].data_pos == (i < 3 ? UINT64_MAX : a.it[i].pos + 4096));
+    }
+    for (unsigned i = 0; i < 3; i++) {
+        assert_string_equal(a.it[4 + i].type, "stabilize");
+        assert_int_equal(a.it[4 + i].items, 3);
+        assert_int_equal(a.it[4 + i].item, i);
+        assert_int_equal(a.it[4 + i].seq, a.it[4].seq);
+        assert_int_equal(a.it[4 + i].oid.stripe, i);
+        assert_int_equal(a.it[4 + i].version, 1);
+        assert_true(a.it[4 + i].data_pos == UINT64_MAX && a.it[4 + i].block == UINT32_MAX);
+    }
+    assert_string_equal(a.it[7].type, "rollback");
+    assert_int_equal(a.it[7].oid.stripe, 2);
+    assert_string_equal(a.it[8].type, "delete");
+    assert_int_equal(a.it[8].oid.stripe, 1);
+    assert_int_equal(a.it[8].version, 2);
+    assert_int_equal(vs_store_close(s), 0);
+    vs_disk_destroy(d);
 }
 
 static void test_records_of_several_writes(void **st)
@@ -451,6 +615,7 @@ int main(void)
         cmocka_unit_test(test_flush_gathers_side_by_side_writes),
         cmocka_unit_test(test_checkpoint_depth_follows_writes),
         cmocka_unit_test(test_records_of_several_writes),
+        cmocka_unit_test(test_dump_journal_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

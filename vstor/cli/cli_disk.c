@@ -329,22 +329,70 @@ int vs_cmd_disk_check(struct vs_cmd_ctx *ctx)
 
 /* ---- dump ------------------------------------------------------------------ */
 
+static void num_or_dash(char buf[24], bool has, uint64_t v)
+{
+    if (has)
+        snprintf(buf, 24, "%" PRIu64, v);
+    else
+        snprintf(buf, 24, "-");
+}
+
+/* One item of a journal record: a JSON object, or a line of text. Fields
+ * that do not apply (block of a small write, data of a big one, offset of a
+ * stabilize item) are null in JSON and "-" in text. */
 static void dump_rec(void *ctx, const struct vs_store_jrec *r)
 {
     json_t *arr = ctx;
+    bool wr = strcmp(r->type, "write") == 0;
     if (arr) {
-        json_array_append_new(arr, json_pack("{s:I, s:I, s:s, s:I, s:I, s:I, s:i, s:i, s:i, s:b}",
-                                             "seq", (json_int_t)r->seq, "pos", (json_int_t)r->pos,
-                                             "type", r->type, "inode", (json_int_t)r->oid.inode,
-                                             "stripe", (json_int_t)r->oid.stripe, "version",
-                                             (json_int_t)r->version, "offset", (int)r->offset,
-                                             "len", (int)r->len, "items", (int)r->items,
-                                             "stable", (r->flags & 1) != 0));
+        json_t *o = json_pack("{s:I, s:I, s:s, s:i, s:i, s:I, s:I, s:I}", "seq",
+                              (json_int_t)r->seq, "pos", (json_int_t)r->pos, "type", r->type,
+                              "items", (int)r->items, "item", (int)r->item, "inode",
+                              (json_int_t)r->oid.inode, "stripe", (json_int_t)r->oid.stripe,
+                              "version", (json_int_t)r->version);
+        json_object_set_new(o, "offset", wr ? json_integer(r->offset) : json_null());
+        json_object_set_new(o, "len", wr ? json_integer(r->len) : json_null());
+        json_object_set_new(o, "block", r->block != UINT32_MAX ? json_integer(r->block)
+                                                                : json_null());
+        json_object_set_new(o, "data_pos", r->data_pos != UINT64_MAX
+                                               ? json_integer((json_int_t)r->data_pos)
+                                               : json_null());
+        json_object_set_new(o, "stable", json_boolean(wr && (r->flags & 1)));
+        json_object_set_new(o, "big", json_boolean(wr && (r->flags & 2)));
+        json_array_append_new(arr, o);
         return;
     }
-    printf("%-10" PRIu64 " %-10" PRIu64 " %-9s %#18" PRIx64 " %#14" PRIx64 " v%-8" PRIu64
-           " %8u %8u %s%s\n", r->seq, r->pos, r->type, r->oid.inode, r->oid.stripe, r->version,
-           r->offset, r->len, r->flags & 1 ? "stable" : "", r->flags & 2 ? " big" : "");
+    char item[24], off[24], len[24], block[24], data[24];
+    snprintf(item, sizeof(item), "%u/%u", r->item, r->items);
+    num_or_dash(off, wr, r->offset);
+    num_or_dash(len, wr, r->len);
+    num_or_dash(block, r->block != UINT32_MAX, r->block);
+    num_or_dash(data, r->data_pos != UINT64_MAX, r->data_pos);
+    printf("%-10" PRIu64 " %-10" PRIu64 " %-9s %-7s %#18" PRIx64 " %#14" PRIx64 " v%-8" PRIu64
+           " %8s %8s %10s %10s %s%s\n", r->seq, r->pos, r->type, item, r->oid.inode,
+           r->oid.stripe, r->version, off, len, block, data, wr && (r->flags & 1) ? "stable" : "",
+           wr && (r->flags & 2) ? " big" : "");
+}
+
+/* The journal listing; VS_EXIT_FAIL when a record does not decode (the
+ * listing ends there, with a message on stderr). */
+static int dump_journal(struct vs_cmd_ctx *ctx, struct vs_store *s, bool json)
+{
+    json_t *arr = json ? json_array() : NULL;
+    if (!json)
+        printf("%-10s %-10s %-9s %-7s %18s %14s %-9s %8s %8s %10s %10s %s\n", "seq", "pos",
+               "type", "item", "inode", "stripe", "version", "offset", "len", "block", "data",
+               "flags");
+    struct vs_store_jrec bad;
+    long n = vs_store_dump_journal(s, dump_rec, arr, &bad);
+    if (json)
+        print_json(arr);
+    if (n >= 0)
+        return VS_EXIT_OK;
+    vs_cmd_error(ctx, "journal record seq %" PRIu64 " at %" PRIu64
+                 " does not decode (%s): the listing ends there", bad.seq, bad.pos,
+                 vs_strerror((int)n));
+    return VS_EXIT_FAIL;
 }
 
 static void dump_objects(struct vs_store *s, bool json)
@@ -379,17 +427,11 @@ int vs_cmd_disk_dump(struct vs_cmd_ctx *ctx)
     if (vs_disk_cli_open_store(ctx, true, &dc) < 0)
         return VS_EXIT_FAIL;
     bool json = vs_cmd_flag(ctx, "json");
-    if (vs_cmd_flag(ctx, "journal")) {
-        json_t *arr = json ? json_array() : NULL;
-        if (!json)
-            printf("%-10s %-10s %-9s %18s %14s %-9s %8s %8s\n", "seq", "pos", "type", "inode",
-                   "stripe", "version", "offset", "len");
-        vs_store_dump_journal(dc.store, dump_rec, arr);
-        if (json)
-            print_json(arr);
-    } else {
+    int rc = VS_EXIT_OK;
+    if (vs_cmd_flag(ctx, "journal"))
+        rc = dump_journal(ctx, dc.store, json);
+    else
         dump_objects(dc.store, json);
-    }
     vs_disk_cli_close(&dc);
-    return VS_EXIT_OK;
+    return rc;
 }
