@@ -17,32 +17,58 @@ struct rec_ref {
     struct store_rec r;
 };
 
-/* Validates the record at pos as the successor (seq, prev) of the chain. */
-static bool rec_at(struct vs_store *s, uint64_t pos, uint64_t seq, uint32_t prev,
-                   struct store_rec *r)
+/* Validates the record at pos as the successor (seq, prev) of the chain:
+ * 0, or why not (VS_ECORRUPT, VS_ECHECKSUM: its header or its data). */
+static int rec_check(struct vs_store *s, uint64_t pos, uint64_t seq, uint32_t prev,
+                     struct store_rec *r)
 {
     const uint8_t *p = s->jbuf + pos;
-    if (store__rec_decode(p, s->jsize - pos, r) < 0 || r->seq != seq || r->prev_crc != prev)
-        return false;
-    if ((uint64_t)r->hdr_len + r->data_len > s->jsize - pos)
-        return false;
+    int rc = store__rec_decode(p, s->jsize - pos, r);
+    if (rc < 0)
+        return rc;
+    if (r->seq != seq || r->prev_crc != prev || (uint64_t)r->hdr_len + r->data_len > s->jsize - pos)
+        return VS_ECORRUPT;
     if (r->type != REC_WRITE)
-        return r->data_len == 0;
+        return r->data_len == 0 ? 0 : VS_ECORRUPT;
     struct store_witer it;
     struct store_witem w;
-    int rc;
     store__witer_init(&it, r);
     while ((rc = store__witer_next(p, r, &it, &w)) == 0) {
         bool big = w.flags & RECF_BIG;
         if ((uint64_t)w.offset + w.len > s->block_size || (big && w.block >= s->block_count))
-            return false;
+            return VS_ECORRUPT;
         /* Small writes carry their data after the header area: verify it (I2). */
         const uint8_t *crcs = p + it.item + 40;
         for (uint32_t i = 0; !big && i < w.len / SECTOR; i++)
             if (vs_crc32c(p + it.data + (size_t)i * SECTOR, SECTOR) != vs_get_u32(crcs + 4 * i))
-                return false;
+                return VS_ECHECKSUM;
     }
-    return rc == 1;
+    return rc == 1 ? 0 : VS_ECORRUPT;
+}
+
+static bool rec_at(struct vs_store *s, uint64_t pos, uint64_t seq, uint32_t prev,
+                   struct store_rec *r)
+{
+    return rec_check(s, pos, seq, prev, r) == 0;
+}
+
+int vs_store_journal_end(struct vs_store *s, uint64_t *seq, uint64_t *pos)
+{
+    *seq = s->next_seq;
+    /* where the next record goes, or 0 if it did not fit before the end (I2) */
+    uint64_t at[2] = {s->jhead, 0};
+    for (unsigned i = 0; i < (s->jhead ? 2u : 1u); i++) {
+        if (s->jsize < REC_HDR_SIZE || at[i] > s->jsize - REC_HDR_SIZE)
+            continue;
+        const uint8_t *p = s->jbuf + at[i];
+        if (vs_get_u32(p) != REC_MAGIC || vs_get_u64(p + 16) != s->next_seq)
+            continue; /* zeros, or a record of an earlier lap: the journal just ends */
+        *pos = at[i];
+        struct store_rec r;
+        int rc = rec_check(s, at[i], s->next_seq, s->last_crc, &r);
+        return rc < 0 ? rc : VS_ECHECKSUM; /* valid itself: its big write's data was not (I8) */
+    }
+    return 0;
 }
 
 /* Pass 1: walks the chain from the checkpoint; returns the record count. */

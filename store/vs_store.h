@@ -395,6 +395,14 @@ struct vs_store_jrec {
 long vs_store_dump_journal(struct vs_store *s, void (*fn)(void *ctx, const struct vs_store_jrec *r),
                            void *ctx, struct vs_store_jrec *bad);
 
+/* Why the journal ends where it does (`vstor disk dump --journal`): *seq
+ * gets the next sequence number; 0 when nothing of the chain follows the
+ * last live record (zeros, a record of an earlier lap), or < 0 (VS_ECHECKSUM,
+ * VS_ECORRUPT, ...) why replay refused the record at *pos (journal byte
+ * offset) that carries *seq: torn by a crash, or damaged.
+ * Meaningful on a store opened read-only (a writable open zeroes that area). */
+int vs_store_journal_end(struct vs_store *s, uint64_t *seq, uint64_t *pos);
+
 /* Areas of the io accounting in struct vs_store_stats. */
 enum vs_store_io_area {
     VS_STORE_IO_JOURNAL, /* journal record writes (headers and small-write data) */

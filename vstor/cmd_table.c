@@ -241,7 +241,8 @@ const struct vs_cmd vs_commands[] = {
     {"disk dump", "DEVICE...", "list a store's objects or journal records",
      "--journal lists every item of every live record, one line (JSON object) each: a\n"
      "record of several writes gives one per write, with its data's journal offset.\n"
-     "A record that does not decode ends the listing with an error (exit 1).",
+     "A record that does not decode ends the listing with an error (exit 1); a damaged\n"
+     "or torn record where the journal ends is named on stderr.",
      VS_SCOPE_STORE, disk_show_opts, 1, 3, vs_cmd_disk_dump},
     {"disk format", "DEVICE...", "create a block store on 1 to 3 files or devices",
      "The first DEVICE holds the superblock and metadata; the journal and the data go to\n"

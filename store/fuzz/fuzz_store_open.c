@@ -147,6 +147,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(buf);
         if (vs_store_dump_journal(s, dump_cb, s, NULL) != (long)(s->next_seq - s->start_seq))
             abort(); /* replay accepted every live record: they all list */
+        uint64_t seq, pos = UINT64_MAX;
+        if (vs_store_journal_end(s, &seq, &pos) < 0 && pos >= s->jsize)
+            abort();
         vs_store_close(s);
     }
     vs_disk_destroy(d);

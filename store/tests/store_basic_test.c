@@ -492,6 +492,8 @@ static void dump_keep(void *ctx, const struct vs_store_jrec *r)
     t->it[t->n++] = *r;
 }
 
+static void dump_torn(struct vs_disk *d, struct vs_store *s, uint64_t rb_pos);
+
 static void t_versions(struct vs_disk *d, struct vs_store *s, const struct vs_store_obj_ver *ov,
                        uint32_t n, int (*fn)(struct vs_store *, struct vs_store_op *))
 {
@@ -544,6 +546,32 @@ static void test_dump_journal_versions(void **st)
     assert_string_equal(a.it[8].type, "delete");
     assert_int_equal(a.it[8].oid.stripe, 1);
     assert_int_equal(a.it[8].version, 2);
+    uint64_t seq, pos = 1;
+    assert_int_equal(vs_store_journal_end(s, &seq, &pos), 0);
+    assert_int_equal(seq, a.it[8].seq + 1); /* zeros follow the head */
+    dump_torn(d, s, a.it[7].pos);
+}
+
+/* A damaged record on disk (the rollback, at rb_pos) ends the journal at
+ * replay: a read-only open lists the 5 records before it, and
+ * vs_store_journal_end says why the next one was refused, and where. */
+static void dump_torn(struct vs_disk *d, struct vs_store *s, uint64_t rb_pos)
+{
+    struct vs_store_info info;
+    vs_store_get_info(s, &info);
+    vs_disk_sim_crash(d); /* all acknowledged, so durable */
+    vs_store_abandon(s);  /* no closing checkpoint: the records stay live */
+    uint8_t *img = vs_disk_sim_durable(d, 0);
+    img[info.layout.journal_offset + rb_pos + 64 + 8] ^= 0x10; /* its item's stripe */
+    struct vs_store_config ro = {.readonly = true};
+    s = t_open(d, &ro);
+    struct t_dump_all a = {0};
+    assert_int_equal(vs_store_dump_journal(s, dump_keep, &a, NULL), 5);
+    assert_int_equal(a.n, 4 + 3);
+    uint64_t seq, pos = 0;
+    assert_int_equal(vs_store_journal_end(s, &seq, &pos), VS_ECHECKSUM);
+    assert_true(pos == rb_pos);
+    assert_int_equal(seq, a.it[6].seq + 1);
     assert_int_equal(vs_store_close(s), 0);
     vs_disk_destroy(d);
 }

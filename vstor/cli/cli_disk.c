@@ -387,6 +387,12 @@ static int dump_journal(struct vs_cmd_ctx *ctx, struct vs_store *s, bool json)
     long n = vs_store_dump_journal(s, dump_rec, arr, &bad);
     if (json)
         print_json(arr);
+    uint64_t seq = 0, pos = 0;
+    int end = n >= 0 ? vs_store_journal_end(s, &seq, &pos) : 0;
+    if (end < 0) /* not a failure of the listing: replay stopped there too */
+        fprintf(stderr, "vstor: the journal ends before seq %" PRIu64 ": the record at %" PRIu64
+                " was refused at replay (%s): torn by a crash, or damaged\n",
+                seq, pos, vs_strerror(end));
     if (n >= 0)
         return VS_EXIT_OK;
     vs_cmd_error(ctx, "journal record seq %" PRIu64 " at %" PRIu64
