@@ -147,12 +147,12 @@ def proc_stat(pid):
 def descendants(pid):
     """(pid, start time) of every living descendant of pid, from /proc."""
     stat = {int(d): proc_stat(d) for d in os.listdir("/proc") if d.isdigit()}
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
+    out, pending = [], [pid]
+    while pending:
+        p = pending.pop()
         kids = [c for c, st in stat.items() if st and st[0] == p]
         out += [(c, stat[c][1]) for c in kids]
-        todo += kids
+        pending += kids
     return out
 
 

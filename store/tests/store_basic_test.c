@@ -255,6 +255,20 @@ static void rd_check(struct vs_disk *d, struct vs_store *s, const uint8_t *want,
     free(buf);
 }
 
+/* Object 1 reads want (128 KiB) before and after a clean close and reopen;
+ * then the disk and want are freed. */
+static void check_close_reopen(struct vs_disk *d, struct vs_store *s,
+                               const struct vs_store_config *cfg, uint8_t *want)
+{
+    rd_check(d, s, want, 128 << 10);
+    assert_int_equal(vs_store_close(s), 0);
+    s = t_open(d, cfg);
+    rd_check(d, s, want, 128 << 10);
+    assert_int_equal(vs_store_close(s), 0);
+    vs_disk_destroy(d);
+    free(want);
+}
+
 /* A checkpoint writes side-by-side sectors of different small writes as one
  * in-place io (gathered through its arena slot of 8 sectors), and what it
  * wrote reads back, before and after a reopen from the data area alone. */
@@ -288,13 +302,7 @@ static void test_flush_gathers_side_by_side_writes(void **st)
     assert_int_equal(b.io_bytes[VS_STORE_IO_FLUSH] - a.io_bytes[VS_STORE_IO_FLUSH], 18 * 4096);
     assert_int_equal(b.flush_merged - a.flush_merged, 2 + 2 + 7 + 3);
     assert_int_equal(b.entries_dirty, 0);
-    rd_check(d, s, want, 128 << 10);
-    assert_int_equal(vs_store_close(s), 0);
-    s = t_open(d, &cfg);
-    rd_check(d, s, want, 128 << 10);
-    assert_int_equal(vs_store_close(s), 0);
-    vs_disk_destroy(d);
-    free(want);
+    check_close_reopen(d, s, &cfg, want);
 }
 
 /* What vs_store_dump_journal listed: every item of every record. */
@@ -469,13 +477,7 @@ static void several_writes_per_record(uint32_t version)
     assert_int_equal(t_run(d, s, &t[0], vs_store_checkpoint), 0);
     vs_store_get_stats(s, &b);
     assert_int_equal(b.entries_dirty, 0);
-    rd_check(d, s, want, 128 << 10);
-    assert_int_equal(vs_store_close(s), 0);
-    s = t_open(d, &cfg);
-    rd_check(d, s, want, 128 << 10);
-    assert_int_equal(vs_store_close(s), 0);
-    vs_disk_destroy(d);
-    free(want);
+    check_close_reopen(d, s, &cfg, want);
 }
 
 /* Stabilize, rollback and delete records: one listed item per object version. */
