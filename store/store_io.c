@@ -355,11 +355,14 @@ void store__hook(void *ctx)
 
 void store__set_broken(struct vs_store *s, int err, const char *what)
 {
-    if (!s->broken)
+    bool first = !s->broken;
+    if (first)
         snprintf(s->errmsg, sizeof(s->errmsg), "%s: %s; the store is read-only until reopened",
                  what, vs_strerror(err));
     s->broken = true;
     s->st.broken = true;
+    if (first && s->cfg.on_broken)
+        s->cfg.on_broken(s->cfg.on_broken_arg, s->errmsg);
     /* Mutations whose ios are done fail now; the others when their ios end. */
     struct op_list q = s->ack_q;
     s->ack_q.head = s->ack_q.tail = NULL;

@@ -252,6 +252,13 @@ struct vs_store_config {
     bool readonly;        /* no writes at all, not even recovery's */
     uint32_t journal_checkpoint_pct; /* start a checkpoint at this fill; 0 = 50 */
     uint64_t expect_cluster_id, expect_osd_id; /* 0 = accept any */
+    /* Called once, when a device error makes the store read-only ("broken"),
+     * whatever io failed: an op's, or a background flush's or checkpoint's
+     * that no op waits for (after which ops fail at once, with no callback
+     * to say why). Runs inside the store's io completion: it may only note
+     * the fact or schedule work, not call into the store. NULL = none. */
+    void (*on_broken)(void *arg, const char *why);
+    void *on_broken_arg;
 };
 
 struct vs_store;

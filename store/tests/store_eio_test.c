@@ -225,20 +225,49 @@ static int workload(struct vs_disk *d, struct vs_store *s, uint8_t *acked, bool 
     return n;
 }
 
+static int broken_calls;
+static char broken_why[256];
+
+static void on_broken(void *arg, const char *why)
+{
+    assert_ptr_equal(arg, &broken_calls);
+    broken_calls++;
+    snprintf(broken_why, sizeof(broken_why), "%s", why);
+}
+
+/* on_broken fires once, exactly when the store broke, whichever io failed:
+ * an op's journal or data write, its fsync, or a checkpoint's or a
+ * background flush's io that no op waits for (the OSD stops on it). */
+static void check_on_broken(struct vs_store *s)
+{
+    struct vs_store_stats stats;
+    vs_store_get_stats(s, &stats);
+    assert_int_equal(broken_calls, stats.broken ? 1 : 0);
+    if (stats.broken)
+        assert_non_null(strstr(broken_why, "the store is read-only until reopened"));
+}
+
 static void test_fault_loop(void **st)
 {
     (void)st;
     uint8_t *acked = calloc(NOBJ, BS), *buf = t_alloc(BS);
     bool fired = true;
-    uint64_t nth;
+    uint64_t nth, runs_broken = 0;
+    struct vs_store_config cfg = {.durability = VS_STORE_DURABLE_ACK,
+                                  .on_broken = on_broken, .on_broken_arg = &broken_calls};
     for (nth = 1; fired && nth < 400; nth++) {
         struct vs_disk *d = t_sim_format(4 << 20, nth, BS, 128 << 10, false);
-        struct vs_store *s = t_open(d, NULL);
+        struct vs_store *s = t_open(d, &cfg);
         memset(acked, 0, (size_t)NOBJ * BS);
         fired = false;
+        broken_calls = 0;
         vs_disk_sim_fail_nth(d, 0, -1, nth, 1);
         workload(d, s, acked, &fired);
+        vs_store_run_until_idle(s); /* background ios too */
+        check_on_broken(s);
+        runs_broken += broken_calls;
         vs_store_close(s);
+        assert_true(broken_calls <= 1);
         vs_disk_sim_fail_nth(d, 0, -1, 0, 0);
         s = t_open(d, NULL);
         for (int obj = 0; obj < NOBJ; obj++) {
@@ -259,9 +288,11 @@ static void test_fault_loop(void **st)
         assert_int_equal(vs_store_close(s), 0);
         vs_disk_destroy(d);
     }
-    printf("fault loop: %llu runs until the workload completed without a fault\n",
-           (unsigned long long)nth - 1);
+    printf("fault loop: %llu runs until the workload completed without a fault, "
+           "%llu of them broke the store\n", (unsigned long long)nth - 1,
+           (unsigned long long)runs_broken);
     assert_false(fired);
+    assert_true(runs_broken > 0);
     free(acked);
     free(buf);
 }

@@ -52,19 +52,19 @@ static void store_failed_cb(uv_timer_t *t)
                "the PGs go on without this OSD; restart it to recover the store");
 }
 
-void osd__store_error(struct vs_osd *osd, int rc)
+void osd__store_broken(void *arg, const char *why)
 {
-    if (rc != -EIO || osd->store_failed || !osd->store)
-        return;
-    struct vs_store_stats st;
-    vs_store_get_stats(osd->store, &st);
-    if (!st.broken)
-        return; /* a read's EIO: the store goes on */
+    struct vs_osd *osd = arg;
+    /* The store says so whatever io failed: a background flush's or
+     * checkpoint's too, which no op waits for and after which ops fail at
+     * once with no completion; the OSD once heard of it only from completions
+     * and then never stopped. F1 holds from here on. */
     osd->store_failed = true;
-    /* The stop runs from the loop, not inside the store callback that
-     * reported the error: stopping the PGs must not pull ops and peerings
-     * from under the callbacks on the stack. */
-    if (!osd->stopping)
+    VS_ERROR(OSD_LOG, "store: %s", why);
+    /* The stop runs from the loop, not inside the store's io completion:
+     * stopping the PGs must not pull ops and peerings from under the
+     * callbacks on the stack. Not once the OSD is closing its store. */
+    if (!osd->stopping && !uv_is_closing((uv_handle_t *)&osd->stop_timer))
         uv_timer_start(&osd->stop_timer, store_failed_cb, 0, 0);
 }
 

@@ -380,9 +380,9 @@ int osd__net_start(struct vs_osd *osd);
 void osd__pg_name(char *buf, size_t size, uint16_t pool, uint32_t pg);
 /* Called by osd_pg.c when the last PG reached OFFLINE during shutdown. */
 void osd__all_pgs_stopped(struct vs_osd *osd);
-/* The store fault path (osd_fault.c): call with the result of any store
- * mutation; an -EIO that broke the store stops the OSD (rule F1). */
-void osd__store_error(struct vs_osd *osd, int rc);
+/* The store's on_broken hook (osd_fault.c): a device error broke the store
+ * (whatever io it was), so the OSD stops (rule F1). arg is the OSD. */
+void osd__store_broken(void *arg, const char *why);
 /* Wraps osd->disk with the test-only fault hook when debug_fault_dir is set;
  * -EINVAL when enable_debug is not. */
 int osd__fault_wrap(struct vs_osd *osd);

@@ -82,7 +82,9 @@ static int store_open(struct vs_osd *osd, const char *const *paths, unsigned n, 
                                  .fsync_no_drain = true,
                                  .idle_sync = osd->cfg->store_idle_sync,
                                  .journal_checkpoint_pct =
-                                     (uint32_t)osd->cfg->store_checkpoint_pct};
+                                     (uint32_t)osd->cfg->store_checkpoint_pct,
+                                 .on_broken = osd__store_broken,
+                                 .on_broken_arg = osd};
     for (int d = 0; d < VS_STORE_DEVS_MAX; d++)
         sc.fsync_disabled[d] = osd->cfg->store_disable_fsync;
     rc = vs_store_open(osd->disk, &sc, &osd->store, err, sizeof(err));

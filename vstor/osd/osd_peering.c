@@ -588,8 +588,6 @@ static void local_flush_cb(struct vs_store_op *sop)
 {
     struct osd_peering *pe = VS_CONTAINER_OF(sop, struct osd_peering, sop);
     int rc = sop->result;
-    if (pe->pg)
-        osd__store_error(pe->pg->osd, rc);
     if (!pe_alive(pe))
         return;
     if (rc < 0 && rc != -ENOENT) {

@@ -294,7 +294,6 @@ static void local_cb(struct vs_store_op *sop)
         rc = 0;
     if (rc >= 0 && osd__local_sync(op))
         return;
-    osd__store_error(op->osd, rc);
     if (rc < 0 && op->nsub > 0 && op->pg->state == VS_PG_ACTIVE && op->gen == op->pg->gen)
         fence(op);
     if (rc < 0)
@@ -606,7 +605,6 @@ static void sync_cb(struct vs_store_op *sop)
     struct osd_op *op = VS_CONTAINER_OF(sop, struct osd_op, sop);
     if (sop->result < 0 && op->rc == 0)
         op->rc = sop->result;
-    osd__store_error(op->osd, sop->result);
     sync_part_done(op);
 }
 

@@ -97,7 +97,6 @@ static void local_cb(struct vs_store_op *sop)
     int rc = sop->result == -ENOENT && !sop->buf ? 0 : sop->result;
     if (rc >= 0 && osd__local_sync(op))
         return;
-    osd__store_error(op->osd, rc);
     if (rc < 0)
         VS_ERROR(OSD_LOG, "pg %s: local recovery write of %" PRIx64 ":%" PRIx64 ": %s",
                  op->pg->name, op->inode, op->stripe, vs_strerror(rc));

@@ -301,7 +301,6 @@ static void store_cb(struct vs_store_op *sop)
     struct vs_net_req *req = s->req;
     int rc = sop->result;
     uint16_t opcode = req->hdr.opcode;
-    osd__store_error(osd, rc);
     if (sync_first(osd, s, rc))
         return;
     if (rc >= 0 && opcode == VS_NET_OP_SEC_READ) {
