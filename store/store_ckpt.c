@@ -94,6 +94,11 @@ static void release_ref(struct vs_store *s, uint32_t ref, bool in_pages)
         store__page_mark_dirty(s, ref);
     } else {
         store__block_release(s, ref);
+        /* A former base's page entry goes with this checkpoint too: left
+         * there, only the newer claim (I5) would hide it, and a purged
+         * tombstone would no longer (store_purge.c, P5). */
+        if (in_pages)
+            store__page_mark_dirty(s, ref);
     }
 }
 
@@ -538,6 +543,7 @@ static void ck_done(struct vs_store *s)
                  (unsigned long long)s->next_seq, (unsigned long long)s->synced_seq, s->ents_live,
                  (unsigned long long)s->jused);
     store__pending_release(s, s->ck.pend_frozen_blocks, s->ck.pend_frozen_tombs);
+    store__purge_done(s);
     s->bases_synced = true; /* every base now comes from an apply below ckpt_synced */
     s->st.checkpoints++;
     VS_DASSERT(store__invariants(s));
@@ -550,7 +556,17 @@ static void ck_finish(struct vs_store *s)
     s->ck.state = CK_IDLE;
     while (w) {
         struct vs_store_op *next = w->p.next;
-        store__complete(s, w, s->broken ? -EIO : 0);
+        if (w->p.kind == STORE_OPK_PURGE && w->p.state) { /* P5: once more */
+            w->p.state = 0;
+            w->p.next = s->ck.waiters_next;
+            s->ck.waiters_next = w;
+            w = next;
+            continue;
+        }
+        /* A purge's result is its count (store_purge.c). */
+        store__complete(s, w, s->broken                        ? -EIO
+                              : w->p.kind == STORE_OPK_PURGE ? w->result
+                                                             : 0);
         w = next;
     }
     if (s->broken) { /* no checkpoint will run again: fail the later callers too */
@@ -579,6 +595,7 @@ static void ck_after_flush(struct vs_store *s)
 {
     flush_apply(s);
     store__ck_compute_start(s);
+    store__purge_apply(s); /* before the frozen count: its slots go at this one's end */
     s->ck.pend_frozen_blocks = s->pend_blocks_n;
     s->ck.pend_frozen_tombs = s->pend_tombs_n;
     s->ck.next_page = 0;
@@ -721,10 +738,17 @@ void store__ck_step(struct vs_store *s)
 
 int vs_store_checkpoint(struct vs_store *s, struct vs_store_op *op)
 {
+    return store__ck_wait(s, op, false);
+}
+
+int store__ck_wait(struct vs_store *s, struct vs_store_op *op, bool purge)
+{
     if (!op || !op->cb)
         return -EINVAL;
     if (s->broken)
         return -EIO;
+    op->p.kind = purge ? STORE_OPK_PURGE : 0;
+    op->p.state = 0;
     op->p.store = s;
     op->result = 0;
     s->ops_inflight++;

@@ -78,6 +78,7 @@ int store__index_alloc(struct vs_store *s)
     s->tomb_owner = malloc((s->tomb_count ? s->tomb_count : 1) * sizeof(uint32_t));
     s->block_free = bits_alloc_set(s->block_count);
     s->tomb_free = bits_alloc_set(s->tomb_count);
+    s->tomb_seq = malloc((s->tomb_count ? s->tomb_count : 1) * sizeof(uint64_t));
     if (s->ncsum)
         s->block_csum = index_calloc(s->block_count * s->ncsum, sizeof(uint32_t));
     uint64_t jsectors = s->jsize / SECTOR;
@@ -97,13 +98,14 @@ int store__index_alloc(struct vs_store *s)
     s->rec_state = calloc(s->rec_cap, 1);
     s->rec_pos = calloc(s->rec_cap, sizeof(uint32_t));
     if (!s->objs || !s->hash || !s->block_owner || !s->block_bitmap || !s->tomb_owner ||
-        !s->block_free || !s->tomb_free || (s->ncsum && !s->block_csum) || !s->ents ||
-        !s->zlist || !s->pend_blocks || !s->pend_tombs || !s->rb_blocks || !s->rb_seq ||
+        !s->tomb_seq || !s->block_free || !s->tomb_free || (s->ncsum && !s->block_csum) ||
+        !s->ents || !s->zlist || !s->pend_blocks || !s->pend_tombs || !s->rb_blocks || !s->rb_seq ||
         !s->pend_base ||
         !s->ck.flush_obj || !s->ck.flush_top || !s->ck.flush_src || !s->rec_state || !s->rec_pos)
         return -ENOMEM;
     memset(s->block_owner, 0xff, s->block_count * sizeof(uint32_t));
     memset(s->tomb_owner, 0xff, (s->tomb_count ? s->tomb_count : 1) * sizeof(uint32_t));
+    memset(s->tomb_seq, 0xff, (s->tomb_count ? s->tomb_count : 1) * sizeof(uint64_t));
     for (uint32_t i = 0; i < s->obj_cap; i++) {
         s->objs[i].version = FREE_VERSION;
         s->objs[i].dirty = i + 1 < s->obj_cap ? i + 1 : NONE32;
@@ -126,6 +128,7 @@ void store__index_free(struct vs_store *s)
     free(s->block_bitmap);
     free(s->block_csum);
     free(s->tomb_owner);
+    free(s->tomb_seq);
     free(s->block_free);
     free(s->tomb_free);
     free(s->ents);

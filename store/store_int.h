@@ -201,6 +201,7 @@ struct store_ck {
     uint32_t pend_frozen_blocks, pend_frozen_tombs;
     uint64_t new_start_pos, new_start_seq;
     uint32_t new_start_prev_crc;
+    bool ghosts; /* this checkpoint purged tombstones: drop their objects at its end */
     struct vs_disk_io ios[CK_IOS];
     uint8_t *arena;     /* page runs being written: ck_arena_size(s) bytes */
     size_t arena_used;  /* reset when no checkpoint io is in flight */
@@ -265,6 +266,10 @@ struct vs_store {
     uint8_t *block_bitmap;
     uint32_t *block_csum; /* NULL when checksums are off */
     uint32_t *tomb_owner;
+    /* Per tombstone slot: the seq of the delete record that made it
+     * (vs_store_purge drops it only once the journal no longer replays that
+     * record); a tombstone loaded from the pages gets the seq after replay. */
+    uint64_t *tomb_seq;
     /* allocators: bit set = free */
     uint64_t *block_free, *tomb_free;
     uint64_t blocks_free, tombs_free, block_hint, tomb_hint;
@@ -419,6 +424,14 @@ void store__request_fsync(struct vs_store *s, bool plain);
 void store__complete(struct vs_store *s, struct vs_store_op *op, int result);
 void store__set_broken(struct vs_store *s, int err, const char *what);
 void store__kick_waiters(struct vs_store *s);
+
+/* store_purge.c */
+#define STORE_OPK_PURGE 200 /* op->p.kind of a purge waiting for its checkpoint */
+/* Queues op for the next checkpoint (vs_store_checkpoint; a purge with purge). */
+int store__ck_wait(struct vs_store *s, struct vs_store_op *op, bool purge);
+void store__purge_apply(struct vs_store *s); /* in a checkpoint, after the new start */
+void store__purge_done(struct vs_store *s);  /* at its end: ghosts go */
+void store__purge_open(struct vs_store *s, bool pages_newer); /* seqs of loaded tombstones */
 
 /* store_ckpt.c */
 void store__ck_step(struct vs_store *s);

@@ -1012,6 +1012,7 @@ static int delete_try(struct vs_store *s, struct vs_store_op *op)
     e->block = t;
     e->flags = EF_STABLE;
     s->tomb_owner[t] = oi;
+    s->tomb_seq[t] = e->seq;
     store__ent_link(s, oi, ei);
     store__mark_stable(s, oi, version);
     op->p.entry = ei;

@@ -229,6 +229,7 @@ static int apply_delete(struct vs_store *s, const struct rec_ref *ref)
     e->block = t;
     store__ent_link(s, oi, ei);
     s->tomb_owner[t] = oi;
+    s->tomb_seq[t] = ref->r.seq;
     store__mark_stable(s, oi, version);
     return 0;
 }
@@ -375,6 +376,8 @@ static int open_steps(struct vs_store *s, char *err, size_t esz)
                  vs_strerror(rc));
     if (rc == 0)
         rc = replay(s, &ck, err, esz);
+    if (rc == 0)
+        store__purge_open(s, s->max_page_seq > ck.ckpt_seq);
     VS_DASSERT(rc < 0 || store__invariants(s));
     if (rc == 0 && !s->cfg.readonly && (rc = invalidate_tail(s)) < 0)
         snprintf(err, esz, "%s: journal write: %s", s->disk->dev_name[s->sb.layout.journal_dev],

@@ -314,6 +314,7 @@ struct vs_store_op {
     uint8_t *bitmap;  /* read: receives the bitmap (vs_store_bitmap_bytes) or NULL */
     const struct vs_store_obj_ver *list; /* stabilize/rollback */
     uint32_t list_count;
+    const struct vs_store_purge *purge;  /* vs_store_purge: which tombstones */
     vs_store_cb cb;
     void *ctx; /* caller's */
     /* out */
@@ -341,6 +342,35 @@ int vs_store_read(struct vs_store *s, struct vs_store_op *op);
 int vs_store_write(struct vs_store *s, struct vs_store_op *op);
 /* Writes a tombstone version (stable at once). -ENOENT if no object. */
 int vs_store_delete(struct vs_store *s, struct vs_store_op *op);
+/* Which tombstones vs_store_purge drops: those of the objects whose pool id
+ * is pool_id and whose PG, (stripe / pg_stripe_size) % pg_count, is pg
+ * (pg_count 0 = every PG of the pool; VS_STORE_POOL_ANY = every pool), with
+ * a version below `below`. */
+struct vs_store_purge {
+    uint64_t pool_id;
+    uint32_t pg_count, pg;
+    uint64_t pg_stripe_size;
+    uint64_t below;
+};
+/* Drops the tombstones op->purge names: the object is gone (no version at
+ * all, not listed) and its tombstone slot becomes free. Runs inside a
+ * checkpoint (it waits for one, like vs_store_checkpoint): a tombstone still
+ * in the journal is applied first, and one whose delete record the journal
+ * would still replay after that checkpoint (an unstable version pins the
+ * journal) is left for a later purge. Completes with op->result = the
+ * tombstones dropped and op->out_version = those left (retry later).
+ * CALLER'S PROMISE: every later write or delete of a dropped object carries
+ * a version >= below (the OSD's epoch bump guarantees it): after a crash
+ * before the checkpoint is durable the tombstone may come back, and a write
+ * below it would then be ignored by replay. Until that checkpoint is durable
+ * the store itself refuses versions not above the dropped tombstone's
+ * (vs_store_newest still reports the object deleted at that version; it is
+ * no longer listed). A purge right after open waits for a second checkpoint.
+ * Crash safety: a purge torn by a crash leaves each matching tombstone either
+ * dropped or still there, the store consistent (docs/disk-format.md,
+ * "Purging tombstones"). -EINVAL (no op->purge, pg >= pg_count,
+ * pg_stripe_size 0), -EROFS, -EIO. */
+int vs_store_purge(struct vs_store *s, struct vs_store_op *op);
 /* Completes when every operation completed before this call is durable. */
 int vs_store_sync(struct vs_store *s, struct vs_store_op *op);
 /* Makes each (oid, version) of op->list and all older versions stable.
