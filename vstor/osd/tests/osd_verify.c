@@ -41,6 +41,13 @@
  * integration/test_osd_faults.py compares two dumps).
  * --spin-lone-us N: the client's lone-request spin (vstor_client_opts
  * spin_lone_us; integration/test_spin.py).
+ * --poll-read OFF:LEN:OLD:NEW:SECONDS: blocking reads of [OFF, OFF+LEN), one
+ * after the other (20 ms apart) for SECONDS; after each prints
+ * "read START_US END_US RC OLDSECT NEWSECT SECTORS": wall-clock start and end
+ * of the read, and how many 512-byte sectors hold the --blk-write pattern of
+ * seed OLD and of seed NEW (the stale-read check of
+ * integration/test_osd_netns.py: a read that started after the NEW write was
+ * acknowledged must find no OLD sector).
  */
 #include "vs_log.h"
 #include "vstor.h"
@@ -51,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -414,7 +422,7 @@ static void writes_start(struct ctx *x)
         check_start(x);
 }
 
-/* The blocking modes (--blk-write, --dump); -1 when neither is asked for. */
+/* The blocking modes (--blk-write, --dump, --poll-read); -1 when none is asked for. */
 /* --mon takes one address or a comma-separated list of the members. */
 static unsigned mon_list(const char *arg, char *copy, size_t size, const char **out,
                          unsigned max)
@@ -427,9 +435,58 @@ static unsigned mon_list(const char *arg, char *copy, size_t size, const char **
     return n;
 }
 
+static void pattern(uint8_t *buf, uint64_t len, uint64_t seed)
+{
+    for (uint64_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(i * 7 + seed * 131 + (i >> 9));
+}
+
+static uint64_t wall_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000000 + (uint64_t)tv.tv_usec;
+}
+
+/* --poll-read: sectors of buf equal to the patterns of two seeds. */
+static void poll_count(const uint8_t *buf, const uint8_t *a, const uint8_t *b, uint64_t len,
+                       uint64_t *na, uint64_t *nb)
+{
+    *na = *nb = 0;
+    for (uint64_t s = 0; s + SECTOR <= len; s += SECTOR) {
+        *na += memcmp(buf + s, a + s, SECTOR) == 0;
+        *nb += memcmp(buf + s, b + s, SECTOR) == 0;
+    }
+}
+
+static int poll_read(struct vstor_blk *b, uint8_t *buf, const char *spec)
+{
+    unsigned long long o, l, old_seed, new_seed, secs;
+    if (sscanf(spec, "%llu:%llu:%llu:%llu:%llu", &o, &l, &old_seed, &new_seed, &secs) != 5)
+        return 1;
+    uint8_t *a = malloc(l), *n = malloc(l);
+    if (!a || !n)
+        return free(a), free(n), 1;
+    pattern(a, l, old_seed);
+    pattern(n, l, new_seed);
+    uint64_t end = wall_us() + secs * 1000000ull;
+    while (wall_us() < end) {
+        uint64_t t0 = wall_us(), na = 0, nb = 0;
+        int rc = vstor_blk_read(b, buf, l, o);
+        uint64_t t1 = wall_us();
+        if (rc == 0)
+            poll_count(buf, a, n, l, &na, &nb);
+        printf("read %" PRIu64 " %" PRIu64 " %d %" PRIu64 " %" PRIu64 " %llu\n", t0, t1, rc,
+               na, nb, l / SECTOR);
+        usleep(20000);
+    }
+    free(a), free(n);
+    return 0;
+}
+
 static int blk_mode(int argc, char **argv)
 {
-    const char *mon = NULL, *image = NULL, *wr = NULL, *dump = NULL;
+    const char *mon = NULL, *image = NULL, *wr = NULL, *dump = NULL, *poll = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
         if (!strcmp(a, "--mon"))
@@ -440,13 +497,16 @@ static int blk_mode(int argc, char **argv)
             wr = v;
         else if (!strcmp(a, "--dump"))
             dump = v;
+        else if (!strcmp(a, "--poll-read"))
+            poll = v;
     }
-    if (!wr && !dump)
+    if (!wr && !dump && !poll)
         return -1;
     unsigned long long off = 0, len = 0, seed = 0;
     char file[512] = "";
     if ((wr && sscanf(wr, "%llu:%llu:%llu", &off, &len, &seed) != 3) ||
-        (dump && sscanf(dump, "%511[^:]:%llu", file, &len) != 2) || !mon || !image || !len)
+        (dump && sscanf(dump, "%511[^:]:%llu", file, &len) != 2) ||
+        (poll && sscanf(poll, "%llu:%llu", &off, &len) != 2) || !mon || !image || !len)
         return 2;
     struct vstor_client_opts o;
     char mon_copy[1024];
@@ -463,9 +523,10 @@ static int blk_mode(int argc, char **argv)
     }
     uint8_t *buf = aligned_alloc(4096, (len + 4095) & ~4095ull);
     int rc = 0;
-    if (wr) {
-        for (unsigned long long i = 0; i < len; i++)
-            buf[i] = (uint8_t)(i * 7 + seed * 131 + (i >> 9));
+    if (poll) {
+        rc = poll_read(b, buf, poll);
+    } else if (wr) {
+        pattern(buf, len, seed);
         printf("rc %d\n", vstor_blk_write(b, buf, len, off));
     } else {
         rc = vstor_blk_read(b, buf, len, 0);
