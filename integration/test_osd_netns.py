@@ -172,7 +172,6 @@ def poll_reads(proc):
             if line.startswith("read ")]
 
 
-@pytest.mark.xfail(strict=True, reason="no read lease yet: the old primary serves stale reads")
 def test_no_stale_read_from_primary_cut_from_mons(procs, vstor_bin, tmp_path, netns):
     """The primary's host loses the mon host only: the primary A still reaches
     the other OSD B of its one PG (pg_size 2) and a reader on its own host,

@@ -136,6 +136,10 @@ struct vs_net_cfg {
     uint32_t connect_timeout_ms;  /* TCP connect + handshake */
     uint32_t reconnect_min_ms;    /* first back-off delay; doubles per failure */
     uint32_t reconnect_max_ms;    /* back-off ceiling */
+    uint32_t lease_renew_ms;      /* 0, or: ping an outgoing connection whose newest
+                                   * answered request was sent this long ago, even
+                                   * when it is not silent (read leases, see
+                                   * vs_net_conn_acked_ms) */
     /* Events of every connection, incoming and outgoing. */
     vs_net_event_fn on_event;
     void *event_ctx;
@@ -280,6 +284,7 @@ struct vs_net_op {
     uint32_t slot;
     uint8_t state;
     bool sent;
+    uint64_t sent_ms;        /* loop time when it was queued on the connection */
 };
 
 /* Sends op on conn. req.version, req.id and req.flags are set by the
@@ -307,6 +312,15 @@ const char *vs_net_conn_addr(const struct vs_net_conn *conn);
 const char *vs_net_conn_errmsg(const struct vs_net_conn *conn);
 /* Whether the connection's current attempt runs over the local transport. */
 bool vs_net_conn_is_local(const struct vs_net_conn *conn);
+/* Read leases (vstor/osd/osd_lease.h). Times are milliseconds of the loop's
+ * clock (uv_now(), CLOCK_MONOTONIC).
+ * vs_net_conn_acked_ms: the send time of the newest request of ours that got
+ * a reply on the connection's current attempt (when it was queued for the
+ * socket: never later than it left), or 0 when none since it came up.
+ * vs_net_conn_recv_ms: when bytes from the peer were last read, taken fresh
+ * from the clock at the read (never earlier than they arrived); 0 before any. */
+uint64_t vs_net_conn_acked_ms(const struct vs_net_conn *conn);
+uint64_t vs_net_conn_recv_ms(const struct vs_net_conn *conn);
 
 struct vs_net_stats {
     uint64_t frames_in, frames_out;

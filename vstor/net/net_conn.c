@@ -24,6 +24,11 @@
  *      for ever while its pings kept it looking alive.
  *  (4) A HELLO frame always carries protocol version 1 in its header, so
  *      every future version can read it and refuse with a clear reason.
+ *  (5) Lease renewal (cfg.lease_renew_ms): an outgoing connection whose
+ *      newest answered request was sent lease_renew_ms ago gets a PING too,
+ *      whatever else it carries, so that vs_net_conn_acked_ms stays fresh
+ *      on a quiet connection (the OSD's read lease, vstor/osd/osd_lease.h).
+ *      The keepalive tick is at most a quarter of it.
  */
 #include "net_int.h"
 
@@ -451,7 +456,10 @@ static void conn_ready(struct vs_net_conn *conn, const struct vs_net_hello *peer
     conn->backoff_ms = net->cfg.reconnect_min_ms;
     conn->errmsg[0] = 0;
     conn->last_recv_ms = uv_now(net->loop);
+    conn->acked_ms = 0; /* a new attempt: no request of it was answered yet */
     uint32_t tick = VS_MAX(VS_MIN(net->cfg.ping_interval_ms, net->cfg.ping_timeout_ms) / 4, 5u);
+    if (net->cfg.lease_renew_ms)
+        tick = VS_MAX(VS_MIN(tick, net->cfg.lease_renew_ms / 4), 5u);
     uv_timer_stop(&conn->timer);
     uv_timer_start(&conn->timer, timer_cb, tick, tick);
     net->stats.conns_up++;
@@ -536,7 +544,11 @@ static void keepalive_tick(struct vs_net_conn *conn)
         }
         return;
     }
-    if (now - conn->last_recv_ms < net->cfg.ping_interval_ms)
+    /* Design note 5: a read lease is renewed by an answered request, and a
+     * connection busy with the peer's frames only is never silent. */
+    bool renew = net->cfg.lease_renew_ms && conn->outgoing &&
+                 now - conn->acked_ms >= net->cfg.lease_renew_ms;
+    if (now - conn->last_recv_ms < net->cfg.ping_interval_ms && !renew)
         return;
     struct vs_net_op *op = &conn->ping_op;
     memset(&op->req, 0, sizeof(op->req));
@@ -634,4 +646,14 @@ const char *vs_net_conn_errmsg(const struct vs_net_conn *conn)
 bool vs_net_conn_is_local(const struct vs_net_conn *conn)
 {
     return conn->tcp_open && conn->local;
+}
+
+uint64_t vs_net_conn_acked_ms(const struct vs_net_conn *conn)
+{
+    return conn->state == CONN_READY ? conn->acked_ms : 0;
+}
+
+uint64_t vs_net_conn_recv_ms(const struct vs_net_conn *conn)
+{
+    return conn->recv_fresh_ms;
 }

@@ -99,6 +99,8 @@ struct vs_net_conn {
     uint32_t reqs_held;                  /* requests of this conn in use */
     uint64_t write_len;                  /* bytes in the pending uv_write */
     uint64_t last_recv_ms, ping_sent_ms;
+    uint64_t recv_fresh_ms;              /* vs_net_conn_recv_ms */
+    uint64_t acked_ms;                   /* vs_net_conn_acked_ms */
     uint64_t last_sent_ms;               /* last send progress, or when the queue filled */
     uint32_t backoff_ms;
     uint16_t proto_version;

@@ -97,7 +97,7 @@ enum {
     REP_FLAGS = 36,
     REP_VERSION = 40,
     REP_COUNT = 48,
-    /* 52..55: zero */
+    REP_LOCK_WAIT = 52, /* SEC_LOCK replies; zero in the others */
     REP_HELLO = 56, /* HELLO replies: the hello body, 56..103 */
     REP_NEXT_INODE = 56, /* SEC_LIST replies */
     REP_NEXT_STRIPE = 64,
@@ -401,6 +401,9 @@ static int check_rep_success(const struct vs_net_hdr *h, const struct vs_net_lim
     case VS_NET_OP_SEC_STABILIZE:
     case VS_NET_OP_SEC_ROLLBACK:
     case VS_NET_OP_SEC_LOCK:
+        if (r->lock_wait_ms > VS_NET_LOCK_WAIT_MAX_MS)
+            return fail(err, n, "SEC_LOCK reply: lock_wait_ms %u exceeds %u", r->lock_wait_ms,
+                        VS_NET_LOCK_WAIT_MAX_MS);
         if (r->version)
             return fail(err, n, "%s reply: version must be 0", name);
         return check_no_payload(h, err, n);
@@ -420,7 +423,7 @@ static int check_rep(const struct vs_net_hdr *h, const struct vs_net_limits *lim
         return check_rep_success(h, lim, err, n);
     /* An error reply carries no payload and no counts; a refused HELLO still
      * names the replier so the error message can say who refused. */
-    if (r->flags || r->count || r->next_inode || r->next_stripe)
+    if (r->flags || r->count || r->next_inode || r->next_stripe || r->lock_wait_ms)
         return fail(err, n, "%s error reply: flags or counts present",
                     op_table[h->opcode].name);
     if (h->opcode == VS_NET_OP_HELLO) {
@@ -586,6 +589,8 @@ static void put_rep_body(uint8_t *p, const struct vs_net_hdr *h)
     vs_put_u32(p + REP_FLAGS, h->rep.flags);
     vs_put_u64(p + REP_VERSION, h->rep.version);
     vs_put_u32(p + REP_COUNT, h->rep.count);
+    if (h->opcode == VS_NET_OP_SEC_LOCK)
+        vs_put_u32(p + REP_LOCK_WAIT, h->rep.lock_wait_ms);
     if (h->opcode == VS_NET_OP_HELLO)
         put_hello(p + REP_HELLO, &h->rep.hello);
     if (h->opcode == VS_NET_OP_SEC_LIST) {
@@ -600,6 +605,8 @@ static void get_rep_body(const uint8_t *p, struct vs_net_hdr *h)
     h->rep.flags = vs_get_u32(p + REP_FLAGS);
     h->rep.version = vs_get_u64(p + REP_VERSION);
     h->rep.count = vs_get_u32(p + REP_COUNT);
+    if (h->opcode == VS_NET_OP_SEC_LOCK)
+        h->rep.lock_wait_ms = vs_get_u32(p + REP_LOCK_WAIT);
     if (h->opcode == VS_NET_OP_HELLO)
         get_hello(p + REP_HELLO, &h->rep.hello);
     if (h->opcode == VS_NET_OP_SEC_LIST) {

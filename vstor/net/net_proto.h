@@ -43,6 +43,7 @@
 #define VS_NET_POOL_BITS 16      /* pool id = inode >> (64 - VS_NET_POOL_BITS) */
 #define VS_NET_POOL_MAX 0xFFFFu
 #define VS_NET_LIST_MIN_ENTRIES 64 /* SEC_LIST max_entries lower bound */
+#define VS_NET_LOCK_WAIT_MAX_MS 600000u /* SEC_LOCK reply lock_wait_ms upper bound */
 
 /* Header flags. */
 #define VS_NET_F_REPLY 0x1u
@@ -173,6 +174,9 @@ struct vs_net_reply {
                        * refusal, the OSD holding the lock */
     uint32_t count;   /* items in meta (SEC_LIST, SEC_READ_BITMAP) */
     uint64_t next_inode, next_stripe; /* SEC_LIST with VS_NET_RF_LIST_MORE */
+    uint32_t lock_wait_ms;  /* SEC_LOCK success: how long the old holder's read lease
+                             * may still last (vstor/osd/osd_lease.h, R3);
+                             * <= VS_NET_LOCK_WAIT_MAX_MS; 0 in every other reply */
     struct vs_net_hello hello;        /* HELLO: the replier's identity */
 };
 

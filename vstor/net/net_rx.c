@@ -154,6 +154,8 @@ static void reply_done(struct vs_net_conn *conn, struct vs_net_op *op)
 {
     op->reply = conn->rx.hdr;
     op->replied = true;
+    if (op->sent_ms > conn->acked_ms)
+        conn->acked_ms = op->sent_ms; /* read leases: vs_net_conn_acked_ms */
     conn->slots[op->slot] = NULL;
     conn->free_slots[conn->nfree++] = op->slot;
     if (op == &conn->hello_op)
@@ -297,6 +299,9 @@ void net__rx_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn->net->stats.read_calls++;
     conn->net->stats.bytes_in += (uint64_t)nread;
     conn->last_recv_ms = uv_now(conn->net->loop);
+    /* The loop's time was taken before this turn's callbacks: bytes read now
+     * may have arrived since. A lease granted on them counts from now. */
+    conn->recv_fresh_ms = uv_hrtime() / 1000000;
     if ((uint8_t *)buf->base == rx->dst) {
         VS_ASSERT((size_t)nread <= rx->left);
         rx->dst += nread;

@@ -256,6 +256,7 @@ static int op_assign(struct vs_net_conn *conn, struct vs_net_op *op)
     op->state = OP_INFLIGHT;
     op->sent = false;
     op->replied = false;
+    op->sent_ms = uv_now(conn->net->loop); /* before it leaves: a lease starts no later */
     op->tx.kind = TX_OP;
     op->tx.seg[0] = op->meta;
     op->tx.seg_len[0] = op->req.meta_len;

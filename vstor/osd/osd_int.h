@@ -37,6 +37,7 @@
 #include "config.h"
 #include "loop.h"
 #include "net.h"
+#include "osd_lease.h"
 #include "osd_objq.h"
 #include "osd_rules.h"
 #include "pg_calc.h"
@@ -167,6 +168,17 @@ void osd__op_pg_ref(struct osd_op *op, struct osd_pg *pg);   /* counts in pg->in
 void osd__op_pg_unref(struct osd_op *op);
 void osd__sec_register(struct vs_osd *osd);
 void osd__sec_conn_down(struct vs_osd *osd, struct vs_net_conn *conn);
+/* Lock #2 in our own table for a PG we peer as primary (osd_lease.h R3):
+ * 0 with *wait_ms (how long a lease we granted its old holder may last), or
+ * VS_ENOTPRIMARY when a newer primary holds it here. */
+int osd__sec_lock_self(struct vs_osd *osd, struct osd_pg *pg, uint64_t *wait_ms);
+/* Our PG stopped: its entry goes (a lease we granted others stays). */
+void osd__sec_unlock_self(struct vs_osd *osd, struct osd_pg *pg);
+/* The loop's clock (uv_now base, CLOCK_MONOTONIC), read fresh: milliseconds. */
+static inline uint64_t osd__now_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
 void osd__sec_list(struct vs_osd *osd, struct osd_secop *s);
 
 /* ---- PGs (osd_pg.c, osd_peering.c, osd_recovery.c) ---------------------------------- */
@@ -301,11 +313,12 @@ int osd__locate(struct vs_osd *osd, uint64_t inode, uint64_t offset, uint64_t *s
 
 /* ---- The OSD ------------------------------------------------------------------------- */
 
-struct osd_lock2 {          /* a PG lock #2 we grant as a secondary */
+struct osd_lock2 {          /* a PG lock #2 we grant as a secondary, or hold as primary */
     uint64_t key;           /* pool << 32 | pg; 0 = free slot */
-    uint32_t holder;        /* the primary's OSD id */
-    struct vs_net_conn *conn;
+    uint32_t holder;        /* the primary's OSD id (ours: our own PG, conn NULL) */
+    struct vs_net_conn *conn; /* the holder's connection; NULL: ours, or released */
     uint64_t map_rev;
+    uint64_t lease_until_ms; /* released: when the holder's read lease ends (R2) */
 };
 
 struct vs_osd {
@@ -364,6 +377,10 @@ struct vs_osd {
     /* Locks we hold for primaries. */
     struct osd_lock2 *locks;
     uint32_t locks_cap, locks_used;
+    /* Read leases (osd_lease.h). */
+    uint64_t lease_ms;               /* L (R1) */
+    uint64_t started_ms;             /* R3: grants wait until started_ms + L */
+    uint64_t lease_refused;          /* reads refused for want of a read lease (R4) */
     /* Statistics. */
     struct osd_opstat stats[ST_COUNT];
     struct osd_stats_state *ss;

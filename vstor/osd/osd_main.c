@@ -203,12 +203,11 @@ static int net_make(struct vs_osd *osd)
     char err[VS_ERRMSG_SIZE], listen[96];
     vs_net_cfg_init(&nc);
     vs_net_cfg_from_config(&nc, osd->cfg);
-    /* A primary cut off from its set must notice, and stop serving, before
-     * the rest of the cluster can take its PGs over. That takes its lease to
-     * expire: at least 2/3 of osd_lease_ttl after the cut, as keepalives go
-     * out every third. So silence plus an unanswered ping last at most 2/5 of
-     * the TTL here (plus the keepalive tick, 1/20): a stale read can not be
-     * served after a new primary took a write (docs/data-path.md §3). */
+    /* A primary cut off from its set notices within 2/5 of osd_lease_ttl
+     * (silence plus an unanswered ping, plus the keepalive tick, 1/20) and
+     * re-peers, well before the others can take its PGs over (its lease must
+     * expire first). Stale reads do not depend on this timing: the read
+     * lease (osd_lease.h) stops its reads in every partition. */
     uint32_t cap = (uint32_t)VS_MAX(osd->cfg->osd_lease_ttl / 5, 10);
     if (nc.ping_interval_ms > cap || nc.ping_timeout_ms > cap)
         VS_INFO(OSD_LOG, "keepalive: ping after %u ms of silence, dead after %u ms more "
@@ -216,6 +215,11 @@ static int net_make(struct vs_osd *osd)
                 VS_MIN(nc.ping_timeout_ms, cap));
     nc.ping_interval_ms = VS_MIN(nc.ping_interval_ms, cap);
     nc.ping_timeout_ms = VS_MIN(nc.ping_timeout_ms, cap);
+    /* Read leases (osd_lease.h): R1, R5, and R3's start: no lock is granted
+     * before we listen, and none granted by an earlier run is known. */
+    osd->lease_ms = vs_read_lease_ms(osd->cfg->osd_lease_ttl);
+    osd->started_ms = osd__now_ms();
+    nc.lease_renew_ms = (uint32_t)vs_read_lease_renew_ms(osd->lease_ms);
     memcpy(nc.cluster_id, osd->cluster_id16, sizeof(nc.cluster_id));
     nc.role = VS_NET_ROLE_OSD;
     nc.node_id = osd->id;

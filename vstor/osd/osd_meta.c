@@ -19,7 +19,9 @@
  *   RUN       the view is current; PGs start (osd_view.c)
  *
  * Outages (§8): nothing here stops the OSD. The keeper reports UNKNOWN while
- * the service is unreachable and PGs keep serving; watches resume by
+ * the service is unreachable and PGs keep serving -- reads only while their
+ * read lease from the rest of their set holds (osd_lease.h): a new primary
+ * that took a PG over moves its locks, which stops them; watches resume by
  * themselves. Only a lease the service declares EXPIRED makes the OSD grant a
  * new one and register again; its PGs then re-peer (their pg/state locks went
  * with the old lease).

@@ -11,8 +11,10 @@
  *            exists) is waited for until connected -- a live OSD may hold the
  *            newest data -- or until its lease goes. Then the activation check
  *            (vs_pg_why_incomplete): pg_minsize, and the split-brain guard.
- *   LOCK2    SEC_LOCK on every reachable peer (lock #2); a refusal (a newer
- *            or still connected primary holds it) is retried
+ *   LOCK2    lock #2 in our own table, then SEC_LOCK on every reachable peer;
+ *            a refusal (a primary of a newer map holds it) is retried. Each
+ *            grant names how long the read lease of the lock's previous
+ *            holder may still last (osd_lease.h R3)
  *   LIST     SEC_LIST, page by page, on every reachable peer, and the local
  *            store's list
  *   CALC     vs_pg_calc (rules T1-T4): target versions, object states, flush
@@ -24,7 +26,9 @@
  *   EPOCH    unless the PG comes up clean: the bumped epoch, and the set it
  *            runs on if that is not the whole target set, are stored in
  *            pg/history before any write uses them (D6)
- *   then ACTIVE (with flags), and recovery starts (osd_recovery.c).
+ *   then ACTIVE (with flags), and recovery starts (osd_recovery.c) -- once
+ *            the longest of those leases is over (R6): until then an old
+ *            primary may still serve reads from its copy.
  *
  * A peering context is detached, not freed, when the PG leaves PEERING with
  * messages still in flight; the last reply frees it.
@@ -75,6 +79,8 @@ struct osd_peering {
     size_t n, cap;
     uint64_t epoch;
     bool clean;
+    bool self_locked;           /* lock #2 in our own table (osd_sec.c L4) */
+    uint64_t active_at_ms;      /* R6: no activation before (osd__now_ms) */
     struct vs_store_op sop;     /* local flush */
     struct vs_store_obj_ver *local_list;
 };
@@ -347,8 +353,15 @@ static void lock2_cb(struct vs_net_op *op, int rc)
     struct osd_peering *pe = m->pe;
     struct peering_peer *q = &pe->pp[m->idx];
     uint64_t holder = op->replied ? op->reply.rep.version : 0;
+    uint64_t wait_ms = rc == 0 ? op->reply.rep.lock_wait_ms : 0;
     if (!msg_done(m, rc, "SEC_LOCK"))
         return;
+    if (rc == 0 && wait_ms) {
+        uint64_t at = vs_lease_activate_at(osd__now_ms(), wait_ms); /* R6 */
+        pe->active_at_ms = VS_MAX(pe->active_at_ms, at);
+        VS_INFO(OSD_LOG, "pg %s: osd.%u grants lock #2 after %" PRIu64 " ms (the read "
+                "lease of its previous holder, or its start)", pe->pg->name, q->osd, wait_ms);
+    }
     if (rc == VS_ENOTPRIMARY) {
         q->refused = true;
         VS_INFO(OSD_LOG, "pg %s: osd.%u refuses lock #2: osd.%" PRIu64 " holds it", pe->pg->name,
@@ -360,10 +373,32 @@ static void lock2_cb(struct vs_net_op *op, int rc)
         step_run(pe);
 }
 
+/* L4 + R3: our own table first; false when a newer primary holds it here. */
+static bool lock_self(struct osd_peering *pe)
+{
+    struct osd_pg *pg = pe->pg;
+    uint64_t wait_ms = 0;
+    if (pe->self_locked)
+        return true;
+    if (osd__sec_lock_self(pg->osd, pg, &wait_ms) < 0) {
+        osd__pg_arm(pg, 1000);
+        return false;
+    }
+    pe->self_locked = true;
+    if (wait_ms) {
+        pe->active_at_ms = VS_MAX(pe->active_at_ms, osd__now_ms() + wait_ms);
+        VS_INFO(OSD_LOG, "pg %s: activating after %" PRIu64 " ms at the earliest (a read lease "
+                "we granted its previous primary, or our start)", pg->name, wait_ms);
+    }
+    return true;
+}
+
 static void step_lock2(struct osd_peering *pe)
 {
     struct osd_pg *pg = pe->pg;
     bool refused = false, all = true;
+    if (!lock_self(pe))
+        return;
     for (uint32_t i = 0; i < pe->npeers; i++) {
         struct peering_peer *q = &pe->pp[i];
         refused |= q->refused;
@@ -808,6 +843,10 @@ static void step_run(struct osd_peering *pe)
             step_epoch(pe);
             break;
         case P_DONE:
+            if (osd__now_ms() < pe->active_at_ms) { /* R6 */
+                osd__pg_arm(pe->pg, pe->active_at_ms - osd__now_ms() + 1);
+                break;
+            }
             activate(pe);
             break;
         }

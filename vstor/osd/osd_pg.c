@@ -181,6 +181,7 @@ static void unlock_peers(struct osd_pg *pg);
 static void finish_stop(struct osd_pg *pg)
 {
     unlock_peers(pg);
+    osd__sec_unlock_self(pg->osd, pg); /* osd_sec.c L4 */
     osd__pg_move(pg, VS_PG_OFFLINE);
     unclean_free(pg);
     osd__pg_meta_pump(pg); /* deletes pg/state: lock #1 (docs/data-path.md §3, step 7) */

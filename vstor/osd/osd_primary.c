@@ -29,8 +29,10 @@
  *
  * A DELETE of a whole object writes a tombstone version on every OSD of the
  * set (§5); a DELETE of part of an object writes zeros there.
- * A READ is served from the local store; an object that peering found
- * missing or stale here is read from an OSD holding its target version.
+ * A READ is served from the local store while the PG holds its read lease
+ * from every other OSD of the set (osd_lease.h R4; else VS_EPGINACTIVE, which
+ * clients retry); an object that peering found missing or stale here is read
+ * from an OSD holding its target version (a SEC_READ, checked by its lock).
  * SYNC syncs the local store and, for lazy pools, the OSDs written since the
  * last SYNC (SEC_SYNC). With store_lazy_sync off every acknowledged write is
  * already durable and those syncs find nothing to do; with it on, writes of
@@ -556,11 +558,36 @@ static bool read_remote(struct osd_op *op, uint32_t uidx)
     return true;
 }
 
+/* R4 (osd_lease.h): a local read needs a valid read lease from every other
+ * OSD of the current set. One clock read and a compare per member. */
+static bool read_lease_valid(struct osd_pg *pg)
+{
+    struct vs_osd *osd = pg->osd;
+    uint64_t now = 0;
+    for (uint32_t i = 0; i < pg->pg_size; i++) {
+        if (!pg->cur[i] || pg->cur[i] == osd->id)
+            continue;
+        if (!now)
+            now = osd__now_ms();
+        struct vs_net_conn *c = pg->cur_conn[i];
+        if (!c || !vs_read_lease_valid(vs_net_conn_acked_ms(c), osd->lease_ms, now)) {
+            VS_DEBUG_LOG(OSD_LOG, "pg %s: no read lease from osd.%u: read refused", pg->name,
+                         pg->cur[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void read_start(struct osd_op *op)
 {
     uint32_t uidx;
     if (osd__pg_unclean(op->pg, op->inode, op->stripe, &uidx) && read_remote(op, uidx))
         return;
+    if (!read_lease_valid(op->pg)) {
+        op->osd->lease_refused++;
+        return read_done(op, VS_EPGINACTIVE); /* the client retries */
+    }
     struct vs_store_op *sop = &op->sop;
     memset(sop, 0, sizeof(*sop));
     sop->oid = (struct vs_store_oid){op->inode, op->stripe};

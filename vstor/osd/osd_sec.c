@@ -13,7 +13,16 @@
  *       names the rightful primary. An old primary that lost the lock fails
  *       its next write and re-peers.
  *  (L3) A lock ends with UNLOCK from its holder or when the holder's
- *       connection goes down.
+ *       connection goes down; in the latter case its entry stays, released
+ *       (conn NULL), until the holder's read lease has run out (R2).
+ *  (L4) A primary holds the lock of each PG it peers in its own table
+ *       (holder = us, conn NULL, osd__sec_lock_self): an old primary that
+ *       still acts on an older map is refused here as everywhere else, and
+ *       a lease we granted the old primary as its secondary counts before
+ *       we activate. A newer SEC_LOCK for it makes our PG re-peer first.
+ * Read leases (osd_lease.h R2, R3): every grant that moves a lock whose
+ * holder's lease may still run closes the old holder's connection and tells
+ * the new holder how long to wait (lock_wait_ms).
  * Ops come only from OSDs (the HELLO role); a client connecting to the
  * cluster port gets -EPERM.
  */
@@ -100,18 +109,64 @@ static void lock_remove(struct vs_osd *osd, struct osd_lock2 *l)
     osd->locks_used--;
 }
 
+/* L3 + R2: the holder's connection went down; its lease runs on. */
 void osd__sec_conn_down(struct vs_osd *osd, struct vs_net_conn *conn)
 {
-    for (uint32_t i = 0; i < osd->locks_cap;) {
+    uint64_t until = vs_net_conn_recv_ms(conn) + osd->lease_ms;
+    for (uint32_t i = 0; i < osd->locks_cap; i++) {
         struct osd_lock2 *l = &osd->locks[i];
         if (l->key && l->conn == conn) {
             VS_DEBUG_LOG(OSD_LOG, "pg %u.%x: lock of osd.%u released (connection gone)",
                          (unsigned)(l->key >> 32), (unsigned)l->key, l->holder);
-            lock_remove(osd, l); /* slot i may now hold a shifted entry: look again */
-            continue;
+            l->conn = NULL;
+            l->lease_until_ms = until;
         }
-        i++;
     }
+}
+
+static struct vs_lock2_view lock_view(struct vs_osd *osd, const struct osd_lock2 *l)
+{
+    struct vs_lock2_view v = {.present = l != NULL};
+    if (!l)
+        return v;
+    v.holder = l->holder;
+    v.self = l->holder == osd->id;
+    v.held = l->conn != NULL || v.self;
+    v.map_rev = l->map_rev;
+    v.lease_until_ms = l->conn ? vs_net_conn_recv_ms(l->conn) + osd->lease_ms
+                               : l->lease_until_ms;
+    return v;
+}
+
+/* Carries out a grant decided by vs_lock2_decide (R3) and installs the new
+ * holder. *l may move (the table may grow). */
+static struct osd_lock2 *lock_move(struct vs_osd *osd, struct osd_lock2 *l, uint64_t key,
+                                   const struct vs_lock2_decision *d, uint32_t who,
+                                   struct vs_net_conn *conn, uint64_t rev)
+{
+    VS_ASSERT(d->grant);
+    if (l && l->holder != who)
+        VS_INFO(OSD_LOG, "pg %u.%x: lock moves from osd.%u to osd.%u (map revision %" PRIu64
+                " > %" PRIu64 ")%s, wait %" PRIu64 " ms", (unsigned)(key >> 32),
+                (unsigned)key, l->holder, who, rev, l->map_rev,
+                d->close_old ? ", closing the old holder's connection" : "", d->wait_ms);
+    struct vs_net_conn *old_conn = d->close_old ? l->conn : NULL;
+    if (!l)
+        l = lock_add(osd, key);
+    l->holder = who;
+    l->conn = conn;
+    l->map_rev = rev;
+    l->lease_until_ms = 0;
+    /* The new holder is in place first: what follows may run peering, which
+     * reads this table. */
+    if (old_conn) /* R3: a reachable old primary learns it now */
+        vs_net_conn_close(old_conn);
+    if (d->stop_own) {
+        struct osd_pg *pg = osd__pg_find(osd, (uint16_t)(key >> 32), (uint32_t)key);
+        if (pg)
+            osd__pg_repeer(pg, "a newer primary took its lock");
+    }
+    return l;
 }
 
 static uint32_t peer_id(const struct vs_net_req *req)
@@ -150,22 +205,43 @@ static void serve_lock(struct vs_osd *osd, struct vs_net_req *req)
             lock_remove(osd, l);
         return vs_net_reply(req);
     }
-    if (l && l->holder != who && lk->map_revision <= l->map_rev) {
+    struct vs_lock2_view v = lock_view(osd, l);
+    struct vs_lock2_decision d = vs_lock2_decide(&v, who, lk->map_revision, osd->lease_ms,
+                                                 osd->started_ms, osd__now_ms());
+    if (!d.grant) {
         req->rep.retval = VS_ENOTPRIMARY; /* (L2); version names the holder */
         req->rep.version = l->holder;
         return vs_net_reply(req);
     }
-    if (l && l->holder != who)
-        VS_INFO(OSD_LOG, "pg %u.%x: lock moves from osd.%u to osd.%u (map revision %" PRIu64
-                " > %" PRIu64 ")", lk->pool, lk->pg_num, l->holder, who, lk->map_revision,
-                l->map_rev);
-    if (!l)
-        l = lock_add(osd, lock_key(lk->pool, lk->pg_num));
-    l->holder = who;
-    l->conn = req->conn;
-    l->map_rev = lk->map_revision;
+    lock_move(osd, l, lock_key(lk->pool, lk->pg_num), &d, who, req->conn, lk->map_revision);
+    req->rep.lock_wait_ms = (uint32_t)VS_MIN(d.wait_ms, VS_NET_LOCK_WAIT_MAX_MS);
     osd__stat_add(osd, ST_SEC_LOCK, 0, 0, vs_clock_mono_ns());
     vs_net_reply(req);
+}
+
+int osd__sec_lock_self(struct vs_osd *osd, struct osd_pg *pg, uint64_t *wait_ms)
+{
+    uint64_t key = lock_key(pg->pool, pg->num);
+    struct osd_lock2 *l = lock_find(osd, key);
+    struct vs_lock2_view v = lock_view(osd, l);
+    struct vs_lock2_decision d = vs_lock2_decide(&v, osd->id, pg->map_rev, osd->lease_ms,
+                                                 osd->started_ms, osd__now_ms());
+    VS_ASSERT(!d.stop_own); /* our own entry is never moved to ourselves */
+    if (!d.grant) {
+        VS_INFO(OSD_LOG, "pg %s: osd.%u holds its lock here with a map revision %" PRIu64
+                " >= ours %" PRIu64, pg->name, l->holder, l->map_rev, pg->map_rev);
+        return VS_ENOTPRIMARY;
+    }
+    lock_move(osd, l, key, &d, osd->id, NULL, pg->map_rev);
+    *wait_ms = d.wait_ms;
+    return 0;
+}
+
+void osd__sec_unlock_self(struct vs_osd *osd, struct osd_pg *pg)
+{
+    struct osd_lock2 *l = lock_find(osd, lock_key(pg->pool, pg->num));
+    if (l && l->holder == osd->id)
+        lock_remove(osd, l);
 }
 
 /* ---- Op pool ---------------------------------------------------------------------- */

@@ -1442,6 +1442,66 @@ static void test_no_allocation_on_data_path(void **state)
     loop_done(&loop);
 }
 
+/* Read leases (vstor/osd/osd_lease.h): vs_net_conn_acked_ms is the send time
+ * of the newest answered request; with lease_renew_ms an otherwise quiet
+ * connection is pinged so that it stays fresh, and the server's
+ * vs_net_conn_recv_ms follows those pings; without it nothing is sent. */
+static void run_ms(uv_loop_t *loop, unsigned ms)
+{
+    static bool never;
+    run_until(loop, &never, ms);
+}
+
+static void test_lease_acked_and_renewal(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct srv s;
+    struct cli c;
+    struct vs_net_cfg cfg;
+    srv_cfg(&cfg, &s);
+    srv_start(&s, &loop, &cfg, 0);
+    cli_cfg(&cfg, &c);
+    cfg.ping_interval_ms = 60000; /* keepalive alone would stay silent */
+    cli_start(&c, &loop, &cfg, vs_net_listen_port(s.net));
+    assert_true(wait_count(&loop, &c.ev_up, 1, 5000));
+    assert_int_equal(vs_net_conn_acked_ms(c.conn), 0); /* the HELLO does not count */
+    ops_done = 0;
+    struct top t = {.buf = malloc(4096)};
+    uint64_t before = uv_now(&loop);
+    top_read(&t, 0, 4096);
+    assert_int_equal(vs_net_send(c.conn, &t.op), 0);
+    assert_true(wait_ops(&loop, 1, 5000));
+    top_check(&t);
+    uint64_t acked = vs_net_conn_acked_ms(c.conn);
+    assert_true(acked >= before && acked <= uv_now(&loop));
+    assert_non_null(s.last_conn);
+    uint64_t recv = vs_net_conn_recv_ms(s.last_conn);
+    assert_true(recv >= acked);
+    run_ms(&loop, 200); /* no renewal configured: nothing more is answered */
+    assert_int_equal(vs_net_conn_acked_ms(c.conn), acked);
+    assert_int_equal(vs_net_conn_recv_ms(s.last_conn), recv);
+    close_all(&loop, NULL, &c);
+    /* With lease_renew_ms 40: pings keep the newest answer at most ~40 ms
+     * plus a round trip and a tick old, on an otherwise silent connection. */
+    cli_cfg(&cfg, &c);
+    cfg.ping_interval_ms = 60000;
+    cfg.lease_renew_ms = 40;
+    cli_start(&c, &loop, &cfg, vs_net_listen_port(s.net));
+    assert_true(wait_count(&loop, &c.ev_up, 1, 5000));
+    for (int i = 0; i < 10; i++) {
+        run_ms(&loop, 30);
+        uint64_t a = vs_net_conn_acked_ms(c.conn);
+        if (i >= 3)
+            assert_true(a > 0 && uv_now(&loop) - a < 200);
+    }
+    assert_true(vs_net_conn_recv_ms(s.last_conn) > recv);
+    close_all(&loop, &s, &c);
+    free(t.buf);
+    loop_done(&loop);
+}
+
 static void test_bad_addresses(void **state)
 {
     (void)state;
@@ -1777,6 +1837,7 @@ int main(void)
         cmocka_unit_test(test_keepalive_detects_dead_peer),
         cmocka_unit_test(test_reply_to_unknown_id),
         cmocka_unit_test(test_no_allocation_on_data_path),
+        cmocka_unit_test(test_lease_acked_and_renewal),
         cmocka_unit_test(test_bad_addresses),
         cmocka_unit_test(test_local_transport),
         cmocka_unit_test(test_local_fallback_to_tcp),

@@ -141,6 +141,9 @@ static void make_rep(uint16_t opcode, struct vs_net_hdr *h)
         h->rep.next_stripe = 1 << 22;
         h->meta_len = 10 * VS_NET_LISTENT_SIZE;
         break;
+    case VS_NET_OP_SEC_LOCK:
+        h->rep.lock_wait_ms = VS_NET_LOCK_WAIT_MAX_MS; /* the largest valid wait */
+        break;
     default:
         break;
     }
@@ -374,6 +377,9 @@ static const struct bad_case bad_cases[] = {
     {VS_NET_OP_SEC_LOCK, false, 32, 4, 0x10000, "SEC_LOCK: pool 65536 out of range"},
     {VS_NET_OP_SEC_LOCK, false, 44, 1, 1, "offset 44"},
     {VS_NET_OP_SEC_LOCK, true, 40, 8, 1, "SEC_LOCK reply: version must be 0"},
+    {VS_NET_OP_SEC_LOCK, true, 52, 4, 600001, "lock_wait_ms 600001 exceeds 600000"},
+    {VS_NET_OP_PING, true, 52, 4, 1, "offset 52"}, /* lock_wait_ms is SEC_LOCK's only */
+    {VS_NET_OP_WRITE, true, 52, 4, 1, "offset 52"},
     {VS_NET_OP_PING, true, 32, 4, 1, "positive retval 1"},
     {VS_NET_OP_PING, true, 40, 8, 1, "PING reply: version must be 0"},
     {VS_NET_OP_SYNC, true, 48, 4, 1, "SYNC reply: count must be 0"},
