@@ -319,6 +319,7 @@ struct osd_lock2 {          /* a PG lock #2 we grant as a secondary, or hold as 
     struct vs_net_conn *conn; /* the holder's connection; NULL: ours, or released */
     uint64_t map_rev;
     uint64_t lease_until_ms; /* released: when the holder's read lease ends (R2) */
+    uint64_t prior_until_ms; /* when the leases of earlier holders end (R3) */
 };
 
 struct vs_osd {

@@ -46,20 +46,21 @@ struct vs_lock2_decision vs_lock2_decide(const struct vs_lock2_view *cur, uint32
     struct vs_lock2_decision d = {.grant = true};
     VS_ASSERT(who != 0);
     /* R3: leases granted by an earlier run of this OSD are unknown. */
-    d.wait_ms = remaining(started_ms + lease_ms, now_ms);
-    if (!cur->present || cur->holder == who)
-        return d; /* free, or the same OSD again (a new connection, a new peering) */
-    if (cur->held && rev <= cur->map_rev) {
+    uint64_t until = started_ms + lease_ms;
+    if (cur->present && cur->holder != who && cur->held && rev <= cur->map_rev) {
         d.grant = false; /* L2: only a newer map moves a held lock */
-        d.wait_ms = 0;
         return d;
     }
-    if (cur->self) {
-        d.stop_own = cur->held; /* our PG stops before the reply: no lease to wait for */
-        return d;
+    if (cur->present) {
+        /* The leases of earlier holders still count, for whoever holds it next. */
+        d.prior_until_ms = cur->prior_until_ms;
+        if (cur->holder != who && !cur->self && cur->lease_until_ms > d.prior_until_ms)
+            d.prior_until_ms = cur->lease_until_ms; /* the holder we move it from */
+        d.close_old = cur->holder != who && cur->held && !cur->self;
+        d.stop_own = cur->holder != who && cur->self; /* our PG stops before the reply */
     }
-    uint64_t w = remaining(cur->lease_until_ms, now_ms);
-    d.wait_ms = w > d.wait_ms ? w : d.wait_ms;
-    d.close_old = cur->held;
+    if (d.prior_until_ms > until)
+        until = d.prior_until_ms;
+    d.wait_ms = remaining(until, now_ms);
     return d;
 }

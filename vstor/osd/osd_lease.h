@@ -27,7 +27,8 @@
  *       holder's connection is closed at once (a reachable old primary
  *       learns it now and stops the PGs that use this OSD) and the new
  *       holder is told, in the reply's lock_wait_ms, how long the old lease
- *       can still last. The OSD's own PGs take part too: a primary holds a
+ *       can still last -- again if it asks again (its peering restarted),
+ *       and so is the next holder after it. The OSD's own PGs take part too: a primary holds a
  *       lock in its own table (conn NULL); a newer SEC_LOCK for it makes that
  *       PG leave ACTIVE before the reply, so no wait is needed for it. An OSD
  *       forgets every lease it granted before it started: for L after its
@@ -89,6 +90,9 @@ struct vs_lock2_view {
     bool self;               /* holder is this OSD (its own PG) */
     uint64_t map_rev;        /* the map revision the holder locked with */
     uint64_t lease_until_ms; /* R2: last frame + L (held) or as remembered */
+    uint64_t prior_until_ms; /* R3: the lease of the holders before this one ends
+                              * then: a holder that asks again (a new peering)
+                              * still waits for it */
 };
 
 struct vs_lock2_decision {
@@ -96,6 +100,7 @@ struct vs_lock2_decision {
     bool close_old;      /* R3: close the old holder's connection */
     bool stop_own;       /* R3: our own PG leaves ACTIVE first */
     uint64_t wait_ms;    /* R3: lock_wait_ms for the reply */
+    uint64_t prior_until_ms; /* for the entry of the new holder */
 };
 
 /* L2 + R3: what a SEC_LOCK of OSD `who` with map revision rev does to the

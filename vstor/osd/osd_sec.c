@@ -109,6 +109,18 @@ static void lock_remove(struct vs_osd *osd, struct osd_lock2 *l)
     osd->locks_used--;
 }
 
+/* The holder let go of the lock, having stopped serving the PG: no lease of
+ * its own is left, but the leases of the holders before it still count (R3),
+ * so the entry stays, held by no one, until they are over. */
+static void lock_release(struct vs_osd *osd, struct osd_lock2 *l)
+{
+    if (l->prior_until_ms <= osd__now_ms())
+        return lock_remove(osd, l);
+    l->holder = 0;
+    l->conn = NULL;
+    l->lease_until_ms = 0;
+}
+
 /* L3 + R2: the holder's connection went down; its lease runs on. */
 void osd__sec_conn_down(struct vs_osd *osd, struct vs_net_conn *conn)
 {
@@ -135,6 +147,7 @@ static struct vs_lock2_view lock_view(struct vs_osd *osd, const struct osd_lock2
     v.map_rev = l->map_rev;
     v.lease_until_ms = l->conn ? vs_net_conn_recv_ms(l->conn) + osd->lease_ms
                                : l->lease_until_ms;
+    v.prior_until_ms = l->prior_until_ms;
     return v;
 }
 
@@ -157,6 +170,7 @@ static struct osd_lock2 *lock_move(struct vs_osd *osd, struct osd_lock2 *l, uint
     l->conn = conn;
     l->map_rev = rev;
     l->lease_until_ms = 0;
+    l->prior_until_ms = d->prior_until_ms;
     /* The new holder is in place first: what follows may run peering, which
      * reads this table. */
     if (old_conn) /* R3: a reachable old primary learns it now */
@@ -202,7 +216,7 @@ static void serve_lock(struct vs_osd *osd, struct vs_net_req *req)
     struct osd_lock2 *l = lock_find(osd, lock_key(lk->pool, lk->pg_num));
     if (lk->flags == VS_NET_LOCKF_UNLOCK) {
         if (l && l->holder == who && l->conn == req->conn)
-            lock_remove(osd, l);
+            lock_release(osd, l);
         return vs_net_reply(req);
     }
     struct vs_lock2_view v = lock_view(osd, l);
@@ -241,7 +255,7 @@ void osd__sec_unlock_self(struct vs_osd *osd, struct osd_pg *pg)
 {
     struct osd_lock2 *l = lock_find(osd, lock_key(pg->pool, pg->num));
     if (l && l->holder == osd->id)
-        lock_remove(osd, l);
+        lock_release(osd, l);
 }
 
 /* ---- Op pool ---------------------------------------------------------------------- */

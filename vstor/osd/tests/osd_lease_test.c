@@ -69,6 +69,27 @@ static void test_lock_move_rule(void **state)
     assert_true(d.close_old);
     assert_false(d.stop_own);
     assert_int_equal(d.wait_ms, 4000);
+    assert_int_equal(d.prior_until_ms, 64000);
+    /* osd.2 asks again (its peering restarted) a second later: it still waits
+     * for osd.1's lease, and so does osd.3 taking the lock from osd.2. */
+    struct vs_lock2_view moved = {.present = true, .holder = 2, .held = true, .map_rev = 8,
+                                  .lease_until_ms = 66000, .prior_until_ms = 64000};
+    d = decide(&moved, 2, 8, 61000);
+    assert_true(d.grant);
+    assert_false(d.close_old);
+    assert_int_equal(d.wait_ms, 3000);
+    assert_int_equal(d.prior_until_ms, 64000);
+    d = decide(&moved, 3, 9, 62000);
+    assert_true(d.grant && d.close_old);
+    assert_int_equal(d.wait_ms, 4000); /* osd.2's own lease, the longer one */
+    assert_int_equal(d.prior_until_ms, 66000);
+    /* osd.2 stopped and let go (UNLOCK): held by no one (holder 0), osd.1's
+     * lease still counts for the next one. */
+    struct vs_lock2_view let_go = {.present = true, .prior_until_ms = 64000};
+    d = decide(&let_go, 3, 1, 62500);
+    assert_true(d.grant);
+    assert_false(d.close_old || d.stop_own);
+    assert_int_equal(d.wait_ms, 1500);
     d = decide(&held, 2, 8, 70000); /* a silent holder: its lease ran out */
     assert_true(d.grant && d.close_old);
     assert_int_equal(d.wait_ms, 0);
