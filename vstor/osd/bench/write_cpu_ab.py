@@ -9,7 +9,12 @@ One round: for each binary of --bin (in that order) a fresh cluster (1 mon +
     (`vstor bench`, from wait4) and of the three OSDs (/proc/PID/stat, io-wq
     threads included) per GB the client wrote;
   - cpu: `osd_verify --rand4k --depth 128` for --runtime seconds: OSD CPU per
-    4 KiB client write (what osd_bench.py calls "cpu").
+    4 KiB client write (what osd_bench.py calls "cpu"), and per client write
+    the OSDs' context switches (cs_loop_vol: a loop went to sleep;
+    cs_loop_invol: a loop was preempted; cs_iowq: io-wq workers, which run
+    the fdatasyncs) and read/write-family system calls (/proc/PID/io syscr,
+    syscw: the sockets' reads and writevs, the eventfd's reads). The counts
+    move far less between runs than the CPU does.
 A throughput figure of this 2-vCPU machine swings 2x between runs; CPU
 seconds per GB is a quieter measure of what our code costs, and the builds
 alternate inside each round. Prints one JSON line per round; --report FILE...
@@ -49,6 +54,48 @@ def proc_cpu(pids):
         f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
         total += (int(f[11]) + int(f[12])) / tck
     return total
+
+
+def task_counts(pids):
+    """{tid: (is_io_wq, voluntary, involuntary context switches)} of every live thread."""
+    out = {}
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                st = open(f"/proc/{pid}/task/{tid}/status").read()
+            except FileNotFoundError:
+                continue  # an io-wq worker that just exited
+            f = dict(line.split(":", 1) for line in st.splitlines() if ":" in line)
+            out[tid] = (f["Name"].strip().startswith("iou-"),
+                        int(f["voluntary_ctxt_switches"]), int(f["nonvoluntary_ctxt_switches"]))
+    return out
+
+
+def proc_syscalls(pids):
+    """read-family and write-family system calls of pids (/proc/PID/io syscr, syscw)."""
+    r = w = 0
+    for pid in pids:
+        f = dict(line.split(": ") for line in open(f"/proc/{pid}/io").read().splitlines())
+        r, w = r + int(f["syscr"]), w + int(f["syscw"])
+    return r, w
+
+
+def counts_per_write(t0, t1, s0, s1, ops):
+    """Context switches and socket syscalls per client write: main threads (the
+    loops) and io-wq workers (the fdatasyncs); threads that exited during the
+    run are not counted (io-wq workers stay alive while fsyncs keep coming)."""
+    cs = {"cs_loop_vol": 0, "cs_loop_invol": 0, "cs_iowq": 0}
+    for tid, (iowq, vol, invol) in t1.items():
+        _, vol0, invol0 = t0.get(tid, (iowq, 0, 0))
+        if iowq:
+            cs["cs_iowq"] += vol - vol0 + invol - invol0
+        else:
+            cs["cs_loop_vol"] += vol - vol0
+            cs["cs_loop_invol"] += invol - invol0
+    out = {k: v / ops for k, v in cs.items()}
+    out["reads"] = (s1[0] - s0[0]) / ops
+    out["writes"] = (s1[1] - s0[1]) / ops
+    return out
 
 
 def perf_start(a, pids, tag):
@@ -92,7 +139,7 @@ def seqwrite(b, a, tag):
 
 def rand4k(b, a, tag):
     osds = [p.pid for p in b.osds]
-    c0 = proc_cpu(osds)
+    c0, t0, s0 = proc_cpu(osds), task_counts(osds), proc_syscalls(osds)
     cli = subprocess.Popen([osd_bench.VERIFY, "--mon", osd_bench.MON, "--image", "bench",
                             "--rand4k", "--seconds", str(a.runtime), "--depth", "128"],
                            stdout=subprocess.PIPE, text=True)
@@ -102,9 +149,11 @@ def rand4k(b, a, tag):
     if cli.wait():
         raise RuntimeError(f"osd_verify failed: {cli.returncode}")
     perf_stop(perf)
-    c1 = proc_cpu(osds)
+    c1, t1, s1 = proc_cpu(osds), task_counts(osds), proc_syscalls(osds)
     ops = int(re.search(r"wrote (\d+) ops", out).group(1))
-    return {"osd_us_per_write": (c1 - c0) / ops * 1e6, "writes_per_s": ops / a.runtime}
+    r = {"osd_us_per_write": (c1 - c0) / ops * 1e6, "writes_per_s": ops / a.runtime}
+    r.update(counts_per_write(t0, t1, s0, s1, ops))
+    return r
 
 
 def one_round(a, rnd):
