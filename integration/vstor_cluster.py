@@ -64,22 +64,23 @@ class Cluster:
         self.mons[i].signal(sig)
         self.mons[i].wait(30)
 
-    def add_osd(self, host=None, size="1G", osd_id=None):
+    def add_osd(self, host=None, size="1G", osd_id=None, format_args=()):
         """Formats a file for a new OSD (taking the cluster id from the mons) and starts it."""
         osd_id = osd_id or (max(self.osds) + 1 if self.osds else 1)
         dev = os.path.join(self.tmp, f"osd{osd_id}.dev")
         subprocess.run(["truncate", "-s", size, dev], check=True)
-        r = self.vstor("disk", "format", dev, "--osd-id", osd_id, prefix=self._prefix(host))
+        r = self.vstor("disk", "format", dev, "--osd-id", osd_id, *format_args,
+                       prefix=self._prefix(host))
         assert r.returncode == 0, r.stderr
         self.osds[osd_id] = {"dev": dev, "host": host, "proc": None}
         self.start_osd(osd_id)
         return osd_id
 
-    def add_osds(self, n, size="1G"):
+    def add_osds(self, n, size="1G", format_args=()):
         ids = []
         for i in range(n):
             host = self.hosts[i % len(self.hosts)] if self.hosts else None
-            ids.append(self.add_osd(host=host, size=size))
+            ids.append(self.add_osd(host=host, size=size, format_args=format_args))
         return ids
 
     def start_osd(self, osd_id):

@@ -89,6 +89,13 @@ enum {
     LOCK_FLAGS = 40,
     LOCK_MAP_REVISION = 48,
 
+    PURGE_POOL = 32,
+    PURGE_PG_NUM = 36,
+    PURGE_PG_COUNT = 40,
+    PURGE_FLAGS = 44,
+    PURGE_PG_STRIPE_SIZE = 48,
+    PURGE_BELOW = 56,
+
     SYNC_FLAGS = 32,
 };
 /* Reply body. */
@@ -117,6 +124,7 @@ enum body_kind {
     BODY_LIST,
     BODY_LOCK,
     BODY_SYNC,
+    BODY_PURGE,
 };
 
 struct op_info {
@@ -142,6 +150,7 @@ static const struct op_info op_table[VS_NET_OP_LIMIT] = {
     [VS_NET_OP_SEC_LIST] = {"SEC_LIST", BODY_LIST, false},
     [VS_NET_OP_SEC_READ_BITMAP] = {"SEC_READ_BITMAP", BODY_BATCH, true},
     [VS_NET_OP_SEC_LOCK] = {"SEC_LOCK", BODY_LOCK, false},
+    [VS_NET_OP_SEC_PURGE] = {"SEC_PURGE", BODY_PURGE, false},
 };
 
 const char *vs_net_op_name(unsigned opcode)
@@ -336,6 +345,23 @@ static int check_lock(const struct vs_net_hdr *h, char *err, size_t n)
     return check_no_payload(h, err, n);
 }
 
+static int check_purge(const struct vs_net_hdr *h, char *err, size_t n)
+{
+    const struct vs_net_purge *u = &h->req.purge;
+    if (u->flags != VS_NET_PURGEF_WIPE && u->flags != VS_NET_PURGEF_TOMBS)
+        return fail(err, n, "SEC_PURGE: flags 0x%x are not exactly WIPE or TOMBS", u->flags);
+    if (u->pool > VS_NET_POOL_MAX)
+        return fail(err, n, "SEC_PURGE: pool %u out of range", u->pool);
+    if (u->pg_count == 0 || u->pg_num >= u->pg_count)
+        return fail(err, n, "SEC_PURGE: PG %u of %u", u->pg_num, u->pg_count);
+    if (u->pg_stripe_size == 0)
+        return fail(err, n, "SEC_PURGE: pg_stripe_size 0");
+    if ((u->flags == VS_NET_PURGEF_WIPE) != (u->below == 0))
+        return fail(err, n, "SEC_PURGE: below %" PRIu64 " with flags 0x%x", u->below,
+                    u->flags);
+    return check_no_payload(h, err, n);
+}
+
 static int check_req(const struct vs_net_hdr *h, const struct vs_net_limits *lim, char *err,
                      size_t n)
 {
@@ -361,6 +387,8 @@ static int check_req(const struct vs_net_hdr *h, const struct vs_net_limits *lim
         return check_list(h, lim, err, n);
     case BODY_LOCK:
         return check_lock(h, err, n);
+    case BODY_PURGE:
+        return check_purge(h, err, n);
     }
     return fail(err, n, "opcode %u: no body rules", h->opcode);
 }
@@ -401,6 +429,7 @@ static int check_rep_success(const struct vs_net_hdr *h, const struct vs_net_lim
     case VS_NET_OP_SEC_STABILIZE:
     case VS_NET_OP_SEC_ROLLBACK:
     case VS_NET_OP_SEC_LOCK:
+    case VS_NET_OP_SEC_PURGE:
         if (r->lock_wait_ms > VS_NET_LOCK_WAIT_MAX_MS)
             return fail(err, n, "SEC_LOCK reply: lock_wait_ms %u exceeds %u", r->lock_wait_ms,
                         VS_NET_LOCK_WAIT_MAX_MS);
@@ -525,6 +554,14 @@ static void put_req_body(uint8_t *p, const struct vs_net_hdr *h)
         vs_put_u32(p + LOCK_FLAGS, h->req.lock.flags);
         vs_put_u64(p + LOCK_MAP_REVISION, h->req.lock.map_revision);
         break;
+    case BODY_PURGE:
+        vs_put_u32(p + PURGE_POOL, h->req.purge.pool);
+        vs_put_u32(p + PURGE_PG_NUM, h->req.purge.pg_num);
+        vs_put_u32(p + PURGE_PG_COUNT, h->req.purge.pg_count);
+        vs_put_u32(p + PURGE_FLAGS, h->req.purge.flags);
+        vs_put_u64(p + PURGE_PG_STRIPE_SIZE, h->req.purge.pg_stripe_size);
+        vs_put_u64(p + PURGE_BELOW, h->req.purge.below);
+        break;
     case BODY_SYNC:
         vs_put_u32(p + SYNC_FLAGS, h->req.sync.flags);
         break;
@@ -576,6 +613,14 @@ static void get_req_body(const uint8_t *p, struct vs_net_hdr *h)
         h->req.lock.pg_num = vs_get_u32(p + LOCK_PG_NUM);
         h->req.lock.flags = vs_get_u32(p + LOCK_FLAGS);
         h->req.lock.map_revision = vs_get_u64(p + LOCK_MAP_REVISION);
+        break;
+    case BODY_PURGE:
+        h->req.purge.pool = vs_get_u32(p + PURGE_POOL);
+        h->req.purge.pg_num = vs_get_u32(p + PURGE_PG_NUM);
+        h->req.purge.pg_count = vs_get_u32(p + PURGE_PG_COUNT);
+        h->req.purge.flags = vs_get_u32(p + PURGE_FLAGS);
+        h->req.purge.pg_stripe_size = vs_get_u64(p + PURGE_PG_STRIPE_SIZE);
+        h->req.purge.below = vs_get_u64(p + PURGE_BELOW);
         break;
     case BODY_SYNC:
         h->req.sync.flags = vs_get_u32(p + SYNC_FLAGS);

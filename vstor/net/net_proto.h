@@ -69,6 +69,7 @@ enum vs_net_opcode {
     VS_NET_OP_SEC_LIST = 39,
     VS_NET_OP_SEC_READ_BITMAP = 40,
     VS_NET_OP_SEC_LOCK = 41, /* PG lock #2 (docs/data-path.md section 3) */
+    VS_NET_OP_SEC_PURGE = 42, /* wipe a PG, or purge its tombstones (data-path.md §5) */
 };
 /* Opcodes are < VS_NET_OP_LIMIT (the size of handler tables). */
 #define VS_NET_OP_LIMIT 64
@@ -93,6 +94,8 @@ enum vs_net_sel {
 #define VS_NET_SECF_MASK 0x1u
 #define VS_NET_LOCKF_LOCK 0x1u   /* SEC_LOCK: take the PG lock */
 #define VS_NET_LOCKF_UNLOCK 0x2u /* SEC_LOCK: release it */
+#define VS_NET_PURGEF_WIPE 0x1u  /* SEC_PURGE: drop every object of the PG (below: 0) */
+#define VS_NET_PURGEF_TOMBS 0x2u /* SEC_PURGE: drop its tombstones below `below` */
 /* Reply flags. */
 #define VS_NET_RF_LIST_MORE 0x1u /* SEC_LIST: more entries after next_{inode,stripe} */
 
@@ -161,6 +164,17 @@ struct vs_net_lock {
     uint64_t map_revision;  /* revision of the PG map the primary acts on */
 };
 
+/* SEC_PURGE: one PG of one pool, on a secondary that holds our lock #2
+ * for it (WIPE is sent to an OSD outside the set, TOMBS to the set). */
+struct vs_net_purge {
+    uint32_t pool;           /* <= VS_NET_POOL_MAX */
+    uint32_t pg_num;         /* 0-based, < pg_count */
+    uint32_t pg_count;       /* >= 1 */
+    uint32_t flags;          /* exactly one of VS_NET_PURGEF_WIPE, VS_NET_PURGEF_TOMBS */
+    uint64_t pg_stripe_size; /* > 0 */
+    uint64_t below;          /* TOMBS: versions below it (> 0); WIPE: 0 */
+};
+
 /* SYNC, SEC_SYNC. */
 struct vs_net_sync {
     uint32_t flags; /* none defined: 0 */
@@ -193,6 +207,7 @@ struct vs_net_hdr {
         struct vs_net_batch batch;
         struct vs_net_list list;
         struct vs_net_lock lock;
+        struct vs_net_purge purge;
         struct vs_net_sync sync;
     } req;                  /* requests */
     struct vs_net_reply rep; /* replies */

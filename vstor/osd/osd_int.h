@@ -15,6 +15,7 @@
  *   osd_peering.c   lock #2 on peers, listings, vs_pg_calc, flush, epoch
  *   osd_primary.c   client READ/WRITE/DELETE/SYNC on the primary
  *   osd_recovery.c  recovery of unclean objects
+ *   osd_purge.c     a PG's objects dropped from the store: wipes, tombstone purges
  *   osd_stats.c     op counters and latency histograms, sent at a bounded rate
  *   osd_fault.c     a failed store stops the OSD; the test-only fault hook
  *
@@ -56,6 +57,7 @@
 #define OSD_RETRY_MS 500        /* PG retries: lock refused, metadata unavailable */
 #define OSD_REC_FAIL_MS 1000    /* least time between re-peers after failed recoveries */
 #define OSD_FENCE_MAX 16        /* objects fenced per PG until it re-peers (osd_primary.c) */
+#define OSD_PURGE_MIN_MS 2000   /* least time between tombstone purges of a PG */
 
 struct vs_osd;
 struct osd_pg;
@@ -181,6 +183,14 @@ static inline uint64_t osd__now_ms(void)
 }
 void osd__sec_list(struct vs_osd *osd, struct osd_secop *s);
 
+/* osd_purge.c: drops objects of one PG from the local store -- WIPE every
+ * one, or TOMBS its tombstones below f->below (VS_NET_PURGEF_*; f names the
+ * PG as vs_store_list does). cb gets 0, -EAGAIN (a wipe that could not drop
+ * everything yet: ask again later) or a store error; never inside the call. */
+typedef void (*osd_purge_cb)(void *ctx, int rc);
+int osd__purge_start(struct vs_osd *osd, uint32_t flags, const struct vs_store_purge *f,
+                     osd_purge_cb cb, void *ctx);
+
 /* ---- PGs (osd_pg.c, osd_peering.c, osd_recovery.c) ---------------------------------- */
 
 /* An object peering found unclean; its recovery state. */
@@ -238,6 +248,16 @@ struct osd_pg {
     char *state_stored;           /* the pg/state value last stored (NULL: unknown) */
     char *state_sending;          /* the value of the pg/state write in flight */
     bool clean_reported;          /* "active" alone reported, or being stored */
+    bool clean_stored;            /* ... and the clean history (superseded OSDs) is stored */
+    bool wipe_failed;             /* a superseded OSD's wipe failed: no re-peer for it */
+    bool purge_wanted;            /* purge tombstones when clean (osd_peering.c rule T) */
+    bool purge_go;                /* this re-peer was started clean to purge them */
+    uint64_t purge_last_us;       /* when the last purge re-peer started */
+    uint64_t old_tombs;           /* local tombstones of older epochs, at the last peering */
+    /* OSDs wiped since they last were in the set: they hold nothing of the
+     * PG, so a clean check does not supersede them again (the map's history
+     * may still name them). */
+    uint32_t wiped[VS_PG_PEERS_MAX], nwiped;
     bool hist_dirty;              /* pg->hist changed and is not stored yet */
     uint32_t inflight;            /* ops that reference this PG */
     struct osd_peering *peering;
@@ -275,11 +295,23 @@ struct osd_unclean *osd__pg_unclean(struct osd_pg *pg, uint64_t inode, uint64_t 
 void osd__pg_set_unclean(struct osd_pg *pg); /* builds the index from pg->calc */
 void osd__pg_object_clean(struct osd_pg *pg, uint32_t idx);
 void osd__pg_clean_check(struct osd_pg *pg);
+/* A delete of pg ended with rc here (or on a secondary): when the local
+ * tombstone slots run low or one ran out, a tombstone purge is wanted. */
+void osd__pg_tomb_check(struct osd_pg *pg, int rc);
+/* True when a client's delete may not take a tombstone slot here: the last
+ * quarter of the slots is kept for recovery, which must be able to copy a
+ * tombstone to a member that missed it -- else a PG unclean for lack of
+ * slots could never become clean, and only a clean PG purges (§5). */
+bool osd__tomb_reserve_hit(struct vs_osd *osd);
 uint32_t osd__pg_unclean_flags(struct osd_pg *pg); /* VS_PGF_* from the set and counts */
 
 void osd__peering_start(struct osd_pg *pg);
 void osd__peering_abort(struct osd_pg *pg);
 void osd__peering_kick(struct osd_pg *pg);
+/* True when the running peering already decided its set without osd (it
+ * was not reachable then): a member that comes up now would be left out
+ * until the next peering (the activation may wait seconds, R6). */
+bool osd__peering_left_out(struct osd_pg *pg, uint32_t osd);
 
 void osd__recovery_pump(struct osd_pg *pg);
 void osd__recovery_queued_start(struct osd_op *op); /* a recovery op reached its queue's head */

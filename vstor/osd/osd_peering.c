@@ -15,8 +15,11 @@
  *            a refusal (a primary of a newer map holds it) is retried. Each
  *            grant names how long the read lease of the lock's previous
  *            holder may still last (osd_lease.h R3)
- *   LIST     SEC_LIST, page by page, on every reachable peer, and the local
- *            store's list
+ *   WIPE     every reachable superseded OSD (pg/history "superseded") is
+ *            wiped of the PG (SEC_PURGE WIPE, or the local store) before
+ *            anything is listed (rules W1-W4 below)
+ *   LIST     SEC_LIST, page by page, on every reachable peer that is not
+ *            superseded, and the local store's list
  *   CALC     vs_pg_calc (rules T1-T4): target versions, object states, flush
  *            actions; the epoch (D6)
  *   FLUSH    the rollback/stabilize actions, batched per OSD; not synced on
@@ -25,10 +28,43 @@
  *            rolled-back version; tests/osd_flush_crash_test.c)
  *   EPOCH    unless the PG comes up clean: the bumped epoch, and the set it
  *            runs on if that is not the whole target set, are stored in
- *            pg/history before any write uses them (D6)
+ *            pg/history before any write uses them (D6); also when a wipe
+ *            took OSDs off the superseded list (W3)
+ *   PURGE    when asked for (pg->purge_wanted) and allowed (rule T below):
+ *            the tombstones below the new epoch are dropped on every OSD of
+ *            the set (SEC_PURGE TOMBS, and the local store)
  *   then ACTIVE (with flags), and recovery starts (osd_recovery.c) -- once
  *            the longest of those leases is over (R6): until then an old
  *            primary may still serve reads from its copy.
+ *
+ * Superseded OSDs (docs/data-path.md §6). When a PG becomes clean, the OSDs
+ * its history named outside the target set hold only outdated copies of it;
+ * osd_pg.c records them in pg/history "superseded" instead of forgetting
+ * them (vs_pg_history_clear).
+ *  (W1) A superseded OSD's copies of the PG are never listed: peering treats
+ *       it as holding nothing, whatever set or history names it.
+ *  (W2) A reachable superseded OSD is wiped (every object of the PG dropped,
+ *       tombstones too) under our lock #2 before the listing; one whose wipe
+ *       fails is treated as unreachable (not in the set this time) and stays
+ *       superseded. One outside the set that is up but not connected is
+ *       waited for SUPERSEDED_WAIT_MS only: its data is never needed.
+ *  (W3) It leaves the superseded list only once wiped, and that list is
+ *       stored in pg/history before the PG activates, so before it can take
+ *       a write of the PG: no later primary ever wipes a copy that matters.
+ *       A wipe repeated (the history store failed, the primary changed) finds
+ *       nothing or a wiped OSD again: idempotent.
+ *  (W4) A torn wipe (the OSD died or the connection dropped) leaves it
+ *       superseded, so W1 still holds for whatever it kept.
+ *
+ * Tombstone purge (docs/data-path.md §5).
+ *  (T)  Only in a peering where the PG is clean but for the forced epoch
+ *       bump (its whole set reached, nothing unclean), where every peer that
+ *       is not superseded is in the set (so no OSD outside the set can be
+ *       listed later but superseded ones, whose copies W1 ignores), and only
+ *       after the clean history was stored (the OSDs left outside are in the
+ *       superseded list). The bound is the new epoch's first version, which
+ *       is stored before the purge: every write after it carries a higher
+ *       version than any tombstone dropped.
  *
  * A peering context is detached, not freed, when the PG leaves PEERING with
  * messages still in flight; the last reply frees it.
@@ -37,6 +73,7 @@
 
 #include "vs_assert.h"
 #include "vs_byte.h"
+#include "vs_clock.h"
 #include "vs_err.h"
 #include "vs_log.h"
 
@@ -46,7 +83,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum peering_step { P_LOCK1, P_CONNECT, P_LOCK2, P_LIST, P_FLUSH, P_EPOCH, P_DONE };
+#define SUPERSEDED_WAIT_MS 3000 /* a superseded OSD outside the set is waited for this long */
+
+enum peering_step {
+    P_LOCK1, P_CONNECT, P_LOCK2, P_WIPE, P_LIST, P_FLUSH, P_EPOCH, P_PURGE, P_DONE
+};
 
 struct pp_msg {                 /* one message to one peer */
     struct vs_net_op op;
@@ -58,6 +99,7 @@ struct pp_msg {                 /* one message to one peer */
 struct peering_peer {
     uint32_t osd;
     bool self, reachable, locked, listed, refused;
+    bool superseded, wiped, wipe_sent;
     uint64_t next_inode, next_stripe;
 };
 
@@ -81,6 +123,11 @@ struct osd_peering {
     bool clean;
     bool self_locked;           /* lock #2 in our own table (osd_sec.c L4) */
     uint64_t active_at_ms;      /* R6: no activation before (osd__now_ms) */
+    bool unsupersede;           /* W3: wiped OSDs leave pg/history's list */
+    bool purge, purge_sent;     /* rule T: this peering purges tombstones */
+    uint32_t purged_osds;
+    uint64_t old_tombs;         /* local tombstones of older epochs (a purge may help) */
+    uint64_t connect_since_us;  /* CONNECT began (SUPERSEDED_WAIT_MS) */
     struct vs_store_op sop;     /* local flush */
     struct vs_store_obj_ver *local_list;
 };
@@ -129,6 +176,7 @@ void osd__peering_start(struct osd_pg *pg)
     pg->peering = pe;
     pg->nlocked = 0;
     pg->clean_reported = false;
+    pg->clean_stored = false;
     memset(pg->cur, 0, sizeof(pg->cur));
     memset(pg->cur_conn, 0, sizeof(pg->cur_conn));
     pg->nfence = 0; /* this peering settles the fenced objects */
@@ -148,6 +196,17 @@ void osd__peering_kick(struct osd_pg *pg)
         step_run(pg->peering);
 }
 
+bool osd__peering_left_out(struct osd_pg *pg, uint32_t osd)
+{
+    struct osd_peering *pe = pg->peering;
+    if (!pe || pe->step <= P_CONNECT)
+        return false; /* CONNECT will look at it */
+    for (uint32_t i = 0; i < pe->npeers; i++)
+        if (pe->pp[i].osd == osd)
+            return !pe->pp[i].reachable;
+    return true;
+}
+
 static void fail(struct osd_peering *pe, const char *why)
 {
     osd__pg_repeer(pe->pg, why);
@@ -161,6 +220,7 @@ static void lock1_cb(struct osd_pg *pg, int rc)
     if (rc == 0 && pe && pe->step == P_LOCK1) {
         VS_DEBUG_LOG(OSD_LOG, "pg %s: lock #1 taken (epoch %" PRIu64 ")", pg->name,
                      pg->hist.epoch);
+        pg->nwiped = 0; /* without the lock another primary may have written there */
         pe->step = P_CONNECT;
     } else if (rc == VS_ECOMPARE) {
         VS_INFO(OSD_LOG, "pg %s: waiting: %s", pg->name, pg->why);
@@ -213,7 +273,11 @@ static void collect_peers(struct osd_peering *pe)
             add_peer(pe, pg->hist.sets[s][i]);
     for (uint32_t i = 0; i < pg->hist.peer_count; i++)
         add_peer(pe, pg->hist.peers[i]);
+    for (uint32_t i = 0; i < pg->hist.superseded_count; i++)
+        add_peer(pe, pg->hist.superseded[i]);
     add_peer(pe, pg->osd->id);
+    for (uint32_t i = 0; i < pe->npeers; i++) /* W1 */
+        pe->pp[i].superseded = vs_pg_history_is_superseded(&pg->hist, pe->pp[i].osd);
     /* Kept past this peering: an incomplete PG peers again when any of them
      * comes back, even one named only by the history (osd__pg_peer_changed). */
     pg->npeers = pe->npeers;
@@ -221,7 +285,16 @@ static void collect_peers(struct osd_peering *pe)
         pg->peers[i] = pe->pp[i].osd;
 }
 
-/* Returns true when every peer is either connected or known down. */
+static bool in_target(const struct osd_pg *pg, uint32_t osd)
+{
+    for (uint32_t i = 0; i < pg->pg_size; i++)
+        if (pg->target[i] == osd)
+            return true;
+    return false;
+}
+
+/* Returns true when every peer is either connected or known down; a
+ * superseded OSD outside the set is waited for SUPERSEDED_WAIT_MS only. */
 static bool connect_all(struct osd_peering *pe, uint32_t *waiting)
 {
     struct vs_osd *osd = pe->pg->osd;
@@ -234,6 +307,11 @@ static bool connect_all(struct osd_peering *pe, uint32_t *waiting)
         }
         struct osd_peer *p = osd__peer(osd, q->osd);
         q->reachable = p && (osd__peer_connect(osd, p) || p->conn_up);
+        if (!q->reachable && p && p->up && q->superseded && !in_target(pe->pg, q->osd) &&
+            vs_clock_mono_us() > pe->connect_since_us + SUPERSEDED_WAIT_MS * 1000ull) {
+            pe->pg->wipe_failed = true; /* its data is never needed: go on, wipe it later */
+            continue;
+        }
         if (!q->reachable && p && p->up) {
             all = false;
             *waiting = q->osd;
@@ -274,6 +352,8 @@ static const char *check_active(struct osd_peering *pe, char *buf, size_t size)
 static void step_connect(struct osd_peering *pe)
 {
     struct osd_pg *pg = pe->pg;
+    if (!pe->connect_since_us)
+        pe->connect_since_us = vs_clock_mono_us();
     collect_peers(pe);
     uint32_t waiting = 0;
     if (!connect_all(pe, &waiting)) {
@@ -416,7 +496,7 @@ static void step_lock2(struct osd_peering *pe)
         for (uint32_t i = 0; i < pe->npeers; i++)
             if (pe->pp[i].locked)
                 pg->locked[pg->nlocked++] = pe->pp[i].osd;
-        pe->step = P_LIST;
+        pe->step = P_WIPE;
         return step_run(pe);
     }
     for (uint32_t i = 0; i < pe->npeers; i++) {
@@ -430,6 +510,110 @@ static void step_lock2(struct osd_peering *pe)
         if (msg_send(pe, m) < 0)
             return fail(pe, "a peer went away");
     }
+}
+
+/* ---- WIPE (rules W1-W4) ------------------------------------------------------------------ */
+
+static void wipe_result(struct osd_peering *pe, uint32_t idx, int rc)
+{
+    struct peering_peer *q = &pe->pp[idx];
+    if (rc == 0) {
+        struct osd_pg *pg = pe->pg;
+        q->wiped = true;
+        pe->unsupersede = true;
+        bool known = false;
+        for (uint32_t i = 0; i < pg->nwiped; i++)
+            known |= pg->wiped[i] == q->osd;
+        if (!known && pg->nwiped < VS_PG_PEERS_MAX)
+            pg->wiped[pg->nwiped++] = q->osd;
+        VS_INFO(OSD_LOG, "pg %s: osd.%u wiped (superseded copies)", pe->pg->name, q->osd);
+        return;
+    }
+    /* W2: not wiped, so not used: unreachable for this peering. */
+    VS_WARN(OSD_LOG, "pg %s: wiping superseded osd.%u: %s; leaving it out", pe->pg->name,
+            q->osd, vs_strerror(rc));
+    q->reachable = false;
+    pe->pg->wipe_failed = true;
+}
+
+static void wipe_cb(struct vs_net_op *op, int rc)
+{
+    struct pp_msg *m = VS_CONTAINER_OF(op, struct pp_msg, op);
+    struct osd_peering *pe = m->pe;
+    uint32_t idx = m->idx;
+    free(m);
+    if (!pe_alive(pe))
+        return;
+    wipe_result(pe, idx, rc);
+    if (pe->outstanding == 0)
+        step_run(pe);
+}
+
+static void wipe_local_cb(void *ctx, int rc)
+{
+    struct osd_peering *pe = ctx;
+    if (!pe_alive(pe))
+        return;
+    for (uint32_t i = 0; i < pe->npeers; i++)
+        if (pe->pp[i].self)
+            wipe_result(pe, i, rc);
+    if (pe->outstanding == 0)
+        step_run(pe);
+}
+
+static struct vs_store_purge pg_filter(struct osd_pg *pg, uint64_t below);
+static uint32_t pool_pg_count(struct osd_pg *pg);
+
+static void wipe_send(struct osd_peering *pe, uint32_t i)
+{
+    struct osd_pg *pg = pe->pg;
+    struct peering_peer *q = &pe->pp[i];
+    q->wipe_sent = true;
+    if (pool_pg_count(pg) == 0) /* never a filter of pg_count 0: that is the whole pool */
+        return wipe_result(pe, i, -EINVAL);
+    if (q->self) {
+        struct vs_store_purge f = pg_filter(pg, 0);
+        int rc = osd__purge_start(pg->osd, VS_NET_PURGEF_WIPE, &f, wipe_local_cb, pe);
+        if (rc < 0)
+            wipe_result(pe, i, rc);
+        else
+            pe->outstanding++;
+        return;
+    }
+    struct pp_msg *m = msg_new(pe, i, VS_NET_OP_SEC_PURGE, wipe_cb);
+    m->op.req.req.purge = (struct vs_net_purge){
+        .pool = pg->pool, .pg_num = pg->num, .pg_count = pool_pg_count(pg),
+        .flags = VS_NET_PURGEF_WIPE, .pg_stripe_size = pg->pg_stripe_size};
+    if (msg_send(pe, m) < 0)
+        wipe_result(pe, i, -ENOTCONN);
+}
+
+static void step_wipe(struct osd_peering *pe)
+{
+    bool lost_member = false;
+    for (uint32_t i = 0; i < pe->npeers && pe->pg; i++) {
+        struct peering_peer *q = &pe->pp[i];
+        if (q->superseded && q->reachable && !q->wipe_sent)
+            wipe_send(pe, i);
+    }
+    if (!pe->pg || pe->outstanding)
+        return;
+    for (uint32_t i = 0; i < pe->npeers; i++)
+        for (uint32_t s = 0; s < VS_PG_SIZE_MAX; s++)
+            lost_member |= pe->pp[i].wipe_sent && !pe->pp[i].reachable &&
+                           pe->cur[s] == pe->pp[i].osd;
+    if (lost_member) { /* W2: a set member left out: check activation again */
+        const char *why = check_active(pe, pe->pg->why, sizeof(pe->pg->why));
+        if (why) {
+            struct osd_pg *pg = pe->pg;
+            VS_WARN(OSD_LOG, "pg %s: incomplete: %s", pg->name, why);
+            memcpy(pg->cur, pe->cur, sizeof(pg->cur));
+            osd__peering_abort(pg);
+            osd__pg_move(pg, VS_PG_INCOMPLETE);
+            return osd__pg_kick(pg);
+        }
+    }
+    pe->step = P_LIST;
 }
 
 /* ---- LIST ------------------------------------------------------------------------------ */
@@ -540,7 +724,7 @@ static void step_list(struct osd_peering *pe)
         pe->list_started = true;
         for (uint32_t i = 0; i < pe->npeers && pe->pg; i++) {
             struct peering_peer *q = &pe->pp[i];
-            if (!q->reachable)
+            if (!q->reachable || q->superseded) /* W1: wiped, or left out */
                 continue;
             if (q->self) {
                 list_local(pe);
@@ -564,6 +748,38 @@ static bool full_set(const struct osd_pg *pg, const uint32_t *cur)
     return true;
 }
 
+/* Rule T: the set reached whole, and no peer outside it but superseded ones. */
+static bool purge_allowed(struct osd_peering *pe)
+{
+    struct osd_pg *pg = pe->pg;
+    /* A full superseded list may have lost a member (vs_pg_history_clear):
+     * then no purge is safe. */
+    if (pg->hist.superseded_count >= VS_PG_PEERS_MAX)
+        return false;
+    if (!pg->purge_go || !pg->force_bump || !full_set(pg, pe->cur) ||
+        pg->calc.obj_count || pg->calc.action_count)
+        return false;
+    for (uint32_t i = 0; i < pe->npeers; i++) {
+        const struct peering_peer *q = &pe->pp[i];
+        bool member = false;
+        for (uint32_t s = 0; s < pg->pg_size; s++)
+            member |= pe->cur[s] == q->osd;
+        if (!q->superseded && !member)
+            return false;
+    }
+    return true;
+}
+
+/* Local tombstones of epochs before `epoch`: what a purge would drop here. */
+static uint64_t count_old_tombs(const struct osd_peering *pe, uint64_t epoch)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < pe->n; i++)
+        n += pe->ents[i].osd == pe->pg->osd->id && pe->ents[i].deleted &&
+             VS_VERSION_EPOCH(pe->ents[i].version) < epoch;
+    return n;
+}
+
 static void calc_run(struct osd_peering *pe)
 {
     struct osd_pg *pg = pe->pg;
@@ -571,6 +787,11 @@ static void calc_run(struct osd_peering *pe)
                              .ec = false};
     memcpy(l.cur_set, pe->cur, sizeof(l.cur_set));
     int rc = vs_pg_calc(&l, pe->ents, pe->n, &pg->calc);
+    if (rc == 0) {
+        uint64_t e = VS_MAX(pg->hist.epoch, pg->calc.max_epoch);
+        bool clean = full_set(pg, pe->cur) && pg->calc.obj_count == 0 && !pg->force_bump;
+        pe->old_tombs = count_old_tombs(pe, clean ? e : e + 1);
+    }
     free(pe->ents);
     pe->ents = NULL;
     pe->n = pe->cap = 0;
@@ -588,6 +809,8 @@ static void calc_run(struct osd_peering *pe)
         return;
     }
     osd__pg_set_unclean(pg);
+    pe->purge = purge_allowed(pe);
+    pg->purge_go = false; /* one try per trigger */
     pe->clean = full_set(pg, pe->cur) && pg->calc.obj_count == 0 && !pg->force_bump;
     /* Flush actions leave the PG unclean, so the epoch is bumped: the writes
      * after an unsynced rollback can never reuse its version (step 5). */
@@ -730,12 +953,25 @@ static void step_flush(struct osd_peering *pe)
 
 /* ---- EPOCH and activation ----------------------------------------------------------------- */
 
+static bool in_cur(const struct osd_peering *pe, uint32_t osd)
+{
+    for (uint32_t s = 0; s < VS_PG_SIZE_MAX; s++)
+        if (pe->cur[s] == osd)
+            return true;
+    return false;
+}
+
 static void activate(struct osd_peering *pe)
 {
     struct osd_pg *pg = pe->pg;
     struct vs_osd *osd = pg->osd;
     pg->epoch = pe->epoch;
     memcpy(pg->cur, pe->cur, sizeof(pg->cur));
+    for (uint32_t i = 0; i < pg->nwiped;) /* in the set: it takes writes now */
+        if (in_cur(pe, pg->wiped[i]))
+            pg->wiped[i] = pg->wiped[--pg->nwiped];
+        else
+            i++;
     for (uint32_t i = 0; i < pg->pg_size; i++) {
         struct osd_peer *p = pg->cur[i] && pg->cur[i] != osd->id ? osd__peer(osd, pg->cur[i])
                                                                   : NULL;
@@ -772,7 +1008,7 @@ static void history_cb(struct osd_pg *pg, int rc)
         return osd__pg_arm(pg, OSD_RETRY_MS);
     }
     pg->force_bump = false;
-    pe->step = P_DONE;
+    pe->step = P_PURGE;
     step_run(pe);
 }
 
@@ -781,18 +1017,21 @@ static void history_cb(struct osd_pg *pg, int rc)
 static void step_epoch(struct osd_peering *pe)
 {
     struct osd_pg *pg = pe->pg;
-    if (pe->clean) {
-        pe->step = P_DONE;
+    if (pe->clean && !pe->unsupersede) {
+        pe->step = P_PURGE;
         return step_run(pe);
     }
     if (pe->hist_sent)
         return;
     struct vs_pg_history h = pg->hist;
     h.epoch = pe->epoch;
+    for (uint32_t i = 0; i < pe->npeers; i++) /* W3 */
+        if (pe->pp[i].wiped)
+            (void)vs_pg_history_unsupersede(&h, pe->pp[i].osd);
     int rc = 0;
-    if (!full_set(pg, pe->cur))
+    if (!pe->clean && !full_set(pg, pe->cur))
         rc = vs_pg_history_add_set(&h, pe->cur, pg->pg_size);
-    for (uint32_t i = 0; rc >= 0 && i < pg->pg_size; i++)
+    for (uint32_t i = 0; !pe->clean && rc >= 0 && i < pg->pg_size; i++)
         if (pe->cur[i])
             rc = vs_pg_history_add_peer(&h, pe->cur[i]);
     if (rc < 0) {
@@ -811,6 +1050,90 @@ static void step_epoch(struct osd_peering *pe)
         return osd__pg_arm(pg, OSD_RETRY_MS);
     }
     pe->hist_sent = true;
+}
+
+/* ---- PURGE (rule T) ---------------------------------------------------------------------- */
+
+static struct vs_store_purge pg_filter(struct osd_pg *pg, uint64_t below)
+{
+    return (struct vs_store_purge){.pool_id = pg->pool, .pg_count = pool_pg_count(pg),
+                                   .pg = pg->num, .pg_stripe_size = pg->pg_stripe_size,
+                                   .below = below};
+}
+
+static void purge_result(struct osd_peering *pe, uint32_t osd, int rc)
+{
+    if (rc < 0) /* its tombstones stay: harmless, it is only space */
+        VS_WARN(OSD_LOG, "pg %s: purging tombstones on osd.%u: %s", pe->pg->name, osd,
+                vs_strerror(rc));
+    else
+        pe->purged_osds++;
+}
+
+static void purge_cb(struct vs_net_op *op, int rc)
+{
+    struct pp_msg *m = VS_CONTAINER_OF(op, struct pp_msg, op);
+    struct osd_peering *pe = m->pe;
+    uint32_t osd = pe->pp[m->idx].osd;
+    free(m);
+    if (!pe_alive(pe))
+        return;
+    purge_result(pe, osd, rc);
+    if (pe->outstanding == 0)
+        step_run(pe);
+}
+
+static void purge_local_cb(void *ctx, int rc)
+{
+    struct osd_peering *pe = ctx;
+    if (!pe_alive(pe))
+        return;
+    purge_result(pe, pe->pg->osd->id, rc);
+    if (pe->outstanding == 0)
+        step_run(pe);
+}
+
+/* Every OSD of the set drops the PG's tombstones below the new epoch, which
+ * pg/history holds already (step EPOCH). */
+static void step_purge(struct osd_peering *pe)
+{
+    struct osd_pg *pg = pe->pg;
+    if (pe->purge && pool_pg_count(pg) == 0) /* as in wipe_send */
+        pe->purge = false;
+    if (pe->purge && !pe->purge_sent) {
+        pe->purge_sent = true;
+        uint64_t below = pe->epoch << VS_VERSION_EPOCH_SHIFT;
+        for (uint32_t i = 0; i < pe->npeers && pe->pg; i++) {
+            struct peering_peer *q = &pe->pp[i];
+            if (q->superseded || !q->reachable)
+                continue;
+            if (q->self) {
+                struct vs_store_purge f = pg_filter(pg, below);
+                int rc = osd__purge_start(pg->osd, VS_NET_PURGEF_TOMBS, &f, purge_local_cb, pe);
+                if (rc < 0)
+                    purge_result(pe, q->osd, rc);
+                else
+                    pe->outstanding++;
+                continue;
+            }
+            struct pp_msg *m = msg_new(pe, i, VS_NET_OP_SEC_PURGE, purge_cb);
+            m->op.req.req.purge = (struct vs_net_purge){
+                .pool = pg->pool, .pg_num = pg->num, .pg_count = pool_pg_count(pg),
+                .flags = VS_NET_PURGEF_TOMBS, .pg_stripe_size = pg->pg_stripe_size,
+                .below = below};
+            if (msg_send(pe, m) < 0)
+                purge_result(pe, q->osd, -ENOTCONN);
+        }
+    }
+    if (!pe->pg || pe->outstanding)
+        return;
+    if (pe->purge) {
+        VS_INFO(OSD_LOG, "pg %s: tombstones below epoch %" PRIu64 " purged on %u OSD(s)",
+                pg->name, pe->epoch, pe->purged_osds);
+        pg->purge_wanted = false;
+    }
+    pg->old_tombs = pe->purge ? 0 : pe->old_tombs;
+    pe->step = P_DONE;
 }
 
 /* ---- The driver ------------------------------------------------------------------------------ */
@@ -833,6 +1156,9 @@ static void step_run(struct osd_peering *pe)
         case P_LOCK2:
             step_lock2(pe);
             break;
+        case P_WIPE:
+            step_wipe(pe);
+            break;
         case P_LIST:
             step_list(pe);
             break;
@@ -841,6 +1167,9 @@ static void step_run(struct osd_peering *pe)
             break;
         case P_EPOCH:
             step_epoch(pe);
+            break;
+        case P_PURGE:
+            step_purge(pe);
             break;
         case P_DONE:
             if (osd__now_ms() < pe->active_at_ms) { /* R6 */

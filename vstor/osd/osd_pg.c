@@ -215,6 +215,53 @@ static void offline_settle(struct osd_pg *pg)
         osd__all_pgs_stopped(osd);
 }
 
+static bool in_list(const uint32_t *v, uint32_t n, uint32_t id);
+
+/* A clean PG re-peers for what only a peering does (osd_peering.c): wipe a
+ * superseded OSD that is up (W2), or purge tombstones (rule T, with an
+ * epoch bump), the latter at most once per OSD_PURGE_MIN_MS. */
+static void purge_due(struct osd_pg *pg)
+{
+    if (!pg->clean_stored || pg->unclean_left)
+        return;
+    for (uint32_t i = 0; i < pg->hist.superseded_count && !pg->wipe_failed; i++) {
+        struct osd_peer *p = osd__peer(pg->osd, pg->hist.superseded[i]);
+        if (p && p->up && pg->hist.superseded[i] != pg->osd->id)
+            return osd__pg_repeer(pg, "wiping a superseded OSD");
+    }
+    if (!pg->purge_wanted)
+        return;
+    uint64_t now = vs_clock_mono_us(), due = pg->purge_last_us + OSD_PURGE_MIN_MS * 1000ull;
+    if (pg->purge_last_us && now < due)
+        return osd__pg_arm(pg, (due - now) / 1000 + 1);
+    pg->purge_last_us = now;
+    pg->force_bump = true;
+    pg->purge_go = true; /* clean, with its clean history stored: rule T may run */
+    osd__pg_repeer(pg, "purging tombstones");
+}
+
+bool osd__tomb_reserve_hit(struct vs_osd *osd)
+{
+    struct vs_store_stats st;
+    vs_store_get_stats(osd->store, &st);
+    return st.tomb_count - st.tomb_used <= st.tomb_count / 4;
+}
+
+void osd__pg_tomb_check(struct osd_pg *pg, int rc)
+{
+    struct vs_store_stats st;
+    vs_store_get_stats(pg->osd->store, &st);
+    if (rc != -ENOSPC && st.tomb_used * 2 < st.tomb_count)
+        return;
+    if (!pg->purge_wanted)
+        VS_INFO(OSD_LOG, "pg %s: %s (%" PRIu64 " of %" PRIu64 " tombstone slots used here): "
+                "purging tombstones when clean", pg->name,
+                rc == -ENOSPC ? "a delete ran out of space" : "tombstone slots half used",
+                st.tomb_used, st.tomb_count);
+    pg->purge_wanted = true;
+    osd__pg_arm(pg, 0);
+}
+
 void osd__pg_kick(struct osd_pg *pg)
 {
     struct vs_osd *osd = pg->osd;
@@ -254,6 +301,8 @@ void osd__pg_kick(struct osd_pg *pg)
         osd__recovery_pump(pg);
         osd__pg_clean_check(pg);
         osd__pg_meta_pump(pg);
+        if (pg->state == VS_PG_ACTIVE)
+            purge_due(pg);
         break;
     case VS_PG_OFFLINE:
         offline_settle(pg);
@@ -422,15 +471,22 @@ void osd__pg_peer_changed(struct vs_osd *osd, uint32_t id, bool up)
         for (struct osd_pg *pg = osd->pg_hash[i]; pg; pg = pg->hnext) {
             bool used = in_list(pg->locked, pg->nlocked, id) ||
                         in_list(pg->cur, pg->pg_size, id);
+            if (up && vs_pg_history_is_superseded(&pg->hist, id))
+                pg->wipe_failed = false; /* try it again (W2) */
             if (pg->state == VS_PG_ACTIVE) {
                 if (!up && used)
                     osd__pg_repeer(pg, "a peer was lost");
                 else if (up && in_list(pg->target, pg->pg_size, id) &&
                          !in_list(pg->cur, pg->pg_size, id))
                     osd__pg_repeer(pg, "a member of the set is back");
+                else if (up && vs_pg_history_is_superseded(&pg->hist, id))
+                    osd__pg_kick(pg); /* purge_due wipes it once the PG is clean */
             } else if (pg->state == VS_PG_PEERING) {
                 if (!up && used)
                     osd__pg_repeer(pg, "a peer was lost while peering");
+                else if (up && in_list(pg->target, pg->pg_size, id) &&
+                         osd__peering_left_out(pg, id))
+                    osd__pg_repeer(pg, "a member of the set is back while peering");
                 else
                     osd__pg_kick(pg);
             } else if (pg->state == VS_PG_INCOMPLETE &&
@@ -654,6 +710,19 @@ void osd__pg_object_clean(struct osd_pg *pg, uint32_t idx)
         osd__pg_clean_check(pg);
 }
 
+/* The clean history is stored: the OSDs outside the set are superseded. A
+ * peering that found enough old tombstones here wants a purge. */
+static void clean_stored(struct osd_pg *pg)
+{
+    pg->clean_stored = true;
+    if (pg->old_tombs && pg->old_tombs * 8 >= pg->osd->info.tomb_count) {
+        pg->purge_wanted = true;
+        VS_INFO(OSD_LOG, "pg %s: %" PRIu64 " tombstones of older epochs here: purging them",
+                pg->name, pg->old_tombs);
+    }
+    osd__pg_arm(pg, 0); /* purge_due */
+}
+
 static void clean_history_cb(struct osd_pg *pg, int rc)
 {
     if (rc < 0) {
@@ -667,13 +736,17 @@ static void clean_history_cb(struct osd_pg *pg, int rc)
         return;
     }
     pg->hist_dirty = false;
-    VS_INFO(OSD_LOG, "pg %s: clean (epoch %" PRIu64 ")", pg->name, pg->epoch);
+    VS_INFO(OSD_LOG, "pg %s: clean (epoch %" PRIu64 ")%s", pg->name, pg->epoch,
+            pg->hist.superseded_count ? ", superseded OSDs left to wipe" : "");
+    clean_stored(pg);
     osd__pg_report(pg);
 }
 
 static bool same_history(const struct vs_pg_history *a, const struct vs_pg_history *b)
 {
-    if (a->epoch != b->epoch || a->set_count != b->set_count || a->peer_count != b->peer_count)
+    if (a->epoch != b->epoch || a->set_count != b->set_count ||
+        a->peer_count != b->peer_count || a->superseded_count != b->superseded_count ||
+        memcmp(a->superseded, b->superseded, a->superseded_count * sizeof(uint32_t)) != 0)
         return false;
     for (uint32_t i = 0; i < a->set_count; i++)
         if (a->set_size[i] != b->set_size[i] ||
@@ -700,9 +773,16 @@ void osd__pg_clean_check(struct osd_pg *pg)
      * with an empty pg/history (docs/monitor.md §3). The history is stored
      * cleared before "active" alone is reported. */
     struct vs_pg_history h = pg->hist;
+    /* The OSDs this peering asked outside the set (the map's history too)
+     * hold only outdated copies now: superseded, not forgotten (W1). */
+    for (uint32_t i = 0; i < pg->npeers; i++)
+        if (pg->peers[i] != pg->osd->id && !in_list(pg->target, pg->pg_size, pg->peers[i]) &&
+            !in_list(pg->wiped, pg->nwiped, pg->peers[i]))
+            (void)vs_pg_history_supersede(&h, pg->peers[i]);
     vs_pg_history_clear(&h, pg->target, pg->pg_size);
     if (same_history(&h, &pg->hist) && !pg->hist_dirty) {
         pg->clean_reported = true;
+        clean_stored(pg);
         osd__pg_report(pg);
         return;
     }

@@ -205,6 +205,8 @@ static void sub_cb(struct vs_net_op *nop, int rc)
     struct osd_op *op = s->op;
     if (rc == -ENOENT && op->kind == OP_DELETE)
         rc = 0; /* nothing to delete there */
+    if (rc == -ENOSPC && op->kind == OP_DELETE)
+        osd__pg_tomb_check(op->pg, rc); /* its tombstone slots ran out: purge (§5) */
     if (rc < 0) {
         VS_WARN(OSD_LOG, "pg %s: %s of %" PRIx64 ":%" PRIx64 " to osd.%u: %s", op->pg->name,
                 vs_net_op_name(nop->req.opcode), op->inode, op->stripe, s->osd,
@@ -294,6 +296,8 @@ static void local_cb(struct vs_store_op *sop)
     int rc = sop->result;
     if (rc == -ENOENT && op->kind == OP_DELETE)
         rc = 0;
+    if (op->kind == OP_DELETE && !op->synced)
+        osd__pg_tomb_check(op->pg, rc); /* slots running low: purge (§5) */
     if (rc >= 0 && osd__local_sync(op))
         return;
     if (rc < 0 && op->nsub > 0 && op->pg->state == VS_PG_ACTIVE && op->gen == op->pg->gen)
@@ -332,6 +336,17 @@ static bool whole_object(const struct osd_op *op)
     return op->offset == 0 && op->len == op->pg->obj_size;
 }
 
+/* Only the recovery reserve of tombstone slots is left here: a delete
+ * would fail locally after its secondaries took it (a fence). It fails
+ * first, retryably, and the PG purges its tombstones (§5). */
+static bool tomb_slots_out(struct osd_op *op)
+{
+    if (!osd__tomb_reserve_hit(op->osd))
+        return false;
+    osd__pg_tomb_check(op->pg, -ENOSPC);
+    return true;
+}
+
 static void write_issue(struct osd_op *op)
 {
     struct vs_osd *osd = op->osd;
@@ -351,6 +366,8 @@ static void write_issue(struct osd_op *op)
         return write_finish(op, VS_EPGINACTIVE);
     }
     bool tomb = op->kind == OP_DELETE && whole_object(op);
+    if (tomb && tomb_slots_out(op))
+        return write_finish(op, -ENOSPC); /* before any secondary has it: no fence */
     op->phase = PH_WRITE;
     op->synced = false;
     op->pending = 1; /* the local part, and a guard while the subs go out */

@@ -83,22 +83,23 @@ static int parse_sets(const json_t *sets, struct vs_pg_history *h, char *err, si
     return 0;
 }
 
-static int parse_peers(const json_t *peers, struct vs_pg_history *h, char *err,
-                       size_t err_size)
+/* all_peers or superseded: an array of OSD ids, duplicates folded. */
+static int parse_ids(const json_t *ids, const char *name, struct vs_pg_history *h,
+                     int (*add)(struct vs_pg_history *, uint32_t), char *err, size_t err_size)
 {
-    if (!json_is_array(peers) || json_array_size(peers) > VS_PG_PEERS_MAX) {
-        snprintf(err, err_size, "all_peers is not an array of at most %u OSD ids",
+    if (!json_is_array(ids) || json_array_size(ids) > VS_PG_PEERS_MAX) {
+        snprintf(err, err_size, "%s is not an array of at most %u OSD ids", name,
                  VS_PG_PEERS_MAX);
         return -EINVAL;
     }
     size_t i;
     json_t *v;
-    json_array_foreach(peers, i, v) {
+    json_array_foreach(ids, i, v) {
         if (!osd_id_ok(v) || json_integer_value(v) == 0) {
-            snprintf(err, err_size, "all_peers[%zu] is not an OSD id", i);
+            snprintf(err, err_size, "%s[%zu] is not an OSD id", name, i);
             return -EINVAL;
         }
-        if (vs_pg_history_add_peer(h, (uint32_t)json_integer_value(v)) < 0)
+        if (add(h, (uint32_t)json_integer_value(v)) < 0)
             return -EINVAL;
     }
     return 0;
@@ -116,7 +117,7 @@ int vs_pg_history_parse(const char *text, size_t len, struct vs_pg_history *out,
     }
     int rc = 0;
     json_t *epoch = json_object_get(j, "epoch"), *sets = json_object_get(j, "osd_sets");
-    json_t *peers = json_object_get(j, "all_peers");
+    json_t *peers = json_object_get(j, "all_peers"), *sup = json_object_get(j, "superseded");
     if (!json_is_object(j)) {
         snprintf(err, err_size, "not a JSON object");
         rc = -EINVAL;
@@ -129,7 +130,9 @@ int vs_pg_history_parse(const char *text, size_t len, struct vs_pg_history *out,
         if (sets)
             rc = parse_sets(sets, out, err, err_size);
         if (rc == 0 && peers)
-            rc = parse_peers(peers, out, err, err_size);
+            rc = parse_ids(peers, "all_peers", out, vs_pg_history_add_peer, err, err_size);
+        if (rc == 0 && sup)
+            rc = parse_ids(sup, "superseded", out, vs_pg_history_supersede, err, err_size);
     }
     json_decref(j);
     return rc;
@@ -165,6 +168,12 @@ char *vs_pg_history_dump(const struct vs_pg_history *h)
         json_decref(peers);
         return NULL;
     }
+    /* Only when there are some: a history without them reads as before. */
+    json_t *sup = h->superseded_count ? u32_array(h->superseded, h->superseded_count) : NULL;
+    if (h->superseded_count && (!sup || json_object_set_new(j, "superseded", sup) < 0)) {
+        json_decref(j);
+        return NULL;
+    }
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return text;
@@ -198,13 +207,54 @@ int vs_pg_history_add_set(struct vs_pg_history *h, const uint32_t *set, uint32_t
     return 1;
 }
 
+static bool in_ids(const uint32_t *v, uint32_t n, uint32_t id)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (v[i] == id)
+            return true;
+    return false;
+}
+
 void vs_pg_history_clear(struct vs_pg_history *h, const uint32_t *target, uint32_t size)
 {
+    for (uint32_t s = 0; s < h->set_count; s++)
+        for (uint32_t i = 0; i < h->set_size[s]; i++)
+            if (h->sets[s][i] && !in_ids(target, size, h->sets[s][i]))
+                (void)vs_pg_history_supersede(h, h->sets[s][i]);
+    for (uint32_t i = 0; i < h->peer_count; i++)
+        if (!in_ids(target, size, h->peers[i]))
+            (void)vs_pg_history_supersede(h, h->peers[i]);
     h->set_count = 0;
     h->peer_count = 0;
     for (uint32_t i = 0; i < size; i++)
         if (target[i])
             (void)vs_pg_history_add_peer(h, target[i]);
+}
+
+int vs_pg_history_supersede(struct vs_pg_history *h, uint32_t osd)
+{
+    VS_ASSERT(osd != 0);
+    if (in_ids(h->superseded, h->superseded_count, osd))
+        return 0;
+    if (h->superseded_count == VS_PG_PEERS_MAX)
+        return -ENOSPC;
+    h->superseded[h->superseded_count++] = osd;
+    return 1;
+}
+
+bool vs_pg_history_unsupersede(struct vs_pg_history *h, uint32_t osd)
+{
+    for (uint32_t i = 0; i < h->superseded_count; i++)
+        if (h->superseded[i] == osd) {
+            h->superseded[i] = h->superseded[--h->superseded_count];
+            return true;
+        }
+    return false;
+}
+
+bool vs_pg_history_is_superseded(const struct vs_pg_history *h, uint32_t osd)
+{
+    return in_ids(h->superseded, h->superseded_count, osd);
 }
 
 /* ---- Activation ------------------------------------------------------------------ */

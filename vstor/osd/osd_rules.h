@@ -23,7 +23,10 @@
  * History. pg/history holds the epoch, the OSD sets the PG ran on while it
  * was not clean (osd_sets; 0 = an empty slot), and every OSD that may hold
  * its data (all_peers). It is cleared (no sets, all_peers = the target set)
- * once the PG is clean.
+ * once the PG is clean; the OSDs it named then that are not in the set
+ * become `superseded` (docs/data-path.md §6): they hold only outdated copies
+ * of the PG, which peering never lists and which are wiped from them before
+ * they leave that list.
  */
 #ifndef VSTOR_OSD_RULES_H
 #define VSTOR_OSD_RULES_H
@@ -61,10 +64,12 @@ struct vs_pg_history {
     uint32_t sets[VS_PG_HISTORY_SETS_MAX][VS_PG_SIZE_MAX];
     uint32_t peer_count;
     uint32_t peers[VS_PG_PEERS_MAX];
+    uint32_t superseded_count; /* OSDs left with outdated copies, not wiped yet */
+    uint32_t superseded[VS_PG_PEERS_MAX];
 };
 
 /* Parses pg/history JSON: {"epoch": N, "osd_sets": [[...], ...],
- * "all_peers": [...]}; absent fields are empty, unknown fields ignored (the
+ * "all_peers": [...], "superseded": [...]}; absent fields are empty, unknown fields ignored (the
  * monitor may add its own). Returns 0 or -EINVAL with a sentence in err. */
 int vs_pg_history_parse(const char *text, size_t len, struct vs_pg_history *out, char *err,
                         size_t err_size);
@@ -80,8 +85,17 @@ int vs_pg_history_add_set(struct vs_pg_history *h, const uint32_t *set, uint32_t
 /* Adds osd (>= 1) to all_peers unless present; -ENOSPC when full. */
 int vs_pg_history_add_peer(struct vs_pg_history *h, uint32_t osd);
 
-/* Clean: no sets; all_peers = the non-empty slots of target. Epoch kept. */
+/* Clean: no sets; all_peers = the non-empty slots of target. Epoch kept.
+ * Every OSD the sets or all_peers named that is not in target joins
+ * superseded (which keeps its members). */
 void vs_pg_history_clear(struct vs_pg_history *h, const uint32_t *target, uint32_t size);
+
+/* Adds osd (>= 1) to superseded unless present (one in target too is added:
+ * the caller decides); -ENOSPC when full. */
+int vs_pg_history_supersede(struct vs_pg_history *h, uint32_t osd);
+/* Removes osd from superseded (it was wiped); true if it was there. */
+bool vs_pg_history_unsupersede(struct vs_pg_history *h, uint32_t osd);
+bool vs_pg_history_is_superseded(const struct vs_pg_history *h, uint32_t osd);
 
 /* ---- Activation ------------------------------------------------------------------ */
 

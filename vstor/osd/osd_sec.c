@@ -24,7 +24,10 @@
  * holder's lease may still run closes the old holder's connection and tells
  * the new holder how long to wait (lock_wait_ms).
  * Ops come only from OSDs (the HELLO role); a client connecting to the
- * cluster port gets -EPERM.
+ * cluster port gets -EPERM. SEC_PURGE (a wipe of a superseded PG, or a
+ * tombstone purge; osd_purge.c) is served under L1 like the rest; its fields
+ * were checked by the decoder, and a wipe that cannot finish yet answers
+ * -EAGAIN.
  */
 #include "osd_int.h"
 
@@ -440,6 +443,8 @@ static int start_rw(struct vs_osd *osd, struct osd_secop *s)
         return vs_store_write(osd->store, sop);
     default: /* SEC_DELETE */
         sop->version = sec->version;
+        if (!(sec->flags & VS_NET_SECF_RECOVERY) && osd__tomb_reserve_hit(osd))
+            return -ENOSPC; /* the last slots are for recovery (§5) */
         return vs_store_delete(osd->store, sop);
     }
 }
@@ -501,6 +506,31 @@ static void serve_read_bitmap(struct vs_osd *osd, struct osd_secop *s)
     reply(osd, s, 0);
 }
 
+/* ---- SEC_PURGE ------------------------------------------------------------------------ */
+
+static void purge_done(void *ctx, int rc)
+{
+    struct osd_secop *s = ctx;
+    const struct vs_net_purge *u = &s->req->hdr.req.purge;
+    if (rc < 0 && rc != -EAGAIN)
+        VS_WARN(OSD_LOG, "pg %u.%x: %s for osd.%u: %s", u->pool, u->pg_num,
+                u->flags == VS_NET_PURGEF_WIPE ? "wipe" : "tombstone purge", peer_id(s->req),
+                vs_strerror(rc));
+    else if (rc == 0 && u->flags == VS_NET_PURGEF_WIPE)
+        VS_INFO(OSD_LOG, "pg %u.%x: wiped for osd.%u (superseded copies)", u->pool, u->pg_num,
+                peer_id(s->req));
+    reply(s->osd, s, rc);
+}
+
+/* Lock #2 is checked by the caller (L1); the decoder checked the fields. */
+static int serve_purge(struct vs_osd *osd, struct osd_secop *s)
+{
+    const struct vs_net_purge *u = &s->req->hdr.req.purge;
+    struct vs_store_purge f = {.pool_id = u->pool, .pg_count = u->pg_count, .pg = u->pg_num,
+                               .pg_stripe_size = u->pg_stripe_size, .below = u->below};
+    return osd__purge_start(osd, u->flags, &f, purge_done, s);
+}
+
 static void sec_recv(struct vs_net_req *req, void *ctx)
 {
     struct vs_osd *osd = ctx;
@@ -541,6 +571,11 @@ static void sec_recv(struct vs_net_req *req, void *ctx)
         if (rc == 0)
             return osd__sec_list(osd, s);
         break;
+    case VS_NET_OP_SEC_PURGE:
+        rc = lock_check(osd, req, req->hdr.req.purge.pool, req->hdr.req.purge.pg_num);
+        if (rc == 0)
+            rc = serve_purge(osd, s);
+        break;
     default:
         rc = osd->store_failed ? -EIO : -EOPNOTSUPP;
     }
@@ -555,7 +590,7 @@ void osd__sec_register(struct vs_osd *osd)
                                             VS_NET_OP_SEC_READ_BITMAP};
     static const uint16_t plain[] = {VS_NET_OP_SEC_READ, VS_NET_OP_SEC_SYNC,
                                      VS_NET_OP_SEC_DELETE, VS_NET_OP_SEC_LIST,
-                                     VS_NET_OP_SEC_LOCK};
+                                     VS_NET_OP_SEC_LOCK, VS_NET_OP_SEC_PURGE};
     struct vs_net_handler h = {.buffers = sec_buffers, .recv = sec_recv, .done = done_cb};
     for (size_t i = 0; i < VS_ARRAY_SIZE(with_payload); i++)
         VS_ASSERT(vs_net_handle(osd->net, with_payload[i], &h, osd) == 0);

@@ -23,7 +23,7 @@ REPLY = 1
 OPS = {"HELLO": 1, "PING": 2, "READ": 16, "WRITE": 17, "SYNC": 18, "DELETE": 19,
        "SEC_READ": 32, "SEC_WRITE": 33, "SEC_WRITE_STABLE": 34, "SEC_SYNC": 35,
        "SEC_STABILIZE": 36, "SEC_ROLLBACK": 37, "SEC_DELETE": 38, "SEC_LIST": 39,
-       "SEC_READ_BITMAP": 40, "SEC_LOCK": 41}
+       "SEC_READ_BITMAP": 40, "SEC_LOCK": 41, "SEC_PURGE": 42}
 CLUSTER = bytes(range(0xC0, 0xD0))
 
 
@@ -102,6 +102,12 @@ def requests():
            reply("SEC_READ_BITMAP", 15, count=2, meta=bmp))
     yield ("sec_lock", header("SEC_LOCK", 16, body=struct.pack("<IIIIQ", 2, 7, 1, 0, 99)),
            reply("SEC_LOCK", 16, retval=-4010, version=3))
+    yield ("sec_purge", header("SEC_PURGE", 17, body=struct.pack("<IIIIQQ", 2, 7, 32, 2,
+                                                                 1 << 17, 5 << 16)),
+           reply("SEC_PURGE", 17))
+    yield ("sec_purge_wipe", header("SEC_PURGE", 18, body=struct.pack("<IIIIQQ", 2, 7, 32, 1,
+                                                                      1 << 17, 0)),
+           reply("SEC_PURGE", 18, retval=-22))
 
 
 def stream_corpus(out):

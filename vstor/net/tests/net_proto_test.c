@@ -96,6 +96,11 @@ static void make_req(uint16_t opcode, struct vs_net_hdr *h)
         h->req.lock = (struct vs_net_lock){.pool = 3, .pg_num = 17, .flags = VS_NET_LOCKF_LOCK,
                                            .map_revision = 123456};
         break;
+    case VS_NET_OP_SEC_PURGE:
+        h->req.purge = (struct vs_net_purge){.pool = 3, .pg_num = 17, .pg_count = 32,
+                                             .flags = VS_NET_PURGEF_TOMBS,
+                                             .pg_stripe_size = 1 << 17, .below = 5ull << 16};
+        break;
     default: /* PING, SYNC, SEC_SYNC: no fields */
         break;
     }
@@ -155,7 +160,7 @@ static const uint16_t all_ops[] = {
     VS_NET_OP_SEC_READ,       VS_NET_OP_SEC_WRITE,     VS_NET_OP_SEC_WRITE_STABLE,
     VS_NET_OP_SEC_SYNC,       VS_NET_OP_SEC_STABILIZE, VS_NET_OP_SEC_ROLLBACK,
     VS_NET_OP_SEC_DELETE,     VS_NET_OP_SEC_LIST,      VS_NET_OP_SEC_READ_BITMAP,
-    VS_NET_OP_SEC_LOCK,
+    VS_NET_OP_SEC_LOCK,       VS_NET_OP_SEC_PURGE,
 };
 #define NOPS (sizeof(all_ops) / sizeof(all_ops[0]))
 
@@ -380,6 +385,18 @@ static const struct bad_case bad_cases[] = {
     {VS_NET_OP_SEC_LOCK, true, 52, 4, 600001, "lock_wait_ms 600001 exceeds 600000"},
     {VS_NET_OP_PING, true, 52, 4, 1, "offset 52"}, /* lock_wait_ms is SEC_LOCK's only */
     {VS_NET_OP_WRITE, true, 52, 4, 1, "offset 52"},
+    {VS_NET_OP_SEC_PURGE, false, 44, 4, 3, "not exactly WIPE or TOMBS"},
+    {VS_NET_OP_SEC_PURGE, false, 44, 4, 0, "not exactly WIPE or TOMBS"},
+    {VS_NET_OP_SEC_PURGE, false, 44, 4, VS_NET_PURGEF_WIPE, "below 327680 with flags 0x1"},
+    {VS_NET_OP_SEC_PURGE, false, 56, 8, 0, "below 0 with flags 0x2"},
+    {VS_NET_OP_SEC_PURGE, false, 32, 4, 0x10000, "SEC_PURGE: pool 65536 out of range"},
+    {VS_NET_OP_SEC_PURGE, false, 36, 4, 32, "SEC_PURGE: PG 32 of 32"},
+    {VS_NET_OP_SEC_PURGE, false, 40, 4, 0, "SEC_PURGE: PG 17 of 0"},
+    {VS_NET_OP_SEC_PURGE, false, 48, 8, 0, "SEC_PURGE: pg_stripe_size 0"},
+    {VS_NET_OP_SEC_PURGE, false, 64, 1, 1, "offset 64"},
+    {VS_NET_OP_SEC_PURGE, false, 24, 4, 8, "SEC_PURGE request: unexpected payload"},
+    {VS_NET_OP_SEC_PURGE, true, 40, 8, 1, "SEC_PURGE reply: version must be 0"},
+    {VS_NET_OP_SEC_PURGE, true, 52, 4, 1, "offset 52"},
     {VS_NET_OP_PING, true, 32, 4, 1, "positive retval 1"},
     {VS_NET_OP_PING, true, 40, 8, 1, "PING reply: version must be 0"},
     {VS_NET_OP_SYNC, true, 48, 4, 1, "SYNC reply: count must be 0"},

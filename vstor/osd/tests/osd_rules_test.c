@@ -96,6 +96,22 @@ static void test_history_roundtrip(void **state)
     assert_int_equal(vs_pg_history_parse("{}", 2, &h, err, sizeof(err)), 0);
     assert_int_equal(h.epoch, 0);
     assert_int_equal(h.set_count, 0);
+    assert_int_equal(h.superseded_count, 0);
+    /* superseded: kept through a round trip, written only when non-empty */
+    const char *sup = "{\"epoch\": 3, \"all_peers\": [1, 2], \"superseded\": [5, 9, 5]}";
+    assert_int_equal(vs_pg_history_parse(sup, strlen(sup), &h, err, sizeof(err)), 0);
+    assert_int_equal(h.superseded_count, 2);
+    out = vs_pg_history_dump(&h);
+    assert_string_equal(out, "{\"epoch\":3,\"osd_sets\":[],\"all_peers\":[1,2],"
+                             "\"superseded\":[5,9]}");
+    assert_int_equal(vs_pg_history_parse(out, strlen(out), &h2, err, sizeof(err)), 0);
+    assert_memory_equal(&h, &h2, sizeof(h));
+    free(out);
+    assert_true(vs_pg_history_is_superseded(&h, 9));
+    assert_true(vs_pg_history_unsupersede(&h, 5));
+    assert_false(vs_pg_history_unsupersede(&h, 5));
+    assert_false(vs_pg_history_is_superseded(&h, 5));
+    assert_int_equal(h.superseded_count, 1);
 }
 
 static void test_history_rejects(void **state)
@@ -107,6 +123,7 @@ static void test_history_rejects(void **state)
         "[1]", "{\"epoch\": -1}", "{\"epoch\": 281474976710656}", "{\"epoch\": \"x\"}",
         "{\"osd_sets\": 3}", "{\"osd_sets\": [[]]}", "{\"osd_sets\": [[1, -2]]}",
         "{\"osd_sets\": [3]}", "{\"all_peers\": [0]}", "{\"all_peers\": {}}", "{",
+        "{\"superseded\": [0]}", "{\"superseded\": 4}", "{\"superseded\": [-1]}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = 0;
@@ -134,12 +151,21 @@ static void test_history_sets_and_clear(void **state)
     assert_int_equal(vs_pg_history_add_set(&h, more, 1), -ENOSPC);
     h.epoch = 5;
     uint32_t target[] = {4, 0, 6};
+    assert_int_equal(vs_pg_history_add_peer(&h, 6), 1);
+    assert_int_equal(vs_pg_history_supersede(&h, 77), 1); /* from an earlier clean */
     vs_pg_history_clear(&h, target, 3);
     assert_int_equal(h.set_count, 0);
     assert_int_equal(h.peer_count, 2);
     assert_int_equal(h.peers[0], 4);
     assert_int_equal(h.peers[1], 6);
     assert_int_equal(h.epoch, 5);
+    /* Every OSD the history named outside the target is superseded now. */
+    assert_int_equal(h.superseded_count, 1 + 3 + VS_PG_HISTORY_SETS_MAX - 2); /* 77, 1-3, 10.. */
+    assert_true(vs_pg_history_is_superseded(&h, 77));
+    assert_true(vs_pg_history_is_superseded(&h, 1));
+    assert_true(vs_pg_history_is_superseded(&h, 39));
+    assert_false(vs_pg_history_is_superseded(&h, 6));
+    assert_false(vs_pg_history_is_superseded(&h, 4));
 }
 
 static const char *check(const uint32_t *cur, uint32_t minsize, const uint32_t *reach,
