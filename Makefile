@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 15
 
 .PHONY: all run test deps release debug asan fuzz unit fuzz-smoke integration tidy format clean \
-	lincheck-soak
+	lincheck-soak chaos-soak
 
 all: release
 
@@ -63,6 +63,19 @@ lincheck-soak: asan
 		integration/test_meta_lincheck.py $(PYTEST_ARGS); rc=$$?; \
 	/usr/bin/python3 integration/lincheck.py --summary $(CURDIR)/$(BUILD)/lincheck-soak.jsonl \
 		&& exit $$rc
+
+# The chaos soak of the replicated data path (not in `make test`, which runs
+# one 45 s run): CHAOS_RUNS runs of CHAOS_SECONDS of random faults each, seeds
+# CHAOS_SEED, CHAOS_SEED+1, ... (integration/test_chaos.py, docs/data-path.md).
+CHAOS_RUNS ?= 4
+CHAOS_SECONDS ?= 240
+CHAOS_SEED ?= $(shell date +%s)
+CHAOS_MAX_DOWN ?= 1
+chaos-soak: asan
+	VSTOR_CHAOS_RUNS=$(CHAOS_RUNS) VSTOR_CHAOS_SECONDS=$(CHAOS_SECONDS) \
+	VSTOR_CHAOS_SEED=$(CHAOS_SEED) VSTOR_CHAOS_MAX_DOWN=$(CHAOS_MAX_DOWN) \
+	VSTOR_BIN=$(CURDIR)/$(BUILD)/asan/vstor/vstor /usr/bin/python3 -m pytest -q \
+		--timeout $$(( $(CHAOS_SECONDS) + 600 )) integration/test_chaos.py $(PYTEST_ARGS)
 
 # Every test: unit tests and corpus replays under ASan+UBSan, a short run of
 # every fuzzer, then the multi-process integration tests.

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from vstor_cluster import Cluster, ok, progress, wait_progress
-from vstor_fixtures import sh, wait_for
+from vstor_fixtures import wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -158,21 +158,6 @@ def test_partitioned_host_under_writer(procs, vstor_bin, tmp_path, netns):
     ok(c.verify("img", host=client, check=tmp_path / "model"))
 
 
-def nft_cut(host, other_addr):
-    """Drops every packet between host and other_addr (in host's namespace): no
-    link goes down, established connections just hear nothing more."""
-    nft = (*host.prefix(), "nft")
-    sh(*nft, "add", "table", "inet", "vscut")
-    for chain, hook, match in (("in", "input", "saddr"), ("out", "output", "daddr")):
-        sh(*nft, "add", "chain", "inet", "vscut", chain, "{", "type", "filter", "hook", hook,
-           "priority", "0", ";", "}")
-        sh(*nft, "add", "rule", "inet", "vscut", chain, "ip", match, other_addr, "drop")
-
-
-def nft_heal(host):
-    sh(*host.prefix(), "nft", "delete", "table", "inet", "vscut", check=False)
-
-
 def poll_reads(proc):
     """[(start_us, end_us, rc, old, new, sectors)] of an osd_verify --poll-read."""
     return [tuple(int(v) for v in line.split()[1:]) for line in proc.log().splitlines()
@@ -210,14 +195,14 @@ def test_no_stale_read_from_primary_cut_from_mons(procs, vstor_bin, tmp_path, ne
                            f"0:{size}:1:2:300", name="reader", vstor=False)
     wait_for(lambda: any(r[2] == 0 and r[3] == total for r in poll_reads(reader)), 60,
              what="the reader reading the first pattern")
-    nft_cut(hosts[a], hosts[0].addr)
+    hosts[a].nft_cut(hosts[0].addr)
     try:
         wait_for(lambda: primary() != a, 60, interval=0.2, what="the mon moving the PG")
         blk_write(2)
         acked_us = int(time.time() * 1e6)
         time.sleep(3)  # the reader goes on through A (or waits)
     finally:
-        nft_heal(hosts[a])
+        hosts[a].nft_heal()
     healed_us = int(time.time() * 1e6)
     wait_for(lambda: any(r[0] > healed_us and r[2] == 0 and r[4] == total
                          for r in poll_reads(reader)), 90, interval=0.3,

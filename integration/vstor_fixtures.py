@@ -248,6 +248,22 @@ class Host:
     def link_up(self):
         sh("ip", "-n", self.switch_ns, "link", "set", self.switch_port, "up")
 
+    def nft_cut(self, other_addr=None):
+        """Drops every packet between this host and other_addr, or every packet
+        on eth0 without one (in this host's namespace): no link goes down,
+        established connections just hear nothing more."""
+        nft = (*self.prefix(), "nft")
+        sh(*nft, "add", "table", "inet", "vscut")
+        for chain, hook, match in (("in", "input", "saddr"), ("out", "output", "daddr")):
+            sh(*nft, "add", "chain", "inet", "vscut", chain, "{", "type", "filter", "hook",
+               hook, "priority", "0", ";", "}")
+            what = ("ip", match, other_addr) if other_addr else \
+                ("iifname" if chain == "in" else "oifname", "eth0")
+            sh(*nft, "add", "rule", "inet", "vscut", chain, *what, "drop")
+
+    def nft_heal(self):
+        sh(*self.prefix(), "nft", "delete", "table", "inet", "vscut", check=False)
+
 
 class NetnsSet:
     SUBNET = "10.{a}.{b}"
