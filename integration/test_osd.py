@@ -6,6 +6,7 @@ pg/state. Scenarios: patterns across pools of pg_size 1, 2 and 3 and several
 images; kill -9 of an OSD under a writer; a stale replica recovered during
 peering; the whole cluster restarted under a writer; split brain; the
 metadata service down under a writer; bad input."""
+import json
 import signal
 import socket
 import struct
@@ -14,7 +15,7 @@ import time
 import pytest
 
 from vstor_cluster import Cluster, ok, progress, wait_progress
-from vstor_fixtures import wait_for
+from vstor_fixtures import frame, hello_body, recv_exact, wait_for
 
 MIB = 1 << 20
 
@@ -278,6 +279,37 @@ def test_metadata_service_outage_under_writer(cluster, tmp_path):
     for osd in c.osds:
         log = c.osd_log(osd)
         assert "lease" in log and "expired" not in log, log
+
+
+def test_client_gone_mid_write_payload(cluster, tmp_path):
+    """A client's connection ends while the primary receives a WRITE's data (the
+    client died, or its link went down: found by test_chaos.py, seed 102). The
+    primary drops that write without a trace: it stays up, the PG's count of
+    ops in flight is back to zero (else it could never re-peer), and data
+    written before and after verifies."""
+    c = cluster
+    pool = c.pool("rbd", 2, 1, 1)
+    c.image("img", "8M", "rbd")
+    c.wait_active("rbd", clean=True)
+    ok(c.verify("img", ops=200, depth=4, seed=1, save=tmp_path / "model"))
+    inode = json.loads(c.ok("info", "img", "--json"))["inode"]
+    primary = c.get("config/pgs")["pools"][str(pool)]["pgs"][0]["primary"]
+    ip, port = c.get(f"osd/state/{primary}")["addresses"][0].rsplit(":", 1)
+    with socket.create_connection((ip, int(port)), timeout=10) as s:
+        s.sendall(frame(1, 1, hello_body(c.cluster_id(), 1)))
+        assert len(recv_exact(s, 128)) == 128  # its HELLO
+        s.sendall(frame(17, 2, struct.pack("<QQII", inode, 0, 4096, 0), data_len=4096))
+        s.sendall(b"\x5a" * 1000)  # 1000 of the 4096 bytes, then the connection ends
+    time.sleep(1)
+    assert c.osds[primary]["proc"].alive(), c.osd_log(primary)[-3000:]
+    # The PG re-peers (the other OSD goes): it waits for no op in flight.
+    other = next(o for o in c.osds if o != primary)
+    c.kill_osd(other)
+    c.wait_active("rbd", timeout=60)
+    ok(c.verify("img", check=tmp_path / "model"))
+    c.start_osd(other)
+    c.wait_active("rbd", clean=True, timeout=60)
+    ok(c.verify("img", ops=200, depth=4, seed=2, base=tmp_path / "model"))
 
 
 def test_bad_input(cluster, tmp_path, vstor):

@@ -23,7 +23,7 @@ import struct
 import subprocess
 
 from vstor_cluster import Cluster, ok
-from vstor_fixtures import sanitizer_env, wait_for
+from vstor_fixtures import frame, hello_body, recv_exact, sanitizer_env, wait_for
 
 TOMBS = ("--tombstones", "64")
 
@@ -118,34 +118,6 @@ def test_no_resurrection_after_purge(procs, vstor_bin, tmp_path):
         assert live == [], f"osd.{o}: deleted objects came back: {live[:4]}"
 
 
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
-
-
-def frame(opcode, ident, body):
-    """A request header (docs/protocol.md): magic, version 1, opcode, id, no payload."""
-    h = bytearray(128)
-    struct.pack_into("<IHHQIII", h, 0, 0x314E5356, 1, opcode, ident, 0, 0, 0)
-    h[32:32 + len(body)] = body
-    struct.pack_into("<I", h, 124, crc32c(bytes(h[:124])))
-    return bytes(h)
-
-
-def recv_exact(s, n):
-    out = b""
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        if not chunk:
-            break
-        out += chunk
-    return out
-
-
 def test_purge_request_without_the_lock(procs, vstor_bin, tmp_path):
     """A SEC_PURGE WIPE from an OSD that does not hold the PG's lock #2 is refused
     (VS_ENOTPRIMARY) and wipes nothing; one whose fields break a rule closes that
@@ -156,10 +128,7 @@ def test_purge_request_without_the_lock(procs, vstor_bin, tmp_path):
     c.image("img", "8M", "rbd")
     c.wait_active("rbd", clean=True)
     ok(c.verify("img", ops=200, depth=4, seed=1, save=tmp_path / "m"))
-    st = json.loads(c.ok("meta", "status", "--json"))
-    cid = next(int(str(m["cluster_id"]), 16) for m in st if m.get("cluster_id"))
-    hello = (struct.pack("<Q", cid) + bytes(8) +
-             struct.pack("<HHB3xQQII", 1, 1, 2, 99, 0, 131072, 4096))
+    hello = hello_body(c.cluster_id(), 2, node_id=99, block_size=131072, granularity=4096)
     wipe = struct.pack("<IIIIQQ", c.pool_id("rbd"), 0, 1, 1, 131072, 0)
     ip, port = c.get("osd/state/1")["addresses"][0].rsplit(":", 1)
     with socket.create_connection((ip, int(port)), timeout=10) as s:

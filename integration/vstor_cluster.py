@@ -127,6 +127,12 @@ class Cluster:
                         return st.get("id")
         return None
 
+    def cluster_id(self):
+        """The cluster's id (the HELLO of a raw connection carries it)."""
+        st = json.loads(self.ok("meta", "status", "--json",
+                                prefix=self._prefix(self._mon_host(0))))
+        return next(int(str(m["cluster_id"]), 16) for m in st if m.get("cluster_id"))
+
     def get(self, key, prefix=False):
         """The JSON value of key (None if absent); with prefix, {key: value}."""
         args = ["meta", "get", key, "--json"] + (["--prefix"] if prefix else [])

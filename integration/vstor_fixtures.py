@@ -16,6 +16,7 @@ import itertools
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import time
 
@@ -333,3 +334,41 @@ def netns():
 def list_netns():
     out = sh("ip", "netns", "list", check=False).stdout
     return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+# ---- Raw frames of the vstor protocol (docs/protocol.md), for bad-input tests ----
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def frame(opcode, ident, body, meta_len=0, data_len=0):
+    """A request header: magic, version 1, opcode, id, the payload lengths and
+    the op fields (body); the payload, if any, is the caller's to send."""
+    h = bytearray(128)
+    struct.pack_into("<IHHQIII", h, 0, 0x314E5356, 1, opcode, ident, 0, meta_len, data_len)
+    h[32:32 + len(body)] = body
+    struct.pack_into("<I", h, 124, crc32c(bytes(h[:124])))
+    return bytes(h)
+
+
+def hello_body(cluster_id, role, node_id=0, block_size=0, granularity=0):
+    """HELLO's op fields: role 1 client, 2 OSD, 3 mon."""
+    return (struct.pack("<Q", cluster_id) + bytes(8) +
+            struct.pack("<HHB3xQQII", 1, 1, role, node_id, 0, block_size, granularity))
+
+
+def recv_exact(s, n):
+    """n bytes from socket s, or fewer if it closes first."""
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out

@@ -214,7 +214,9 @@ struct vs_net_handler {
     void (*recv)(struct vs_net_req *req, void *ctx);
     /* Optional: the reply has left (rc 0) or was dropped because the
      * connection is gone (rc < 0); the reply buffers and the request
-     * payload buffers may be reused now. */
+     * payload buffers may be reused now. Also called (rc < 0) without
+     * recv() when the connection ends while the payload that buffers()
+     * took is arriving: the handler then releases what buffers() took. */
     void (*done)(struct vs_net_req *req, int rc, void *ctx);
 };
 

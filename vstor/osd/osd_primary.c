@@ -802,6 +802,10 @@ static void cl_done(struct vs_net_req *req, int rc, void *ctx)
         return;
     req->user = NULL;
     op->req = NULL;
+    /* Replied ops gave their PG back in reply(); a WRITE whose connection
+     * ended while its data was arriving was located (cl_buffers) but never
+     * started: it still holds its PG, which could not re-peer without it. */
+    osd__op_pg_unref(op);
     osd__op_put(osd, op);
 }
 
