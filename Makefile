@@ -67,15 +67,21 @@ lincheck-soak: asan
 # The chaos soak of the replicated data path (not in `make test`, which runs
 # one 45 s run): CHAOS_RUNS runs of CHAOS_SECONDS of random faults each, seeds
 # CHAOS_SEED, CHAOS_SEED+1, ... (integration/test_chaos.py, docs/data-path.md).
+# Each run's logs stay in $(BUILD)/chaos-soak until the next soak; it runs a
+# copy of the binaries, so a rebuild meanwhile does not break its restarts.
 CHAOS_RUNS ?= 4
 CHAOS_SECONDS ?= 240
 CHAOS_SEED ?= $(shell date +%s)
 CHAOS_MAX_DOWN ?= 1
 chaos-soak: asan
+	rm -rf $(BUILD)/chaos-bin && mkdir -p $(BUILD)/chaos-bin/osd
+	cp $(BUILD)/asan/vstor/vstor $(BUILD)/chaos-bin/
+	cp $(BUILD)/asan/vstor/osd/osd_verify $(BUILD)/chaos-bin/osd/
 	VSTOR_CHAOS_RUNS=$(CHAOS_RUNS) VSTOR_CHAOS_SECONDS=$(CHAOS_SECONDS) \
 	VSTOR_CHAOS_SEED=$(CHAOS_SEED) VSTOR_CHAOS_MAX_DOWN=$(CHAOS_MAX_DOWN) \
-	VSTOR_BIN=$(CURDIR)/$(BUILD)/asan/vstor/vstor /usr/bin/python3 -m pytest -q \
-		--timeout $$(( $(CHAOS_SECONDS) + 600 )) integration/test_chaos.py $(PYTEST_ARGS)
+	VSTOR_BIN=$(CURDIR)/$(BUILD)/chaos-bin/vstor /usr/bin/python3 -m pytest -q \
+		--timeout $$(( $(CHAOS_SECONDS) + 600 )) --basetemp $(CURDIR)/$(BUILD)/chaos-soak \
+		integration/test_chaos.py $(PYTEST_ARGS)
 
 # Every test: unit tests and corpus replays under ASan+UBSan, a short run of
 # every fuzzer, then the multi-process integration tests.

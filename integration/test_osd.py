@@ -281,6 +281,41 @@ def test_metadata_service_outage_under_writer(cluster, tmp_path):
         assert "lease" in log and "expired" not in log, log
 
 
+def test_peer_restarted_while_primary_frozen(procs, vstor_bin, tmp_path):
+    """The primary of a PG hangs (SIGSTOP) under a writer; meanwhile another OSD
+    of the set is killed -9 and starts again on a new port. When the primary
+    thaws it learns both at once (down, moved, up) and closes its connection to
+    the old address, while writes queued behind others on their objects go on
+    to send to the set: they must not use the closed connection (a use after
+    free found by test_chaos.py, seed 200 with two OSDs down), but fail
+    retryably while the PG re-peers. Every byte verifies."""
+    c = Cluster(procs, vstor_bin, tmp_path, mons=1, lease_ttl="30s")
+    c.add_osds(3)
+    pool = c.pool("rbd", 3, 2, 1)
+    c.image("img", "1M", "rbd")  # 8 objects: writes queue up behind each other
+    c.wait_active("rbd", clean=True)
+    w = c.start_verify("img", seconds=25, depth=8, save=tmp_path / "model")
+    wait_progress(w, 200, 60)
+    for _ in range(3):
+        primary = c.get("config/pgs")["pools"][str(pool)]["pgs"][0]["primary"]
+        other = next(o for o in c.osds if o != primary)
+        old = c.get(f"osd/state/{other}")["addresses"]
+        c.osds[primary]["proc"].signal(signal.SIGSTOP)
+        try:
+            c.kill_osd(other)
+            c.start_osd(other)
+            wait_for(lambda: (c.get(f"osd/state/{other}") or {}).get("addresses", old) != old,
+                     30, what=f"osd.{other} registered again")
+        finally:
+            c.osds[primary]["proc"].signal(signal.SIGCONT)
+        c.wait_active("rbd", timeout=60)
+        assert c.osds[primary]["proc"].alive(), c.osd_log(primary)[-3000:]
+    assert w.wait(300) == 0, w.log()
+    assert "verified 1048576 bytes" in w.log()
+    c.wait_active("rbd", clean=True, timeout=60)
+    ok(c.verify("img", check=tmp_path / "model"))
+
+
 def test_client_gone_mid_write_payload(cluster, tmp_path):
     """A client's connection ends while the primary receives a WRITE's data (the
     client died, or its link went down: found by test_chaos.py, seed 102). The

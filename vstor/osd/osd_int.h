@@ -287,6 +287,10 @@ void osd__pg_report(struct osd_pg *pg);
 char *osd__pg_state_json(struct osd_pg *pg); /* the pg/state value (malloc'ed) */
 void osd__pg_meta_pump(struct osd_pg *pg); /* after any metadata txn of the PG */
 void osd__pg_peer_changed(struct vs_osd *osd, uint32_t id, bool up);
+/* conn (a peer's outgoing connection) is being closed and will be freed: the
+ * PGs that send to it through cur_conn forget it (their ops in flight find
+ * no connection: a retryable failure, and the PG re-peers). */
+void osd__pg_conn_gone(struct vs_osd *osd, const struct vs_net_conn *conn);
 void osd__pg_free(struct osd_pg *pg);
 void osd__pgs_stop_all(struct vs_osd *osd);
 /* The unclean object (inode, stripe) of pg, or NULL. */

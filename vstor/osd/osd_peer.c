@@ -62,8 +62,9 @@ bool osd__peer_connect(struct vs_osd *osd, struct osd_peer *p)
     return false;
 }
 
-/* Forgets the connection (without telling the PGs: the caller does). */
-static bool peer_disconnect(struct osd_peer *p)
+/* Forgets the connection (without telling the PGs of the change: the caller
+ * does), and so do the PGs holding it in cur_conn: closing frees it. */
+static bool peer_disconnect(struct vs_osd *osd, struct osd_peer *p)
 {
     if (!p->conn)
         return false;
@@ -71,6 +72,7 @@ static bool peer_disconnect(struct osd_peer *p)
     bool was_up = p->conn_up;
     p->conn = NULL;
     p->conn_up = false;
+    osd__pg_conn_gone(osd, c);
     vs_net_conn_set_user(c, NULL);
     vs_net_conn_close(c);
     return was_up;
@@ -87,7 +89,7 @@ void osd__peer_set(struct vs_osd *osd, uint32_t id, bool up, const char *addr)
             VS_INFO(OSD_LOG, "osd.%u moved from %s to %s", id, p->addr, addr);
         /* The new address first: a PG told below may connect at once. */
         snprintf(p->addr, sizeof(p->addr), "%s", addr);
-        lost = peer_disconnect(p);
+        lost = peer_disconnect(osd, p);
     }
     p->up = up;
     if (up != was_up)
@@ -145,5 +147,6 @@ void osd__peer_event(struct vs_net_conn *conn, enum vs_net_event ev, int rc, voi
     } else if (ev == VS_NET_EV_CLOSED && p->conn == conn) {
         p->conn = NULL;
         p->conn_up = false;
+        osd__pg_conn_gone(osd, conn);
     }
 }

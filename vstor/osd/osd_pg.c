@@ -465,6 +465,15 @@ static bool in_list(const uint32_t *v, uint32_t n, uint32_t id)
     return false;
 }
 
+void osd__pg_conn_gone(struct vs_osd *osd, const struct vs_net_conn *conn)
+{
+    for (uint32_t h = 0; h < osd->pg_hash_size; h++)
+        for (struct osd_pg *pg = osd->pg_hash[h]; pg; pg = pg->hnext)
+            for (uint32_t i = 0; i < VS_PG_SIZE_MAX; i++)
+                if (pg->cur_conn[i] == conn)
+                    pg->cur_conn[i] = NULL;
+}
+
 void osd__pg_peer_changed(struct vs_osd *osd, uint32_t id, bool up)
 {
     for (uint32_t i = 0; i < osd->pg_hash_size; i++)
