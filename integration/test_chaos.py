@@ -58,6 +58,7 @@ def test_no_acknowledged_write_lost_under_chaos(procs, vstor_bin, tmp_path, netn
                for i, img in enumerate(IMAGES)}
     try:
         chaos.play(faults)
+        assert not chaos.crashes(), chaos.crashes()  # else the waits below time out
         for img, w in writers.items():
             assert w.wait(300) == 0, f"writer {img}:\n{w.log()[-3000:]}"
             assert f"verified {IMAGES[img][3]} bytes" in w.log(), w.log()[-3000:]

@@ -289,7 +289,7 @@ def test_peer_restarted_while_primary_frozen(procs, vstor_bin, tmp_path):
     to send to the set: they must not use the closed connection (a use after
     free found by test_chaos.py, seed 200 with two OSDs down), but fail
     retryably while the PG re-peers. Every byte verifies."""
-    c = Cluster(procs, vstor_bin, tmp_path, mons=1, lease_ttl="30s")
+    c = Cluster(procs, vstor_bin, tmp_path, mons=1, lease_ttl="6s")  # the frozen keeps it
     c.add_osds(3)
     pool = c.pool("rbd", 3, 2, 1)
     c.image("img", "1M", "rbd")  # 8 objects: writes queue up behind each other

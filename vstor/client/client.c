@@ -12,6 +12,7 @@
 #include "vs_log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +246,21 @@ static void init_handles(struct vstor_client *c)
     vs_spin_init_gated(&c->spin, c->loop, NULL, c->opts.spin_lone_us, spin_gate, c);
 }
 
+/* The next write to a connection its peer reset (an OSD killed) raises
+ * SIGPIPE, and its default action kills the process. libuv writes our
+ * sockets and cannot pass MSG_NOSIGNAL, so a client ignores SIGPIPE (the
+ * write fails with EPIPE: a lost connection, retried), unless the
+ * application chose another disposition. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+        sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
 int client__create(uv_loop_t *loop, const struct vstor_client_opts *opts,
                    const struct client_meta_ops *ops, void *m, struct vstor_client **out,
                    char *err, size_t err_size)
@@ -252,6 +268,7 @@ int client__create(uv_loop_t *loop, const struct vstor_client_opts *opts,
     int rc = client__check_opts(opts, err, err_size);
     if (rc < 0)
         return rc;
+    ignore_sigpipe();
     struct vstor_client *c = calloc(1, sizeof(*c));
     if (!c)
         goto err_nomem;

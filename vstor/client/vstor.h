@@ -99,6 +99,9 @@ void vstor_client_opts_init(struct vstor_client_opts *opts);
 
 /* Creates a client on loop. It connects to the metadata service in the
  * background; ops submitted before it has loaded the cluster state wait.
+ * SIGPIPE at its default action is set to ignored (a write to a connection
+ * an OSD reset must fail, not kill the process); a handler of the
+ * application's own is left alone. The blocking vstor_blk_open does the same.
  * Returns 0, or -EINVAL (bad opts) / -ENOMEM with a sentence in err. */
 int vstor_client_create(uv_loop_t *loop, const struct vstor_client_opts *opts,
                         struct vstor_client **out, char *err, size_t err_size);

@@ -15,9 +15,12 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "client_int.h"
 #include "fake_meta.h"
@@ -711,6 +714,37 @@ static void test_close_cancels(void **state)
     assert_int_equal(uv_loop_close(&e.loop), 0);
 }
 
+static void on_sigpipe(int sig)
+{
+    (void)sig;
+}
+
+/* A write to a connection its peer reset raises SIGPIPE, which by default
+ * kills the process (osd_verify died so under integration/test_chaos.py,
+ * seed 202): a client ignores it, and the write fails with EPIPE. A
+ * disposition the application chose is left alone. */
+static void test_sigpipe(void **state)
+{
+    (void)state;
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, mine = {.sa_handler = on_sigpipe}, got;
+    assert_int_equal(sigaction(SIGPIPE, &dfl, NULL), 0);
+    struct env e;
+    cluster_up(&e, false, NULL);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    close(sv[1]);
+    assert_int_equal(write(sv[0], "x", 1), -1); /* the process died here */
+    assert_int_equal(errno, EPIPE);
+    close(sv[0]);
+    cluster_down(&e);
+    assert_int_equal(sigaction(SIGPIPE, &mine, NULL), 0);
+    cluster_up(&e, false, NULL);
+    assert_int_equal(sigaction(SIGPIPE, NULL, &got), 0);
+    assert_true(got.sa_handler == on_sigpipe);
+    cluster_down(&e);
+    assert_int_equal(sigaction(SIGPIPE, &dfl, NULL), 0);
+}
+
 int main(void)
 {
     vs_log_set_level(getenv("VS_TEST_LOG") ? VS_LOG_DEBUG : VS_LOG_ERROR);
@@ -729,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_osd_moves),
         cmocka_unit_test(test_blocking),
         cmocka_unit_test(test_close_cancels),
+        cmocka_unit_test(test_sigpipe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
