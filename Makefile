@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 15
 
 .PHONY: all run test deps release debug asan fuzz unit fuzz-smoke integration tidy format clean \
-	lincheck-soak chaos-soak
+	lincheck-soak chaos-soak chaos-mons-soak
 
 all: release
 
@@ -82,6 +82,20 @@ chaos-soak: asan
 	VSTOR_BIN=$(CURDIR)/$(BUILD)/chaos-bin/vstor /usr/bin/python3 -m pytest -q \
 		--timeout $$(( $(CHAOS_SECONDS) + 600 )) --basetemp $(CURDIR)/$(BUILD)/chaos-soak \
 		integration/test_chaos.py $(PYTEST_ARGS)
+
+# The same with three mons on the OSD hosts, the faults hitting the raft group
+# too (integration/test_chaos_mons.py; `make test` runs one 40 s run).
+CHAOS_MAX_MONS_DOWN ?= 1
+chaos-mons-soak: asan
+	rm -rf $(BUILD)/chaos-mons-bin && mkdir -p $(BUILD)/chaos-mons-bin/osd
+	cp $(BUILD)/asan/vstor/vstor $(BUILD)/chaos-mons-bin/
+	cp $(BUILD)/asan/vstor/osd/osd_verify $(BUILD)/chaos-mons-bin/osd/
+	VSTOR_CHAOS_RUNS=$(CHAOS_RUNS) VSTOR_CHAOS_SECONDS=$(CHAOS_SECONDS) \
+	VSTOR_CHAOS_SEED=$(CHAOS_SEED) VSTOR_CHAOS_MAX_DOWN=$(CHAOS_MAX_DOWN) \
+	VSTOR_CHAOS_MAX_MONS_DOWN=$(CHAOS_MAX_MONS_DOWN) \
+	VSTOR_BIN=$(CURDIR)/$(BUILD)/chaos-mons-bin/vstor /usr/bin/python3 -m pytest -q \
+		--timeout $$(( $(CHAOS_SECONDS) + 600 )) --basetemp $(CURDIR)/$(BUILD)/chaos-mons-soak \
+		integration/test_chaos_mons.py $(PYTEST_ARGS)
 
 # Every test: unit tests and corpus replays under ASan+UBSan, a short run of
 # every fuzzer, then the multi-process integration tests.
