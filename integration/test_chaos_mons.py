@@ -14,7 +14,8 @@ A seeded schedule (`mon_schedule`) draws, each held 0.5-5 s and overlapping:
               mon N is cut off the raft group, osd.N reaches only mon N (a minority)
   mon_kill    kill -9 a mon, start it again
   mon_freeze  SIGSTOP a mon, SIGCONT it
-The target of cut, mon_kill and mon_freeze is a fixed host or mon, or "the
+  mon_stop    SIGTERM a mon (it must exit 0, with no leak report), start it again
+The target of cut, mon_kill, mon_freeze and mon_stop is a fixed host or mon, or "the
 leader": the member that says it is the leader when the fault starts (the
 fault log names it). At most VSTOR_CHAOS_MAX_DOWN OSDs (default 1) and
 VSTOR_CHAOS_MAX_MONS_DOWN mons (default 1: the raft group keeps its quorum)
@@ -56,10 +57,10 @@ MAX_DOWN = int(os.environ.get("VSTOR_CHAOS_MAX_DOWN", "1"))
 MAX_MONS_DOWN = int(os.environ.get("VSTOR_CHAOS_MAX_MONS_DOWN", "1"))
 IMAGES = {"a": ("three", 3, 2, 32 << 20), "b": ("two", 2, 1, 32 << 20)}
 
-KINDS = ("kill", "freeze", "cut", "cut_mons", "mon_kill", "mon_freeze")
-WEIGHTS = (3, 2, 2, 1, 3, 2)
+KINDS = ("kill", "freeze", "cut", "cut_mons", "mon_kill", "mon_freeze", "mon_stop")
+WEIGHTS = (3, 2, 2, 1, 3, 2, 1)
 HITS_OSD = ("kill", "freeze", "cut", "cut_mons")
-HITS_MON = ("cut", "cut_mons", "mon_kill", "mon_freeze")
+HITS_MON = ("cut", "cut_mons", "mon_kill", "mon_freeze", "mon_stop")
 LEADER = 0  # a target resolved when the fault starts
 
 pytestmark = pytest.mark.netns
@@ -90,7 +91,8 @@ def mon_schedule(rng, seconds, n, max_down=1, max_mons_down=1):
         kind = rng.choices(KINDS, WEIGHTS)[0]
         hold = round(rng.uniform(0.5, 5.0), 2)
         how = rng.choice(("link", "nft")) if kind == "cut" else ""
-        to_leader = kind in ("cut", "mon_kill", "mon_freeze") and rng.random() < 0.5
+        to_leader = kind in ("cut", "mon_kill", "mon_freeze", "mon_stop") and \
+            rng.random() < 0.5
         held = [f for f in faults if f.end > t]
         osds_down = {f.target for f in held if f.kind in HITS_OSD}
         mons_down = {f.target for f in held if f.kind in HITS_MON}
@@ -178,6 +180,11 @@ class MonChaos(Chaos):
             self.c.kill_mon(n - 1)
         elif f.kind == "mon_freeze":
             self.c.mons[n - 1].signal(signal.SIGSTOP)
+        elif f.kind == "mon_stop":
+            self.c.kill_mon(n - 1, signal.SIGTERM)
+            if self.c.mons[n - 1].popen.returncode != 0:
+                self.problems.append(f"mon.{n} exited {self.c.mons[n - 1].popen.returncode} "
+                                     f"on SIGTERM: {f}")
         elif f.kind == "cut" and f.how == "link":
             self.hosts[n].link_down()
         elif f.kind == "cut":
@@ -211,7 +218,7 @@ class MonChaos(Chaos):
             self.c.start_osd(n)
         elif f.kind == "freeze":
             self.c.osds[n]["proc"].signal(signal.SIGCONT)
-        elif f.kind == "mon_kill":
+        elif f.kind in ("mon_kill", "mon_stop"):
             self._keep_log(self.c.mons[n - 1])
             self.c.start_mon(n - 1)
         elif f.kind == "mon_freeze":
