@@ -160,10 +160,17 @@ class Chaos:
         return out
 
     def report(self, seed, tail=3000):
-        """The seed, the fault log and each daemon's log tail: what a failure prints."""
+        """The seed, the fault log, each daemon's log tail, and every crash report
+        in the logs of the daemons killed before: what a failure prints."""
         lines = [f"chaos seed {seed} (VSTOR_CHAOS_SEED={seed} replays this schedule)",
                  "fault log:"] + ["  " + line for line in self.log]
         daemons = [self.c.mons[0]] + [o["proc"] for o in self.c.osds.values()]
         for p in daemons:
             lines += [f"---- {p.name} ({p.log_path}), last {tail} chars:", p.log()[-tail:]]
+        for path in self.old_logs:
+            with open(path, errors="replace") as f:
+                log = f.read()
+            at = min((log.find(s) for s in CRASH if s in log), default=-1)
+            if at >= 0:
+                lines += [f"---- {path}, from its crash:", log[max(0, at - 2000):at + tail]]
         return "\n".join(lines)
