@@ -268,7 +268,8 @@ class MonChaos(Chaos):
 
 def one_leader(chaos):
     """Every member answers; exactly one is leader, and every member names it in
-    the same term. Returns the statuses, or None."""
+    the same term. Returns the statuses, or None. Every member's configuration
+    must be the three voters it started with."""
     sts = [chaos.status(n) for n in range(1, len(chaos.c.mons) + 1)]
     if None in sts:
         return None
@@ -276,6 +277,9 @@ def one_leader(chaos):
     if len(leaders) != 1 or any(st["leader_id"] != leaders[0] or st["term"] != sts[0]["term"]
                                 for st in sts):
         return None
+    voters = [sorted((m["id"], m["address"], m["role"]) for m in st["members"]) for st in sts]
+    want = sorted((n + 1, a, "voter") for n, a in enumerate(chaos.c.mon_addrs))
+    assert all(v == want for v in voters), f"the members' configurations: {voters}"
     return sts
 
 
