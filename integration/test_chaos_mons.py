@@ -259,9 +259,10 @@ class MonChaos(Chaos):
         return terms
 
     def report(self, seed, tail=3000):
-        lines = [f"chaos seed {seed} (VSTOR_CHAOS_SEED={seed} replays this schedule)",
-                 "fault log:"] + ["  " + line for line in self.log]
-        for _, p in self.daemons():
+        """Chaos.report (the seed, the fault log, mon 1's and every OSD's log
+        tail, the crash reports of killed daemons), plus the other mons' tails."""
+        lines = [super().report(seed, tail)]
+        for p in self.c.mons[1:]:
             lines += [f"---- {p.name} ({p.log_path}), last {tail} chars:", p.log()[-tail:]]
         return "\n".join(lines)
 
