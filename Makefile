@@ -73,29 +73,26 @@ CHAOS_RUNS ?= 4
 CHAOS_SECONDS ?= 240
 CHAOS_SEED ?= $(shell date +%s)
 CHAOS_MAX_DOWN ?= 1
-chaos-soak: asan
-	rm -rf $(BUILD)/chaos-bin && mkdir -p $(BUILD)/chaos-bin/osd
-	cp $(BUILD)/asan/vstor/vstor $(BUILD)/chaos-bin/
-	cp $(BUILD)/asan/vstor/osd/osd_verify $(BUILD)/chaos-bin/osd/
-	VSTOR_CHAOS_RUNS=$(CHAOS_RUNS) VSTOR_CHAOS_SECONDS=$(CHAOS_SECONDS) \
-	VSTOR_CHAOS_SEED=$(CHAOS_SEED) VSTOR_CHAOS_MAX_DOWN=$(CHAOS_MAX_DOWN) \
-	VSTOR_BIN=$(CURDIR)/$(BUILD)/chaos-bin/vstor /usr/bin/python3 -m pytest -q \
-		--timeout $$(( $(CHAOS_SECONDS) + 600 )) --basetemp $(CURDIR)/$(BUILD)/chaos-soak \
-		integration/test_chaos.py $(PYTEST_ARGS)
-
-# The same with three mons on the OSD hosts, the faults hitting the raft group
-# too (integration/test_chaos_mons.py; `make test` runs one 40 s run).
 CHAOS_MAX_MONS_DOWN ?= 1
-chaos-mons-soak: asan
-	rm -rf $(BUILD)/chaos-mons-bin && mkdir -p $(BUILD)/chaos-mons-bin/osd
-	cp $(BUILD)/asan/vstor/vstor $(BUILD)/chaos-mons-bin/
-	cp $(BUILD)/asan/vstor/osd/osd_verify $(BUILD)/chaos-mons-bin/osd/
+# chaos_soak NAME,TEST: runs TEST on a copy of the binaries, logs in $(BUILD)/NAME.
+define chaos_soak
+	rm -rf $(BUILD)/$(1)-bin && mkdir -p $(BUILD)/$(1)-bin/osd
+	cp $(BUILD)/asan/vstor/vstor $(BUILD)/$(1)-bin/
+	cp $(BUILD)/asan/vstor/osd/osd_verify $(BUILD)/$(1)-bin/osd/
 	VSTOR_CHAOS_RUNS=$(CHAOS_RUNS) VSTOR_CHAOS_SECONDS=$(CHAOS_SECONDS) \
 	VSTOR_CHAOS_SEED=$(CHAOS_SEED) VSTOR_CHAOS_MAX_DOWN=$(CHAOS_MAX_DOWN) \
 	VSTOR_CHAOS_MAX_MONS_DOWN=$(CHAOS_MAX_MONS_DOWN) \
-	VSTOR_BIN=$(CURDIR)/$(BUILD)/chaos-mons-bin/vstor /usr/bin/python3 -m pytest -q \
-		--timeout $$(( $(CHAOS_SECONDS) + 600 )) --basetemp $(CURDIR)/$(BUILD)/chaos-mons-soak \
-		integration/test_chaos_mons.py $(PYTEST_ARGS)
+	VSTOR_BIN=$(CURDIR)/$(BUILD)/$(1)-bin/vstor /usr/bin/python3 -m pytest -q \
+		--timeout $$(( $(CHAOS_SECONDS) + 600 )) --basetemp $(CURDIR)/$(BUILD)/$(1) \
+		integration/$(2) $(PYTEST_ARGS)
+endef
+chaos-soak: asan
+	$(call chaos_soak,chaos-soak,test_chaos.py)
+
+# The same with three mons on the OSD hosts, the faults hitting the raft group
+# too (integration/test_chaos_mons.py; `make test` runs one 40 s run).
+chaos-mons-soak: asan
+	$(call chaos_soak,chaos-mons-soak,test_chaos_mons.py)
 
 # Every test: unit tests and corpus replays under ASan+UBSan, a short run of
 # every fuzzer, then the multi-process integration tests.
