@@ -23,6 +23,8 @@ import os
 import signal
 import time
 
+from vstor_cluster import ok, progress
+
 KINDS = ("kill", "freeze", "cut", "cut_mon", "mon")
 WEIGHTS = (3, 2, 2, 1, 1)
 CRASH = ("AddressSanitizer", "runtime error", "assertion failed", "LeakSanitizer")
@@ -144,12 +146,15 @@ class Chaos:
         os.rename(proc.log_path, f"{proc.log_path}.{n}")
         self.old_logs.append(f"{proc.log_path}.{n}")
 
+    def daemons(self):
+        """(name, proc) of every daemon the checks cover."""
+        return [("mon", self.c.mons[0])] + \
+            [(f"osd.{i}", o["proc"]) for i, o in self.c.osds.items()]
+
     def crashes(self):
         """Every daemon that is not running now, or whose log shows a crash."""
         out = list(self.problems)
-        daemons = [("mon", self.c.mons[0])] + \
-            [(f"osd.{i}", o["proc"]) for i, o in self.c.osds.items()]
-        for name, p in daemons:
+        for name, p in self.daemons():
             if not p.alive():
                 out.append(f"{name} exited ({p.popen.returncode})")
             out += [f"{name}: {s}" for s in CRASH if s in p.log()]
@@ -174,3 +179,33 @@ class Chaos:
             if at >= 0:
                 lines += [f"---- {path}, from its crash:", log[max(0, at - 2000):at + tail]]
         return "\n".join(lines)
+
+
+def run_writers(c, chaos, faults, seconds, client_host, tmp_path, seed, images, checks=None):
+    """The chaos tests' common body: an osd_verify writer at depth 8 on each of
+    images ({image: (pool, pg_size, pg_minsize, bytes)}) while chaos plays
+    faults (writing for seconds + 6 s); then every writer completed and verified, every PG active and
+    clean, a fresh client reads each model back, checks() (the caller's own
+    invariants) passes, and no daemon crashed. A failure prints the report."""
+    writers = {img: c.start_verify(img, name=f"w{img}", host=client_host, depth=8,
+                                   seconds=int(seconds) + 6,
+                                   seed=seed * 10 + i, save=tmp_path / f"{img}.model")
+               for i, img in enumerate(images)}
+    try:
+        chaos.play(faults)
+        assert not chaos.crashes(), chaos.crashes()  # else the waits below time out
+        for img, w in writers.items():
+            assert w.wait(300) == 0, f"writer {img}:\n{w.log()[-3000:]}"
+            assert f"verified {images[img][3]} bytes" in w.log(), w.log()[-3000:]
+            print(f"writer {img}: {progress(w)} ops")
+        for pool, *_ in images.values():
+            c.wait_active(pool, clean=True, timeout=120)
+        for img in images:
+            ok(c.verify(img, host=client_host, check=tmp_path / f"{img}.model", timeout=120))
+        if checks:
+            checks()
+        assert not chaos.crashes(), chaos.crashes()
+    except BaseException:
+        print(chaos.report(seed))
+        raise
+    print("\n".join(chaos.log))

@@ -25,8 +25,8 @@ import random
 
 import pytest
 
-from chaos import Chaos, schedule
-from vstor_cluster import Cluster, ok, progress
+from chaos import Chaos, run_writers, schedule
+from vstor_cluster import Cluster
 
 SEED = int(os.environ.get("VSTOR_CHAOS_SEED", "1"))
 SECONDS = float(os.environ.get("VSTOR_CHAOS_SECONDS", "45"))
@@ -52,23 +52,4 @@ def test_no_acknowledged_write_lost_under_chaos(procs, vstor_bin, tmp_path, netn
         c.wait_active(pool, clean=True)
     faults = schedule(random.Random(seed), SECONDS, list(c.osds), MAX_DOWN)
     chaos = Chaos(c, hosts[0])
-    writers = {img: c.start_verify(img, name=f"w{img}", host=hosts[0], depth=8,
-                                   seconds=int(SECONDS) + 6, seed=seed * 10 + i,
-                                   save=tmp_path / f"{img}.model")
-               for i, img in enumerate(IMAGES)}
-    try:
-        chaos.play(faults)
-        assert not chaos.crashes(), chaos.crashes()  # else the waits below time out
-        for img, w in writers.items():
-            assert w.wait(300) == 0, f"writer {img}:\n{w.log()[-3000:]}"
-            assert f"verified {IMAGES[img][3]} bytes" in w.log(), w.log()[-3000:]
-            print(f"writer {img}: {progress(w)} ops")
-        for pool, *_ in IMAGES.values():
-            c.wait_active(pool, clean=True, timeout=120)
-        for img in IMAGES:
-            ok(c.verify(img, host=hosts[0], check=tmp_path / f"{img}.model", timeout=120))
-        assert not chaos.crashes(), chaos.crashes()
-    except BaseException:
-        print(chaos.report(seed))
-        raise
-    print("\n".join(chaos.log))
+    run_writers(c, chaos, faults, SECONDS, hosts[0], tmp_path, seed, IMAGES)

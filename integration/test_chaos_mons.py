@@ -46,8 +46,8 @@ import time
 
 import pytest
 
-from chaos import CRASH, Chaos, Fault
-from vstor_cluster import Cluster, ok, progress
+from chaos import Chaos, Fault, run_writers
+from vstor_cluster import Cluster
 from vstor_fixtures import sanitizer_env, sh, wait_for
 
 SEED = int(os.environ.get("VSTOR_CHAOS_SEED", "1"))
@@ -232,19 +232,6 @@ class MonChaos(Chaos):
         return [(f"mon.{i + 1}", p) for i, p in enumerate(self.c.mons)] + \
             [(f"osd.{i}", o["proc"]) for i, o in self.c.osds.items()]
 
-    def crashes(self):
-        """Every daemon that is not running now, or whose log shows a crash."""
-        out = list(self.problems)
-        for name, p in self.daemons():
-            if not p.alive():
-                out.append(f"{name} exited ({p.popen.returncode})")
-            out += [f"{name}: {s}" for s in CRASH if s in p.log()]
-        for path in self.old_logs:
-            with open(path, errors="replace") as f:
-                log = f.read()
-            out += [f"{path}: {s}" for s in CRASH if s in log]
-        return out
-
     def leaders_by_term(self):
         """{term: {member}} from every mon log ("member N is leader (term T)")."""
         terms = {}
@@ -331,21 +318,7 @@ def test_no_acknowledged_write_lost_under_mon_chaos(procs, vstor_bin, tmp_path, 
         c.wait_active(pool, clean=True)
     faults = mon_schedule(random.Random(seed), SECONDS, 3, MAX_DOWN, MAX_MONS_DOWN)
     chaos = MonChaos(c, hosts)
-    writers = {img: c.start_verify(img, name=f"w{img}", host=hosts[0], depth=8,
-                                   seconds=int(SECONDS) + 6, seed=seed * 10 + i,
-                                   save=tmp_path / f"{img}.model")
-               for i, img in enumerate(IMAGES)}
-    try:
-        chaos.play(faults)
-        assert not chaos.crashes(), chaos.crashes()  # else the waits below time out
-        for img, w in writers.items():
-            assert w.wait(300) == 0, f"writer {img}:\n{w.log()[-3000:]}"
-            assert f"verified {IMAGES[img][3]} bytes" in w.log(), w.log()[-3000:]
-            print(f"writer {img}: {progress(w)} ops")
-        for pool, *_ in IMAGES.values():
-            c.wait_active(pool, clean=True, timeout=120)
-        for img in IMAGES:
-            ok(c.verify(img, host=hosts[0], check=tmp_path / f"{img}.model", timeout=120))
+    def raft_checks():
         sts = wait_for(lambda: one_leader(chaos), 60, interval=0.5,
                        what="one leader that every member follows")
         print(f"leader mon.{[s['id'] for s in sts if s['state'] == 'leader'][0]}, "
@@ -354,8 +327,5 @@ def test_no_acknowledged_write_lost_under_mon_chaos(procs, vstor_bin, tmp_path, 
         assert not two, f"two leaders in one term: {two}"
         dump = same_metadata(chaos)
         print(f"every member holds {len(dump['kvs'])} keys at revision {dump['revision']}")
-        assert not chaos.crashes(), chaos.crashes()
-    except BaseException:
-        print(chaos.report(seed))
-        raise
-    print("\n".join(chaos.log))
+
+    run_writers(c, chaos, faults, SECONDS, hosts[0], tmp_path, seed, IMAGES, raft_checks)
