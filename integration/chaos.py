@@ -181,6 +181,19 @@ class Chaos:
         return "\n".join(lines)
 
 
+def setup_osds_and_images(c, osd_hosts, images):
+    """One OSD on each of osd_hosts, then a pool (8 PGs, failure domain host)
+    and an image for each of images ({image: (pool, pg_size, pg_minsize,
+    bytes)}), every PG active and clean."""
+    for h in osd_hosts:
+        c.add_osd(host=h)
+    for img, (pool, size, minsize, nbytes) in images.items():
+        c.pool(pool, size, minsize, 8, failure_domain="host")
+        c.image(img, nbytes, pool)
+    for pool, *_ in images.values():
+        c.wait_active(pool, clean=True)
+
+
 def run_writers(c, chaos, faults, seconds, client_host, tmp_path, seed, images, checks=None):
     """The chaos tests' common body: an osd_verify writer at depth 8 on each of
     images ({image: (pool, pg_size, pg_minsize, bytes)}) while chaos plays

@@ -25,7 +25,7 @@ import random
 
 import pytest
 
-from chaos import Chaos, run_writers, schedule
+from chaos import Chaos, run_writers, setup_osds_and_images, schedule
 from vstor_cluster import Cluster
 
 SEED = int(os.environ.get("VSTOR_CHAOS_SEED", "1"))
@@ -43,13 +43,7 @@ def test_no_acknowledged_write_lost_under_chaos(procs, vstor_bin, tmp_path, netn
     print(f"chaos seed {seed}, {SECONDS:g} s, at most {MAX_DOWN} OSD(s) down")
     hosts = netns.make_hosts(4)
     c = Cluster(procs, vstor_bin, tmp_path, mons=1, hosts=hosts, lease_ttl="3s")
-    for h in hosts[1:]:
-        c.add_osd(host=h)
-    for img, (pool, size, minsize, nbytes) in IMAGES.items():
-        c.pool(pool, size, minsize, 8, failure_domain="host")
-        c.image(img, nbytes, pool)
-    for pool, *_ in IMAGES.values():
-        c.wait_active(pool, clean=True)
+    setup_osds_and_images(c, hosts[1:], IMAGES)
     faults = schedule(random.Random(seed), SECONDS, list(c.osds), MAX_DOWN)
     chaos = Chaos(c, hosts[0])
     run_writers(c, chaos, faults, SECONDS, hosts[0], tmp_path, seed, IMAGES)

@@ -46,7 +46,7 @@ import time
 
 import pytest
 
-from chaos import Chaos, Fault, run_writers
+from chaos import Chaos, Fault, run_writers, setup_osds_and_images
 from vstor_cluster import Cluster
 from vstor_fixtures import sanitizer_env, sh, wait_for
 
@@ -309,13 +309,7 @@ def test_no_acknowledged_write_lost_under_mon_chaos(procs, vstor_bin, tmp_path, 
           f"{MAX_MONS_DOWN} mon(s) down")
     hosts = netns.make_hosts(4)
     c = Cluster(procs, vstor_bin, tmp_path, mons=3, hosts=hosts[1:], lease_ttl="3s")
-    for h in hosts[1:]:
-        c.add_osd(host=h)
-    for img, (pool, size, minsize, nbytes) in IMAGES.items():
-        c.pool(pool, size, minsize, 8, failure_domain="host")
-        c.image(img, nbytes, pool)
-    for pool, *_ in IMAGES.values():
-        c.wait_active(pool, clean=True)
+    setup_osds_and_images(c, hosts[1:], IMAGES)
     faults = mon_schedule(random.Random(seed), SECONDS, 3, MAX_DOWN, MAX_MONS_DOWN)
     chaos = MonChaos(c, hosts)
     def raft_checks():
