@@ -141,10 +141,34 @@ static struct srv_peer *peer_slot(struct meta_server *s, uint64_t id, const char
     return free_slot;
 }
 
+static bool peer_cut(const struct meta_server *s, uint64_t id)
+{
+    for (unsigned i = 0; i < s->n_cut; i++)
+        if (s->cut_ids[i] == id)
+            return true;
+    return false;
+}
+
+void vs_raft_server_cut(struct vs_raft_server *vs, uint64_t peer_id, bool cut)
+{
+    struct meta_server *s = (struct meta_server *)vs;
+    for (unsigned i = 0; i < s->n_cut; i++) {
+        if (s->cut_ids[i] == peer_id) {
+            if (!cut)
+                s->cut_ids[i] = s->cut_ids[--s->n_cut];
+            return;
+        }
+    }
+    if (cut && s->n_cut < VS_RAFT_MEMBERS_MAX)
+        s->cut_ids[s->n_cut++] = peer_id;
+}
+
 struct raft_conn *srv_peer_conn(void *ctx, uint64_t id, const char *address)
 {
     struct meta_server *s = ctx;
     struct srv_peer *p = peer_slot(s, id, address);
+    if (peer_cut(s, id))
+        return NULL; /* vs_raft_server_cut: the frame is lost on the way */
     if (!p || !p->open || !p->conn)
         return NULL;
     if (raft__conn_backlog(&p->conn->c) > SRV_PEER_BACKLOG_MAX) {
@@ -307,6 +331,8 @@ static void conn_frame(struct raft_conn *c, uint16_t type, const uint8_t *p, siz
     }
     if (sc->kind == SC_CLIENT && type == RF_REQ) {
         srv_handle_request(s, sc, p, len);
+    } else if (sc->kind == SC_PEER_IN && peer_cut(s, sc->peer_id)) {
+        return; /* vs_raft_server_cut: never arrived */
     } else if (sc->kind == SC_PEER_IN && type == RF_RAFT) {
         s->leader_rx_ms = srv_now(s);
         raft__node_receive(&s->node, sc->peer_id, sc->peer_addr, p, len);

@@ -176,6 +176,9 @@ struct meta_server {
     vs_raft_server_close_cb close_cb;
     void *close_ctx;
     uint64_t client_requests, bad_frames, quick_elections;
+    /* peers cut off by vs_raft_server_cut (tests) */
+    uint64_t cut_ids[VS_RAFT_MEMBERS_MAX];
+    unsigned n_cut;
 };
 
 /* raft_server.c */

@@ -322,6 +322,13 @@ bool vs_raft_server_is_leader(const struct vs_raft_server *s);
 
 void vs_raft_server_status(struct vs_raft_server *s, struct vs_raft_status *out);
 
+/* Fault injection (tests): while cut, this member drops every frame it would
+ * send to member peer_id and every frame that arrives from it, as a network
+ * partition does -- the connections stay open and hear nothing. Clients are
+ * not affected. Cutting a member off from the others takes one call per
+ * peer on this member alone. */
+void vs_raft_server_cut(struct vs_raft_server *s, uint64_t peer_id, bool cut);
+
 /* Synchronous read of this member's applied state (no read-index round: the
  * leader's applied state is current once on_leader(true) fired). flags as for
  * vs_meta_range (VS_META_VOLATILE reads the volatile keys). cb runs before

@@ -26,15 +26,20 @@ static void leader_cb(void *ctx, bool is_leader, uint64_t term)
     struct member *m = ctx;
     (void)term;
     m->leader = is_leader;
+    if (is_leader)
+        m->leader_since_ms = uv_now(m->loop);
 }
 
 void member_open(struct cluster *c, unsigned i)
 {
+    unsigned et = c->m[i].election_timeout_ms ? c->m[i].election_timeout_ms : 300;
     struct vs_raft_server_opts o = {
         .data_dir = c->m[i].dir, .id = i + 1, .address = c->m[i].addr, .initial = c->list,
-        .n_initial = c->n, .election_timeout_ms = 300, .heartbeat_timeout_ms = 30,
+        .n_initial = c->alone && i > 0 ? 0 : c->n, .bootstrap_alone = c->alone && i == 0,
+        .election_timeout_ms = et, .heartbeat_timeout_ms = 30,
         .snapshot_threshold = c->threshold, .snapshot_trailing = c->trailing,
     };
+    c->m[i].loop = &c->loop;
     char err[512];
     int rc = vs_raft_server_open(&c->loop, &o, &c->m[i].s, err, sizeof(err));
     if (rc != 0)

@@ -17,6 +17,9 @@ struct member {
     char addr[64];
     bool leader;
     bool closed_done;
+    unsigned election_timeout_ms; /* 0: 300 */
+    uint64_t leader_since_ms;     /* loop time of the last on_leader(true) */
+    uv_loop_t *loop;
 };
 
 struct cluster {
@@ -25,6 +28,7 @@ struct cluster {
     struct vs_raft_member list[MAXM];
     unsigned n;
     unsigned threshold, trailing;
+    bool alone; /* member 1 bootstraps alone and adds the others, which start empty */
     int port_base;
 };
 
