@@ -16,6 +16,9 @@
  *               images (one JSON document) to osd/stats/<id> every second
  *               through the volatile path, for --seconds; reports how much
  *               the leader's log grew meanwhile (vstor only)
+ *   keepalive   --clients clients, each keeping its own lease with one
+ *               keepalive in flight, for --seconds: keepalives/s and
+ *               latency (the light path; vstor only)
  *   lincheck    --clients clients doing get/put/cas on --keys keys for
  *               --seconds, each op recorded in --history (JSON lines) for the
  *               linearizability checker in integration/; vstor only
@@ -66,6 +69,7 @@ struct slot {
     unsigned client;
     uint64_t start_ns;
     int f; /* lincheck: 0 get, 1 put, 2 cas */
+    uint64_t lease; /* keepalive */
     unsigned key;
     char value[64], expect[64];
     bool has_expect;
@@ -216,6 +220,90 @@ static json_t *run_many(struct bench *b, bool fill)
         slots[i] = (struct slot){.b = b, .client = i};
         tp_next(&slots[i]);
     }
+    run_until_done(b);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    json_t *o = percentiles(b);
+    if (json_is_object(o)) {
+        json_object_set_new(o, "clients", json_integer(b->clients));
+        json_object_set_new(o, "ops_per_s", json_real((double)b->completed / secs));
+        json_object_set_new(o, "failed", json_integer((json_int_t)b->failed));
+        json_object_set_new(o, "seconds", json_real(secs));
+    }
+    free(slots);
+    return o;
+}
+
+/* ---- lease keepalives ------------------------------------------------------------------ */
+
+static void ka_next(struct slot *s);
+
+static void ka_granted(void *arg, int status, uint64_t id)
+{
+    struct slot *s = arg;
+    s->lease = id;
+    if (status != 0) {
+        s->b->failed++;
+        s->b->status = status;
+    }
+    if (--s->b->active == 0)
+        s->b->done = true;
+}
+
+static void ka_done(void *arg, int status, const uint8_t *v, size_t len, bool swapped)
+{
+    struct slot *s = arg;
+    struct bench *b = s->b;
+    (void)v;
+    (void)len;
+    (void)swapped;
+    if (status == 0) {
+        b->completed++;
+        record(b, now_ns() - s->start_ns);
+    } else {
+        b->failed++;
+    }
+    ka_next(s);
+}
+
+static void ka_next(struct slot *s)
+{
+    struct bench *b = s->b;
+    s->start_ns = now_ns();
+    if (s->start_ns >= b->deadline_ns ||
+        b->ops->lease_keepalive(b->t, s->client, s->lease, ka_done, s) < 0) {
+        if (--b->active == 0)
+            b->done = true;
+    }
+}
+
+static json_t *run_keepalive(struct bench *b)
+{
+    if (!b->ops->lease_keepalive)
+        return json_null();
+    struct slot *slots = calloc(b->clients, sizeof(*slots));
+    b->failed = 0;
+    b->done = false;
+    b->active = b->clients;
+    for (unsigned i = 0; i < b->clients; i++) {
+        slots[i] = (struct slot){.b = b, .client = i};
+        if (b->ops->lease_grant(b->t, i, 60000, ka_granted, &slots[i]) < 0 &&
+            --b->active == 0)
+            b->done = true;
+    }
+    run_until_done(b);
+    if (b->failed) {
+        fprintf(stderr, "vstor meta bench: keepalive: grant: %s\n", vs_strerror(b->status));
+        free(slots);
+        return json_null();
+    }
+    b->completed = 0;
+    b->n_lat = 0;
+    b->done = false;
+    b->active = b->clients;
+    b->deadline_ns = now_ns() + b->seconds * 1000000000ull;
+    uint64_t t0 = now_ns();
+    for (unsigned i = 0; i < b->clients; i++)
+        ka_next(&slots[i]);
     run_until_done(b);
     double secs = (double)(now_ns() - t0) / 1e9;
     json_t *o = percentiles(b);
@@ -547,7 +635,7 @@ static bool want(const char *list, const char *name)
 {
     if (strcmp(list, "all") == 0)
         return strcmp(name, "fill") != 0 && strcmp(name, "lincheck") != 0 &&
-               strcmp(name, "stats") != 0;
+               strcmp(name, "stats") != 0 && strcmp(name, "keepalive") != 0;
     size_t n = strlen(name);
     for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
         if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
@@ -628,12 +716,15 @@ static json_t *run_all(struct vs_cmd_ctx *ctx, struct bench *b)
         json_object_set_new(r, "lincheck", run_lincheck(b));
     if (want(w, "stats"))
         json_object_set_new(r, "stats", run_stats(b));
+    if (want(w, "keepalive"))
+        json_object_set_new(r, "keepalive", run_keepalive(b));
     return r;
 }
 
 static void print_table(json_t *r)
 {
-    const char *rows[] = {"put_latency", "get_latency", "put_throughput", "watch_delay", "fill"};
+    const char *rows[] = {"put_latency", "get_latency", "put_throughput", "watch_delay", "fill",
+                          "keepalive"};
     printf("%-16s %10s %10s %10s %12s\n", "workload", "p50 ms", "p99 ms", "max ms", "ops/s");
     for (unsigned i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         json_t *o = json_object_get(r, rows[i]);

@@ -47,6 +47,11 @@ struct bench_target_ops {
     int (*log_counters)(void *t, void (*cb)(void *arg, int status,
                                             const struct bench_log_counters *c),
                         void *arg);
+    /* A lease of ttl_ms for client (cb gets its id), and one keepalive of
+     * it (vstor only: NULL for etcd). */
+    int (*lease_grant)(void *t, unsigned client, uint64_t ttl_ms,
+                       void (*cb)(void *arg, int status, uint64_t id), void *arg);
+    int (*lease_keepalive)(void *t, unsigned client, uint64_t id, bench_done_fn cb, void *arg);
     /* Closes everything; cb from the loop when done. */
     void (*close)(void *t, void (*cb)(void *arg), void *arg);
 };

@@ -136,6 +136,55 @@ static int vt_volatile_put(void *vt, unsigned c, const char *key, const void *va
     return rc;
 }
 
+struct lg {
+    void (*cb)(void *arg, int status, uint64_t id);
+    void *arg;
+};
+
+static void grant_cb(void *arg, int status, uint64_t id, uint64_t ttl_ms)
+{
+    struct lg *g = arg;
+    (void)ttl_ms;
+    g->cb(g->arg, status, id);
+    free(g);
+}
+
+static int vt_lease_grant(void *vt, unsigned c, uint64_t ttl_ms,
+                          void (*cb)(void *arg, int status, uint64_t id), void *arg)
+{
+    struct vt *t = vt;
+    struct lg *g = malloc(sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    g->cb = cb;
+    g->arg = arg;
+    int rc = vs_meta_lease_grant(t->clients[c], 0, ttl_ms, grant_cb, g);
+    if (rc < 0)
+        free(g);
+    return rc;
+}
+
+static void keepalive_cb(void *arg, int status, uint64_t id, uint64_t remaining_ms)
+{
+    struct vop *o = arg;
+    (void)id;
+    (void)remaining_ms;
+    o->cb(o->arg, status, NULL, 0, false);
+    free(o);
+}
+
+static int vt_lease_keepalive(void *vt, unsigned c, uint64_t id, bench_done_fn cb, void *arg)
+{
+    struct vt *t = vt;
+    struct vop *o = vop_new(cb, arg);
+    if (!o)
+        return -ENOMEM;
+    int rc = vs_meta_lease_keepalive(t->clients[c], id, keepalive_cb, o);
+    if (rc < 0)
+        free(o);
+    return rc;
+}
+
 struct lc {
     void (*cb)(void *arg, int status, const struct bench_log_counters *c);
     void *arg;
@@ -221,5 +270,5 @@ static void vt_close(void *vt, void (*cb)(void *), void *arg)
 const struct bench_target_ops bench_vstor_ops = {
     .name = "vstor", .open = vt_open, .put = vt_put, .get = vt_get, .cas = vt_cas,
     .watch = vt_watch, .volatile_put = vt_volatile_put, .log_counters = vt_log_counters,
-    .close = vt_close,
+    .lease_grant = vt_lease_grant, .lease_keepalive = vt_lease_keepalive, .close = vt_close,
 };
