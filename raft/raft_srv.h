@@ -81,6 +81,17 @@ struct srv_read {
     struct srv_read *next;
 };
 
+/* A lease keepalive or TTL query waiting for a confirmation round. */
+struct srv_keepalive {
+    struct srv_sink sink;
+    uint64_t lease_id;
+    bool renew;              /* a keepalive; else a TTL query */
+    uint64_t arrived_ms;     /* a renewed deadline counts from here */
+    uint64_t round;          /* the confirmation round it waits for */
+    uint64_t deadline_ms;    /* VS_EUNAVAILABLE if not confirmed by then */
+    struct srv_keepalive *next;
+};
+
 struct srv_watch {
     uint64_t id;         /* the client's id (per connection) or ours (in-process) */
     struct srv_conn *conn;
@@ -148,6 +159,7 @@ struct meta_server {
     /* leases, on the leader */
     struct srv_lease *leases;
     size_t n_leases, cap_leases;
+    struct srv_keepalive *kas, *kas_tail; /* waiting for a round, in arrival order */
     uint64_t lease_check_ms;
     /* watches */
     struct srv_watch *watches;

@@ -33,6 +33,28 @@
  * move a deadline (no log entry: the light path). Every SRV_TICK_MS the
  * leader proposes one revoke entry for all leases past their deadline. A new
  * leader loads the lease table and gives each lease a full TTL from then.
+ *
+ * A keepalive (and a TTL query) is answered only after a confirmation round
+ * of the read index that started after it arrived has been acked by a
+ * majority in the leader's term; the renewed deadline is arrival + TTL. The
+ * keepalives waiting share one round with each other and with the reads. A
+ * leader that is the only voter answers at once. Not confirmed within an
+ * election timeout: VS_EUNAVAILABLE, which the client retries. Why a
+ * deposed leader can no longer promise a lease past its revoke: a leader
+ * cut off into a minority still believes it leads until raft's contact check
+ * steps it down, up to two election timeouts later, while the majority may
+ * elect a new leader (at E) well before that. The new leader revokes a lease
+ * nobody renews through it no earlier than E + TTL (it gave every lease a
+ * full TTL when it took office, after E). Take a renewal confirmed by the
+ * round started at R >= arrival A: a majority acked R in our term, so one of
+ * them votes for E's term only after its ack (a member that moved to a newer
+ * term never acks ours), hence A <= R < E and the deadline A + TTL < E + TTL.
+ * The client counts its lease from when it sent the keepalive (<= A) plus
+ * the remaining time we answer (deadline - now), so no renewal it believes
+ * in outlives the revoke (clock rates aside, for which the holder keeps a
+ * margin). Without the round the deposed leader would have renewed from its
+ * memory after E, to now + TTL > E + TTL (raft/tests/client_test.c,
+ * test_deposed_leader_keepalive).
  */
 #include "raft_srv.h"
 
@@ -339,6 +361,10 @@ static void req_range(struct meta_server *s, const struct srv_sink *k, const str
     }
 }
 
+static void keepalives_fail(struct meta_server *s, int status);
+static void keepalives_confirmed(struct meta_server *s);
+static void keepalives_expire(struct meta_server *s, uint64_t now);
+
 void srv_reads_fail(struct meta_server *s, int status)
 {
     while (s->reads) {
@@ -349,6 +375,7 @@ void srv_reads_fail(struct meta_server *s, int status)
         free(r);
     }
     s->reads_tail = NULL;
+    keepalives_fail(s, status);
     s->ri_inflight = false;
 }
 
@@ -379,6 +406,7 @@ static void round_check(struct meta_server *s)
             r->read_index = s->ri_index;
         }
     }
+    keepalives_confirmed(s);
 }
 
 static void round_send(struct meta_server *s)
@@ -419,13 +447,16 @@ static void serve_read(struct meta_server *s, struct srv_read *r)
 
 void srv_reads_turn(struct meta_server *s)
 {
-    if (!s->reads || !s->leader_ready)
+    if ((!s->reads && !s->kas) || !s->leader_ready)
         return;
     uint64_t now = srv_now(s);
-    if (!s->ri_inflight && s->reads_tail->round > s->ri_round)
+    bool wanted = (s->reads && s->reads_tail->round > s->ri_round) ||
+                  (s->kas && s->kas_tail->round > s->ri_round);
+    if (!s->ri_inflight && wanted)
         round_start(s);
     else if (s->ri_inflight && now - s->ri_sent_ms > SRV_READ_ROUND_RETRY_MS)
         round_send(s); /* pings or acks were lost: ask again, same round */
+    keepalives_expire(s, now);
     struct srv_read **pp = &s->reads, *last = NULL;
     while (*pp) {
         struct srv_read *r = *pp;
@@ -499,25 +530,102 @@ void srv_leases_clear(struct meta_server *s)
     s->n_leases = 0;
 }
 
+/* Answers a keepalive or TTL query once this member's leadership is
+ * confirmed for a moment after arrived_ms (see NOTES). */
+static void lease_answer(struct meta_server *s, const struct srv_sink *k, uint64_t id,
+                         bool renew, uint64_t arrived_ms)
+{
+    size_t at;
+    struct srv_lease *l = lease_find(s, id, &at);
+    if (!l || l->revoking) {
+        srv_reply(s, k, VS_ELEASE, NULL, 0);
+        return;
+    }
+    uint64_t now = srv_now(s);
+    if (renew && arrived_ms + l->ttl_ms > l->deadline_ms)
+        l->deadline_ms = arrived_ms + l->ttl_ms;
+    uint8_t body[16];
+    vs_put_u64(body, l->deadline_ms > now ? l->deadline_ms - now : 0);
+    vs_put_u64(body + 8, l->ttl_ms);
+    srv_reply(s, k, 0, body, sizeof(body));
+}
+
 static void lease_keepalive(struct meta_server *s, const struct srv_sink *k, uint64_t id,
                             bool renew)
 {
-    size_t at;
-    struct srv_lease *l = NULL;
     int rc = !is_leader(s) ? VS_ENOTLEADER : (!s->leader_ready ? -EAGAIN : 0);
-    if (rc == 0) {
-        l = lease_find(s, id, &at);
-        rc = !l || l->revoking ? VS_ELEASE : 0;
+    unsigned acked;
+    if (rc == 0 && voters(s, &acked) == 1) {
+        lease_answer(s, k, id, renew, srv_now(s)); /* the only voter: nobody else can lead */
+        return;
     }
-    uint8_t body[16];
-    if (rc == 0) {
-        uint64_t now = srv_now(s);
-        if (renew)
-            l->deadline_ms = now + l->ttl_ms;
-        vs_put_u64(body, l->deadline_ms > now ? l->deadline_ms - now : 0);
-        vs_put_u64(body + 8, l->ttl_ms);
+    struct srv_keepalive *ka = rc == 0 ? calloc(1, sizeof(*ka)) : NULL;
+    if (rc == 0 && !ka)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        srv_reply(s, k, rc, NULL, 0);
+        return;
     }
-    srv_reply(s, k, rc, body, sizeof(body));
+    ka->sink = *k;
+    ka->lease_id = id;
+    ka->renew = renew;
+    ka->arrived_ms = srv_now(s);
+    ka->round = s->ri_round + 1; /* the next round to start: it starts after now */
+    ka->deadline_ms = ka->arrived_ms + s->opts.election_timeout_ms;
+    if (s->kas_tail)
+        s->kas_tail->next = ka;
+    else
+        s->kas = ka;
+    s->kas_tail = ka;
+}
+
+static struct srv_keepalive *keepalive_pop(struct meta_server *s)
+{
+    struct srv_keepalive *ka = s->kas;
+    s->kas = ka->next;
+    if (!s->kas)
+        s->kas_tail = NULL;
+    return ka;
+}
+
+/* A round reached a majority: answer every keepalive that arrived before it
+ * started (they are in arrival order, so their rounds never decrease). */
+static void keepalives_confirmed(struct meta_server *s)
+{
+    while (s->kas && s->kas->round <= s->ri_round) {
+        struct srv_keepalive *ka = keepalive_pop(s);
+        lease_answer(s, &ka->sink, ka->lease_id, ka->renew, ka->arrived_ms);
+        free(ka);
+    }
+}
+
+/* Not confirmed in an election timeout: this member is likely cut off from
+ * its majority. The client retries (here, or at another member once this
+ * one stays silent) and its keeper only reports the lease UNKNOWN. */
+static void keepalives_expire(struct meta_server *s, uint64_t now)
+{
+    struct srv_keepalive **pp = &s->kas, *last = NULL;
+    while (*pp) {
+        struct srv_keepalive *ka = *pp;
+        if (ka->deadline_ms <= now) {
+            *pp = ka->next;
+            srv_reply(s, &ka->sink, VS_EUNAVAILABLE, NULL, 0);
+            free(ka);
+        } else {
+            last = ka;
+            pp = &ka->next;
+        }
+    }
+    s->kas_tail = last;
+}
+
+static void keepalives_fail(struct meta_server *s, int status)
+{
+    while (s->kas) {
+        struct srv_keepalive *ka = keepalive_pop(s);
+        srv_reply(s, &ka->sink, status, NULL, 0);
+        free(ka);
+    }
 }
 
 void srv_leases_tick(struct meta_server *s)
@@ -838,6 +946,9 @@ void srv_forget_conn(struct meta_server *s, struct srv_conn *sc)
     for (struct srv_read *r = s->reads; r; r = r->next)
         if (r->sink.conn == sc)
             r->sink.conn = NULL;
+    for (struct srv_keepalive *ka = s->kas; ka; ka = ka->next)
+        if (ka->sink.conn == sc)
+            ka->sink.conn = NULL;
     if (s->mop.sink.conn == sc)
         s->mop.sink.conn = NULL;
 }

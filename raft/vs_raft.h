@@ -45,11 +45,14 @@
  *     success ops or the failure ops, atomically, at one revision.
  *   - Leases: granted with a TTL (>= VS_META_LEASE_TTL_MIN_MS). Only the
  *     leader tracks deadlines; keepalives reset them in the leader's memory
- *     and never touch the log. When a deadline passes, the leader proposes a
- *     revoke, replicated like any write: the lease and every key attached to
- *     it are deleted at one revision. A new leader gives every lease a full
- *     TTL from the moment it takes office (so a failover or a whole-service
- *     outage never expires a lease whose holder reconnects within its TTL).
+ *     and never touch the log, but are answered only once a majority
+ *     confirmed, after the keepalive arrived, that this member still leads
+ *     (so a deposed leader renews nothing). When a deadline passes, the
+ *     leader proposes a revoke, replicated like any write: the lease and
+ *     every key attached to it are deleted at one revision. A new leader
+ *     gives every lease a full TTL from the moment it takes office (so a
+ *     failover or a whole-service outage never expires a lease whose holder
+ *     reconnects within its TTL).
  *   - Watches: from a start revision, on a key or a range; events arrive in
  *     revision order, each revision whole, never skipping one. A start
  *     revision below the compaction revision fails with VS_ECOMPACTED. Any

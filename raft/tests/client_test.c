@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <raft.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +350,162 @@ static void test_watch_failover(void **state)
     cluster_free(&c);
 }
 
+/* ---- a deposed leader and its leases ---------------------------------------------- */
+
+struct ka_rec {
+    uint64_t sent_ms, done_ms, remaining_ms;
+    int status;
+    bool done;
+};
+
+static void ka_cb(void *ctx, int status, uint64_t id, uint64_t remaining_ms)
+{
+    struct ka_rec *r = ctx;
+    (void)id;
+    r->status = status;
+    r->remaining_ms = remaining_ms;
+    r->done = true;
+}
+
+static bool three_voters(struct cluster *c, void *arg)
+{
+    (void)arg;
+    struct vs_raft_status st;
+    vs_raft_server_status(c->m[0].s, &st);
+    unsigned voters = 0;
+    for (unsigned i = 0; i < st.n_members; i++)
+        voters += st.members[i].role == RAFT_VOTER;
+    return c->m[0].leader && voters == 3;
+}
+
+static bool other_leader(struct cluster *c, void *arg)
+{
+    (void)arg;
+    return c->m[1].leader || c->m[2].leader;
+}
+
+static bool lease_is_gone(struct cluster *c, void *arg)
+{
+    struct ctx *x = arg;
+    struct ka_rec r = {0};
+    assert_int_equal(vs_meta_lease_keepalive(x->cl, x->lease, ka_cb, &r), 0);
+    uint64_t end = uv_now(&c->loop) + 5000;
+    while (!r.done && uv_now(&c->loop) < end)
+        run_for(c, 5);
+    return r.done && r.status == VS_ELEASE;
+}
+
+/* Member 1 leads from the start (it bootstraps alone and adds 2 and 3); the
+ * client knows only it. Returns a fresh lease of ttl it just renewed. */
+static void deposed_setup(struct cluster *c, struct ctx *x, uint64_t ttl)
+{
+    cluster_init(c, 3, "cldeposed");
+    c->alone = true;
+    c->m[0].election_timeout_ms = 4000;
+    member_open(c, 0);
+    assert_true(run_until(c, has_leader, NULL, 10000));
+    memset(x, 0, sizeof(*x));
+    x->c = c;
+    const char *members[1] = {c->m[0].addr};
+    struct vs_meta_client_opts o = {.members = members, .n_members = 1, .op_timeout_ms = 1500,
+                                    .down_after_ms = 60000};
+    assert_int_equal(vs_meta_client_create(&c->loop, &o, &x->cl), 0);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) { /* three voters: a renewal now takes a round */
+            member_open(c, 1);
+            member_open(c, 2);
+            assert_true(run_until(c, three_voters, NULL, 30000));
+        }
+        x->pending++;
+        assert_int_equal(vs_meta_lease_grant(x->cl, 0, ttl, lease_cb, x), 0);
+        wait_all(x);
+        assert_int_equal(x->status, 0);
+        struct ka_rec r = {0};
+        assert_int_equal(vs_meta_lease_keepalive(x->cl, x->lease, ka_cb, &r), 0);
+        uint64_t end = uv_now(&c->loop) + 5000;
+        while (!r.done && uv_now(&c->loop) < end)
+            run_for(c, 5);
+        assert_true(r.done);
+        assert_int_equal(r.status, 0); /* the only voter, or a leader with its majority */
+        assert_true(r.remaining_ms > ttl - 500 && r.remaining_ms <= ttl);
+    }
+}
+
+/* Cuts member 1 off from 2 and 3 and sends a keepalive every 100 ms until
+ * it steps down (or 8 s); returns how many, all answered. */
+static unsigned keepalives_while_cut(struct cluster *c, struct ctx *x, struct ka_rec *ka,
+                                     unsigned max, uint64_t *cut_ms)
+{
+    vs_raft_server_cut(c->m[0].s, 2, true);
+    vs_raft_server_cut(c->m[0].s, 3, true);
+    *cut_ms = uv_now(&c->loop);
+    unsigned n = 0;
+    while (n < max && c->m[0].leader && uv_now(&c->loop) - *cut_ms < 8000) {
+        ka[n].sent_ms = uv_now(&c->loop);
+        assert_int_equal(vs_meta_lease_keepalive(x->cl, x->lease, ka_cb, &ka[n]), 0);
+        n++;
+        run_for(c, 100);
+    }
+    uint64_t end = uv_now(&c->loop) + 10000;
+    for (unsigned i = 0; i < n; i++) {
+        while (!ka[i].done && uv_now(&c->loop) < end)
+            run_for(c, 5);
+        assert_true(ka[i].done);
+    }
+    return n;
+}
+
+/* Member 1 leads; it is cut off from members 2 and 3 but not from the
+ * client, which knows only it (an OSD that reaches only the old leader).
+ * Member 1's election timeout is long, so it believes it leads for seconds
+ * after 2 and 3 elected a new leader -- which gives every lease a full TTL
+ * from then and revokes ours when nobody renews it there. Member 1 must
+ * answer no keepalive sent after that election OK, and none it answers OK
+ * may promise the lease past the revoke: sent at S with R ms left, the
+ * client holds the lease until S + R, and the new leader revokes it at the
+ * earliest TTL after it took office. */
+static void test_deposed_leader_keepalive(void **state)
+{
+    (void)state;
+    const uint64_t ttl = 2000;
+    struct cluster c;
+    struct ctx x;
+    deposed_setup(&c, &x, ttl);
+    enum { NKA = 80 };
+    struct ka_rec ka[NKA];
+    memset(ka, 0, sizeof(ka));
+    uint64_t cut_ms;
+    unsigned n = keepalives_while_cut(&c, &x, ka, NKA, &cut_ms);
+    assert_true(run_until(&c, other_leader, NULL, 5000));
+    uint64_t elected_ms = c.m[c.m[1].leader ? 1 : 2].leader_since_ms;
+    unsigned after_election = 0;
+    for (unsigned i = 0; i < n; i++) {
+        bool after = ka[i].sent_ms > elected_ms;
+        after_election += after;
+        if (ka[i].status != 0)
+            continue;
+        if (after) /* no round started then can reach a majority */
+            fail_msg("keepalive %u sent %" PRIu64 " ms after the new leader took office was "
+                     "answered OK by the deposed leader",
+                     i, ka[i].sent_ms - elected_ms);
+        if (ka[i].sent_ms + ka[i].remaining_ms > elected_ms + ttl)
+            fail_msg("keepalive %u sent %" PRIu64 " ms after the cut, answered OK by the "
+                     "deposed leader with %" PRIu64 " ms left: the lease would outlive the new "
+                     "leader's revoke (%" PRIu64 " ms after the cut)",
+                     i, ka[i].sent_ms - cut_ms, ka[i].remaining_ms, elected_ms + ttl - cut_ms);
+    }
+    /* The window this test is about was there: member 1 still led after the
+     * election, and keepalives reached it then. */
+    assert_true(after_election > 0);
+
+    /* Healed, member 1 follows the new leader, which has revoked the lease. */
+    vs_raft_server_cut(c.m[0].s, 2, false);
+    vs_raft_server_cut(c.m[0].s, 3, false);
+    assert_true(run_until(&c, lease_is_gone, &x, 15000));
+    close_client(&x);
+    cluster_free(&c);
+}
+
 int main(void)
 {
     enum vs_log_level lvl = getenv("RAFT_TEST_DEBUG") ? VS_LOG_DEBUG : VS_LOG_WARN;
@@ -356,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_kv),
         cmocka_unit_test(test_watch_failover),
         cmocka_unit_test(test_leases_and_outage),
+        cmocka_unit_test(test_deposed_leader_keepalive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
