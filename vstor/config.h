@@ -158,6 +158,10 @@ enum vs_cfg_type {
       "tests only, needs enable_debug: while DIR/osd.<id>.eio exists the OSD's store "   \
       "writes and fsyncs fail with EIO; while DIR/osd.<id>.enospc exists its local "     \
       "client writes fail with ENOSPC")                                                  \
+    X(debug_keepalive_uncapped, VS_CFG_BOOL, "false", 0, 0, VS_SCOPE_OSD,                \
+      "tests only, needs enable_debug: keep net_ping_interval and net_ping_timeout as "   \
+      "set, above osd_lease_ttl/5, so a primary cut off from its set stays active and "  \
+      "only its read lease stops its reads")                                             \
     X(client_retry_enospc, VS_CFG_BOOL, "true", 0, 0, VS_SCOPE_CLIENT,                    \
       "retry writes that fail with ENOSPC until space is freed (a warning every 10 s); " \
       "false: return ENOSPC to the caller")

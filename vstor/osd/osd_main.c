@@ -209,6 +209,19 @@ static int net_make(struct vs_osd *osd)
      * expire first). Stale reads do not depend on this timing: the read
      * lease (osd_lease.h) stops its reads in every partition. */
     uint32_t cap = (uint32_t)VS_MAX(osd->cfg->osd_lease_ttl / 5, 10);
+    if (osd->cfg->debug_keepalive_uncapped) {
+        /* Tests only (integration/test_osd_stale_read.py): with the cap off, a
+         * primary cut off from its set stays active past the moment its PGs
+         * move, and the read lease alone must stop its reads. */
+        if (!osd->cfg->enable_debug) {
+            VS_ERROR(OSD_LOG, "debug_keepalive_uncapped is a test-only hook: it needs "
+                     "enable_debug true as well");
+            return -EINVAL;
+        }
+        VS_WARN(OSD_LOG, "test-only: keepalive not capped by osd_lease_ttl: ping after %u ms "
+                "of silence, dead after %u ms more", nc.ping_interval_ms, nc.ping_timeout_ms);
+        cap = UINT32_MAX;
+    }
     if (nc.ping_interval_ms > cap || nc.ping_timeout_ms > cap)
         VS_INFO(OSD_LOG, "keepalive: ping after %u ms of silence, dead after %u ms more "
                 "(at most osd_lease_ttl/5 each)", VS_MIN(nc.ping_interval_ms, cap),
