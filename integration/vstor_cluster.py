@@ -64,15 +64,16 @@ class Cluster:
         self.mons[i].signal(sig)
         self.mons[i].wait(30)
 
-    def add_osd(self, host=None, size="1G", osd_id=None, format_args=()):
-        """Formats a file for a new OSD (taking the cluster id from the mons) and starts it."""
+    def add_osd(self, host=None, size="1G", osd_id=None, format_args=(), args=()):
+        """Formats a file for a new OSD (taking the cluster id from the mons) and starts it;
+        args: its own flags, after the cluster's osd_args."""
         osd_id = osd_id or (max(self.osds) + 1 if self.osds else 1)
         dev = os.path.join(self.tmp, f"osd{osd_id}.dev")
         subprocess.run(["truncate", "-s", size, dev], check=True)
         r = self.vstor("disk", "format", dev, "--osd-id", osd_id, *format_args,
                        prefix=self._prefix(host))
         assert r.returncode == 0, r.stderr
-        self.osds[osd_id] = {"dev": dev, "host": host, "proc": None}
+        self.osds[osd_id] = {"dev": dev, "host": host, "proc": None, "args": list(args)}
         self.start_osd(osd_id)
         return osd_id
 
@@ -86,7 +87,7 @@ class Cluster:
     def start_osd(self, osd_id):
         o = self.osds[osd_id]
         args = ["osd", "--device", o["dev"], "--mon-address", self.mon_address,
-                "--osd-lease-ttl", self.lease_ttl] + self.osd_args
+                "--osd-lease-ttl", self.lease_ttl] + self.osd_args + o.get("args", [])
         if o["host"] is not None:
             args += ["--osd-address", o["host"].addr, "--osd-host", o["host"].ns]
         o["proc"] = self.procs.start(*args, name=f"osd{osd_id}", prefix=self._prefix(o["host"]))
