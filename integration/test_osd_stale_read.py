@@ -203,8 +203,9 @@ def raw_read_once(host, addr, cluster_id, target):
     return out.get("rc"), out.get("held")
 
 
-def timeline_of(reads, t0):
-    """R's reads as runs of equal outcomes per block, times relative to t0."""
+def timeline_of(reads, t0, names):
+    """R's reads as runs of equal outcomes per block (names: target -> its
+    name), times relative to t0."""
     out, run = [], None
     for r in sorted(reads, key=lambda r: (r["target"], r["sent"])):
         key = (r["target"], r["rc"], r["held"])
@@ -216,7 +217,7 @@ def timeline_of(reads, t0):
             run = [key, r, r, 1]
     if run:
         out.append(run)
-    return [f"R block at {k[0][1]:>7}: sent +{a['sent'] - t0:.3f} .. +{b['sent'] - t0:.3f}: "
+    return [f"R {names[k[0]]}: sent +{a['sent'] - t0:.3f} .. +{b['sent'] - t0:.3f}: "
             f"{n} x rc {k[1]} {k[2] or ''}" for k, a, b, n in out]
 
 
@@ -336,7 +337,8 @@ def test_no_stale_read_from_replaced_primary(procs, vstor_bin, tmp_path, netns, 
              f"X: first read refused for want of a read lease {refused[0] if refused else None}",
              f"X: PGs left ACTIVE {left_active}, learnt of the new map {learnt}",
              f"new primaries active {activated}"] + \
-        timeline_of([r for r in reads if r["sent"] > cut_at - 0.3], t0)
+        timeline_of([r for r in reads if r["sent"] > cut_at - 0.3], t0,
+                    {t: f"{p} block at {t[1]}" for p, t in targets.items()})
     timeline = "\n".join(lines)
     (tmp_path / "timeline.txt").write_text(timeline + "\n")
     print(timeline)
