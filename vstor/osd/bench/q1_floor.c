@@ -25,7 +25,8 @@
  *
  * Options (before the mode): -t SECONDS (default 5), -s MIB (the part of each
  * file used, default 256; the files must be at least that big), -p (every
- * process spins on its sockets instead of sleeping in recv). Prints one
+ * process spins on its sockets instead of sleeping in recv), -u (unix socket
+ * pairs between the processes instead of TCP loopback). Prints one
  * JSON line: mode, ops, mean_us, p50_us, p99_us.
  */
 #include <arpa/inet.h>
@@ -224,20 +225,37 @@ static void *aligned_block(void)
     return p;
 }
 
-static pid_t spawn_server(uint16_t *port, const char *file, int role, uint16_t sec_port)
+/* -u: unix socket pairs instead of TCP loopback between the processes. */
+static int unix_sockets;
+
+/* Forks a server of ROLE (0 reads, 1 S, 2 P whose S is at PEER, 3 echo) and
+ * returns this side's connection to it; *PID is the child. */
+static int spawn_server(pid_t *pid, const char *file, int role, int peer)
 {
-    int ls = listen_any(port);
-    pid_t pid = fork();
-    if (pid < 0)
+    int sv[2] = {-1, -1}, ls = -1;
+    uint16_t port = 0;
+    if (unix_sockets) {
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+            die("socketpair");
+    } else {
+        ls = listen_any(&port);
+    }
+    *pid = fork();
+    if (*pid < 0)
         die("fork");
-    if (pid > 0) {
+    if (*pid > 0) {
+        if (unix_sockets) {
+            close(sv[1]);
+            return sv[0];
+        }
         close(ls);
-        return pid;
+        return connect_to(port);
     }
     int fd = open_direct(file);
     void *buf = aligned_block();
-    int sec = role == 2 ? connect_to(sec_port) : -1;
-    int conn = accept_one(ls);
+    int conn = unix_sockets ? sv[1] : accept_one(ls);
+    if (unix_sockets)
+        close(sv[0]);
     if (role == 0)
         serve_reads(conn, fd, buf);
     else if (role == 3)
@@ -245,7 +263,7 @@ static pid_t spawn_server(uint16_t *port, const char *file, int role, uint16_t s
     else if (role == 1)
         serve_writes_secondary(conn, fd, buf);
     else
-        serve_writes_primary(conn, fd, sec, buf);
+        serve_writes_primary(conn, fd, peer, buf);
     _exit(0);
 }
 
@@ -271,7 +289,7 @@ struct bench {
 
 static void bench_start(struct bench *b, const char *file, const char *file2)
 {
-    uint16_t port, sport;
+    int s_conn;
     b->fd = b->conn = -1;
     b->kids[0] = b->kids[1] = 0;
     b->buf = aligned_block();
@@ -282,14 +300,14 @@ static void bench_start(struct bench *b, const char *file, const char *file2)
         return;
     case REP_READ:
     case RTT:
-        b->kids[0] = spawn_server(&port, file, b->mode == RTT ? 3 : 0, 0);
+        b->conn = spawn_server(&b->kids[0], file, b->mode == RTT ? 3 : 0, -1);
         break;
     default:
-        b->kids[1] = spawn_server(&sport, file2, 1, 0);
-        b->kids[0] = spawn_server(&port, file, 2, sport);
+        s_conn = spawn_server(&b->kids[1], file2, 1, -1);
+        b->conn = spawn_server(&b->kids[0], file, 2, s_conn);
+        close(s_conn); /* P's now */
         break;
     }
-    b->conn = connect_to(port);
 }
 
 static void bench_op(struct bench *b)
@@ -355,7 +373,7 @@ static int bench_measure(struct bench *b, double seconds)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: q1_floor [-t SECONDS] [-s MIB] [-p] raw-read|raw-write|rep-read|"
+    fprintf(stderr, "usage: q1_floor [-t SECONDS] [-s MIB] [-p] [-u] raw-read|raw-write|rep-read|"
                     "rep-write|rtt FILE [FILE2]\n");
     return 2;
 }
@@ -365,13 +383,15 @@ int main(int argc, char **argv)
     double seconds = 5;
     uint64_t mib = 256;
     int opt;
-    while ((opt = getopt(argc, argv, "t:s:p")) != -1) {
+    while ((opt = getopt(argc, argv, "t:s:pu")) != -1) {
         if (opt == 't')
             seconds = atof(optarg);
         else if (opt == 's')
             mib = strtoull(optarg, NULL, 10);
         else if (opt == 'p')
             poll_sockets = 1;
+        else if (opt == 'u')
+            unix_sockets = 1;
         else
             return usage();
     }
