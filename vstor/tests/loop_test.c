@@ -297,7 +297,10 @@ static void test_spin_reaps_ring(void **state)
     struct ring_chain c = {.op.cb = ring_chain_cb, .loop = &loop, .left = 200};
     c.ts.tv_nsec = 100000; /* 100 us */
     ring_chain_next(&c);
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_THREAD, &ru0);
     assert_int_equal(vs_loop_run(&loop), 0);
+    getrusage(RUSAGE_THREAD, &ru1);
     assert_int_equal(c.done, 200);
     assert_int_equal(c.bad, 0);
     /* The first completions woke the blocked loop (the very first turn has
@@ -305,7 +308,12 @@ static void test_spin_reaps_ring(void **state)
      * does); all the rest came while spinning, in the one window. */
     assert_int_equal(loop.spin.windows, 1);
     assert_true(c.while_spinning >= 198);
-    assert_true(loop.spin.reaped > 0);
+    /* The spinner reaps what it finds; a completion that lands while another
+     * process holds the CPU after a yield is found first by libuv's poll of
+     * that turn (the eventfd). On a loaded machine that can be all of them:
+     * only a spinner that kept its CPU must have reaped some. */
+    if (ru1.ru_nivcsw - ru0.ru_nivcsw < 20)
+        assert_true(loop.spin.reaped > 0);
     assert_int_equal(vs_loop_close(&loop), 0);
 }
 
