@@ -14,7 +14,7 @@ import re
 import signal
 import subprocess
 
-from vstor_cluster import Cluster, ok, progress, wait_progress
+from vstor_cluster import Cluster, assert_debug_option_refused, ok, progress, wait_progress
 from vstor_fixtures import wait_for
 
 
@@ -43,15 +43,7 @@ def wait_failed(c, osd):
 def test_fault_hook_needs_enable_debug(procs, vstor_bin, tmp_path):
     """The hook cannot be switched on by accident: without enable_debug the OSD
     refuses to start and says why."""
-    c = Cluster(procs, vstor_bin, tmp_path, mons=1,
-                osd_args=["--debug-fault-dir", str(tmp_path)])
-    dev = tmp_path / "osd1.dev"
-    subprocess.run(["truncate", "-s", "256M", str(dev)], check=True)
-    assert c.vstor("disk", "format", dev, "--osd-id", 1).returncode == 0
-    c.osds[1] = {"dev": str(dev), "host": None, "proc": None}
-    p = c.start_osd(1)
-    assert p.wait(60) != 0
-    assert "needs enable_debug" in p.log(), p.log()
+    assert_debug_option_refused(procs, vstor_bin, tmp_path, ["--debug-fault-dir", str(tmp_path)])
 
 
 def test_secondary_eio_under_writer(procs, vstor_bin, tmp_path):

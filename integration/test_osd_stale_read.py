@@ -30,13 +30,12 @@ import os
 import select
 import socket
 import struct
-import subprocess
 import threading
 import time
 
 import pytest
 
-from vstor_cluster import Cluster
+from vstor_cluster import Cluster, assert_debug_option_refused
 from vstor_fixtures import crc32c, frame, hello_body, recv_exact, wait_for
 
 OP_HELLO, OP_PING, OP_READ = 1, 2, 16
@@ -386,12 +385,4 @@ def test_no_stale_read_from_replaced_primary(procs, vstor_bin, tmp_path, netns, 
 def test_keepalive_hook_needs_enable_debug(procs, vstor_bin, tmp_path):
     """debug_keepalive_uncapped cannot be switched on by accident: without
     enable_debug the OSD refuses to start and says why."""
-    c = Cluster(procs, vstor_bin, tmp_path, mons=1,
-                osd_args=["--debug-keepalive-uncapped", "true"])
-    dev = tmp_path / "osd1.dev"
-    subprocess.run(["truncate", "-s", "256M", str(dev)], check=True)
-    assert c.vstor("disk", "format", dev, "--osd-id", 1).returncode == 0
-    c.osds[1] = {"dev": str(dev), "host": None, "proc": None}
-    p = c.start_osd(1)
-    assert p.wait(60) != 0
-    assert "needs enable_debug" in p.log(), p.log()
+    assert_debug_option_refused(procs, vstor_bin, tmp_path, ["--debug-keepalive-uncapped", "true"])

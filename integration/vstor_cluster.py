@@ -266,3 +266,16 @@ def wait_progress(proc, more_than, timeout):
         assert progress(proc), f"the writer exited before any progress:\n{proc.log()}"
         return True
     return wait_for(ready, timeout, interval=0.2, what=f"the writer past {more_than} ops")
+
+
+def assert_debug_option_refused(procs, vstor_bin, tmp_path, osd_args):
+    """An OSD given a test-only option (OSD_ARGS) without enable_debug refuses
+    to start and says why: such hooks cannot be switched on by accident."""
+    c = Cluster(procs, vstor_bin, tmp_path, mons=1, osd_args=osd_args)
+    dev = tmp_path / "osd1.dev"
+    subprocess.run(["truncate", "-s", "256M", str(dev)], check=True)
+    assert c.vstor("disk", "format", dev, "--osd-id", 1).returncode == 0
+    c.osds[1] = {"dev": str(dev), "host": None, "proc": None}
+    p = c.start_osd(1)
+    assert p.wait(60) != 0
+    assert "needs enable_debug" in p.log(), p.log()

@@ -207,6 +207,23 @@ static void tp_next(struct slot *s)
     }
 }
 
+/* Runs the clients started at T0 until done; the latency percentiles with the
+ * throughput, failures and duration. Frees SLOTS. */
+static json_t *run_and_report(struct bench *b, uint64_t t0, void *slots)
+{
+    run_until_done(b);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    json_t *o = percentiles(b);
+    if (json_is_object(o)) {
+        json_object_set_new(o, "clients", json_integer(b->clients));
+        json_object_set_new(o, "ops_per_s", json_real((double)b->completed / secs));
+        json_object_set_new(o, "failed", json_integer((json_int_t)b->failed));
+        json_object_set_new(o, "seconds", json_real(secs));
+    }
+    free(slots);
+    return o;
+}
+
 static json_t *run_many(struct bench *b, bool fill)
 {
     struct slot *slots = calloc(b->clients, sizeof(*slots));
@@ -220,17 +237,7 @@ static json_t *run_many(struct bench *b, bool fill)
         slots[i] = (struct slot){.b = b, .client = i};
         tp_next(&slots[i]);
     }
-    run_until_done(b);
-    double secs = (double)(now_ns() - t0) / 1e9;
-    json_t *o = percentiles(b);
-    if (json_is_object(o)) {
-        json_object_set_new(o, "clients", json_integer(b->clients));
-        json_object_set_new(o, "ops_per_s", json_real((double)b->completed / secs));
-        json_object_set_new(o, "failed", json_integer((json_int_t)b->failed));
-        json_object_set_new(o, "seconds", json_real(secs));
-    }
-    free(slots);
-    return o;
+    return run_and_report(b, t0, slots);
 }
 
 /* ---- lease keepalives ------------------------------------------------------------------ */
@@ -304,17 +311,7 @@ static json_t *run_keepalive(struct bench *b)
     uint64_t t0 = now_ns();
     for (unsigned i = 0; i < b->clients; i++)
         ka_next(&slots[i]);
-    run_until_done(b);
-    double secs = (double)(now_ns() - t0) / 1e9;
-    json_t *o = percentiles(b);
-    if (json_is_object(o)) {
-        json_object_set_new(o, "clients", json_integer(b->clients));
-        json_object_set_new(o, "ops_per_s", json_real((double)b->completed / secs));
-        json_object_set_new(o, "failed", json_integer((json_int_t)b->failed));
-        json_object_set_new(o, "seconds", json_real(secs));
-    }
-    free(slots);
-    return o;
+    return run_and_report(b, t0, slots);
 }
 
 /* ---- watch delay ---------------------------------------------------------------------- */
