@@ -200,7 +200,10 @@ def main():
             cpu, iops = b.cpu_per_write(a.runtime) if want_cpu else (float("nan"), 0)
             b.stop()
             rows.append((raw, vs, cpu, iops))
-            print(f"run {run + 1}: cpu {cpu:.1f} us/write at {iops:.0f} writes/s", flush=True)
+            if want_cpu:
+                print(f"run {run + 1}: cpu {cpu:.1f} us/write at {iops:.0f} writes/s", flush=True)
+            else:
+                print(f"run {run + 1} done", flush=True)
     finally:
         b.stop()
         if not a.keep:
