@@ -49,6 +49,8 @@ REPLY = "-> 0x80"       # a reply: the header alone
 
 
 def tw(path, text):
+    if not os.path.exists(os.path.join(TRACEFS, "tracing_on")):  # not mounted on a fresh VM
+        subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], check=True)
     with open(os.path.join(TRACEFS, path), "w") as f:
         f.write(text)
 
