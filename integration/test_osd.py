@@ -112,6 +112,42 @@ def test_whole_cluster_restart_under_writer(cluster, tmp_path):
     assert "verified 33554432 bytes" in w.log()
 
 
+def test_clean_wait_returns_a_final_map(procs, vstor_bin, tmp_path):
+    """An OSD returns: the PGs it led become clean under their interim primary
+    before the monitor gives them back to it (placement balances primaries), so
+    every PG reads clean on a map that is about to change. wait_active(clean=True)
+    must not return on that map: a test acting on the primaries it names would
+    act on ones about to lose their PGs. The monitor's change delay is 5 s here
+    (osd.2 takes about 3 s to peer with the returned osd.1 under ASan), so that
+    interim map lasts long enough to be seen."""
+    delay = 5
+    c = Cluster(procs, vstor_bin, tmp_path, mons=1, mon_change_delay=f"{delay}s")
+    c.add_osds(2)
+    pool = c.pool("rbd", 2, 1, 8)
+    c.image("img", "8M", "rbd")
+    c.wait_active("rbd", clean=True)
+
+    def primaries():
+        return [g["primary"] for g in c.get("config/pgs")["pools"][str(pool)]["pgs"]]
+    assert set(primaries()) == {1, 2}, primaries()
+    c.kill_osd(1, signal.SIGTERM)  # a clean stop revokes the lease: down at once
+    wait_for(lambda: c.pgs_in("rbd", lambda w: w[0] == "active" and "degraded" in w,
+                              current=True), 60, interval=0.3, what="every PG on osd.2 alone")
+    ok(c.verify("img", ops=100, depth=4, save=tmp_path / "model"))
+    time.sleep(delay + 0.5)  # no plan of the monitor due: osd.1's return starts the delay
+    c.start_osd(1)
+    # The case under test: every PG clean on the current map, all led by osd.2.
+    wait_for(lambda: c.pgs_in("rbd", lambda w: w == ["active"], current=True) and
+             all(s["primary"] == 2 for s in c.pg_states("rbd").values()), 60, interval=0.1,
+             what="every PG clean under osd.2 before osd.1 gets primaries back")
+    c.wait_active("rbd", clean=True, timeout=90)
+    final = primaries()
+    assert 1 in final, final
+    time.sleep(delay + 1)  # longer than the monitor's change delay
+    assert primaries() == final
+    ok(c.verify("img", check=tmp_path / "model"))
+
+
 def test_degraded_pg_state_written_on_change_only(cluster, tmp_path):
     """A PG that stays degraded stores pg/state when its state changes, not again and
     again: over 4 s of a degraded pool under a writer, no pg/state key is written and

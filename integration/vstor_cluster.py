@@ -28,8 +28,9 @@ class Cluster:
     MON_PORT = 7100  # on namespace hosts (each has its own port space)
 
     def __init__(self, procs, vstor_bin, tmp, mons=1, hosts=None, lease_ttl="5s",
-                 osd_args=()):
+                 osd_args=(), mon_change_delay="50ms"):
         self.procs, self.bin, self.tmp = procs, vstor_bin, str(tmp)
+        self.mon_change_delay = mon_change_delay
         self.hosts, self.lease_ttl, self.osd_args = hosts, lease_ttl, list(osd_args)
         self.verify_bin = os.path.join(os.path.dirname(vstor_bin), "osd", "osd_verify")
         if hosts:
@@ -55,8 +56,9 @@ class Cluster:
         members = ",".join(f"{k + 1}={a}" for k, a in enumerate(self.mon_addrs))
         self.mons[i] = self.procs.start(
             "mon", "--id", i + 1, "--address", self.mon_addrs[i], "--members", members,
-            "--data-dir", os.path.join(self.tmp, f"mon{i + 1}"), "--mon-change-delay", "50ms",
-            "--mon-election-timeout", "500ms", "--mon-heartbeat-interval", "100ms",
+            "--data-dir", os.path.join(self.tmp, f"mon{i + 1}"),
+            "--mon-change-delay", self.mon_change_delay, "--mon-election-timeout", "500ms",
+            "--mon-heartbeat-interval", "100ms",
             name=f"mon{i + 1}", prefix=self._prefix(self._mon_host(i)))
         return self.mons[i]
 
@@ -134,16 +136,22 @@ class Cluster:
                                 prefix=self._prefix(self._mon_host(0))))
         return next(int(str(m["cluster_id"]), 16) for m in st if m.get("cluster_id"))
 
-    def get(self, key, prefix=False):
-        """The JSON value of key (None if absent); with prefix, {key: value}."""
+    def kvs(self, key, prefix=False):
+        """{key: (JSON value, mod revision)} of key, or of the keys under it with
+        prefix; {} when absent or unreadable."""
         args = ["meta", "get", key, "--json"] + (["--prefix"] if prefix else [])
         r = self.vstor(*args, prefix=self._prefix(self._mon_host(0)))
         if r.returncode != 0:
-            return {} if prefix else None
-        kvs = json.loads(r.stdout).get("kvs", [])
+            return {}
+        return {kv["key"]: (json.loads(kv["value"]), kv["mod_revision"])
+                for kv in json.loads(r.stdout).get("kvs", [])}
+
+    def get(self, key, prefix=False):
+        """The JSON value of key (None if absent); with prefix, {key: value}."""
+        kvs = self.kvs(key, prefix)
         if prefix:
-            return {kv["key"]: json.loads(kv["value"]) for kv in kvs}
-        return json.loads(kvs[0]["value"]) if kvs else None
+            return {k: v for k, (v, _) in kvs.items()}
+        return kvs[key][0] if key in kvs else None
 
     def revisions(self, prefix):
         """(the store's revision, {key: version}) of the keys under prefix; a key's
@@ -216,10 +224,49 @@ class Cluster:
                 return False
         return True
 
+    def clean_and_final(self, pool):
+        """When every PG of the pool is clean on the current map and that map is
+        final, the revisions that say so (config/pgs, then each PG's pg/state);
+        else None. Final: the monitor has acted on these reports -- no PG keeps
+        a history, and the pool's last_clean is its current layout. It records
+        last_clean only in a plan that first re-ran placement on every input it
+        read, and no PG is clean before its returned OSDs are up in those
+        inputs; so PGs clean under interim primaries that placement is about to
+        hand back (a set starts with its primary) do not pass
+        (docs/monitor.md §3, docs/placement.md §3)."""
+        pid = self.pool_id(pool) if isinstance(pool, str) else pool
+        pgmap, pgs_rev = self.kvs("config/pgs").get("config/pgs", (None, 0))
+        pp = (pgmap or {}).get("pools", {}).get(str(pid), {})
+        mapped = pp.get("pgs", [])
+        st = {int(k.rsplit("/", 1)[1]): v
+              for k, v in self.kvs(f"pg/state/{pid}/", prefix=True).items()}
+        if not mapped or len(st) != len(mapped):
+            return None
+        for i, m in enumerate(mapped):
+            s, _ = st.get(i, ({}, 0))
+            if s.get("state") != ["active"] or s.get("primary") != m["primary"] or \
+                    sorted(s.get("peers", [])) != sorted(o for o in m["osd_set"] if o) or \
+                    m.get("history"):
+                return None
+        if pp.get("last_clean") != [m["osd_set"] for m in mapped]:
+            return None
+        return pgs_rev, tuple(st[i][1] for i in range(len(mapped)))
+
     def wait_active(self, pool, timeout=120, clean=False):
-        want = (lambda w: w == ["active"]) if clean else (lambda w: w[0] == "active")
-        wait_for(lambda: self.pgs_in(pool, want, current=True), timeout, interval=0.3,
-                 what=f"every PG of {pool} {'clean' if clean else 'active'}")
+        """Every PG of the pool active on the current map. With clean, every PG
+        clean on a final map (clean_and_final), seen twice in a row with the
+        same revisions: a test may then act on the map's primaries."""
+        if not clean:
+            wait_for(lambda: self.pgs_in(pool, lambda w: w[0] == "active", current=True),
+                     timeout, interval=0.3, what=f"every PG of {pool} active")
+            return
+        seen = [None]
+
+        def settled():
+            prev, seen[0] = seen[0], self.clean_and_final(pool)
+            return seen[0] is not None and seen[0] == prev
+        wait_for(settled, timeout, interval=0.3,
+                 what=f"every PG of {pool} clean on a final map")
 
     # ---- data ------------------------------------------------------------------------
 
