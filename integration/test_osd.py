@@ -117,10 +117,11 @@ def test_clean_wait_returns_a_final_map(procs, vstor_bin, tmp_path):
     before the monitor gives them back to it (placement balances primaries), so
     every PG reads clean on a map that is about to change. wait_active(clean=True)
     must not return on that map: a test acting on the primaries it names would
-    act on ones about to lose their PGs. The monitor's change delay is 5 s here
+    act on ones about to lose their PGs. The monitor's change delay is 8 s here
     (osd.2 takes about 3 s to peer with the returned osd.1 under ASan), so that
-    interim map lasts long enough to be seen."""
-    delay = 5
+    interim map lasts long enough to be seen; 8 s leaves room for a loaded
+    CI machine)."""
+    delay = 8
     c = Cluster(procs, vstor_bin, tmp_path, mons=1, mon_change_delay=f"{delay}s")
     c.add_osds(2)
     pool = c.pool("rbd", 2, 1, 8)
