@@ -36,7 +36,7 @@ import time
 import pytest
 
 from vstor_cluster import Cluster, assert_debug_option_refused
-from vstor_fixtures import crc32c, frame, hello_body, recv_exact, wait_for
+from vstor_fixtures import frame, hello_body, recv_exact, wait_for
 
 OP_HELLO, OP_PING, OP_READ = 1, 2, 16
 REPLY = 1
@@ -74,14 +74,6 @@ def enter_netns(host):
             raise OSError(ctypes.get_errno(), "setns")
     finally:
         os.close(fd)
-
-
-def reply_frame(opcode, ident):
-    """A success reply without payload (the answer to a PING)."""
-    h = bytearray(128)
-    struct.pack_into("<IHHQIII", h, 0, 0x314E5356, 1, opcode, ident, REPLY, 0, 0)
-    struct.pack_into("<I", h, 124, crc32c(bytes(h[:124])))
-    return bytes(h)
 
 
 class RawReader:
@@ -168,7 +160,7 @@ class RawReader:
                 raise ConnectionError("closed by the OSD mid-reply")
             if not flags & REPLY:
                 if opcode == OP_PING:
-                    s.sendall(reply_frame(OP_PING, rid))
+                    s.sendall(frame(OP_PING, rid, b"", flags=REPLY))  # success, no payload
                 continue
             if rid != ident:
                 continue  # a late answer to an attempt that stalled
@@ -301,6 +293,7 @@ def test_no_stale_read_from_replaced_primary(procs, vstor_bin, tmp_path, netns, 
             # R goes on reading through X, which cannot hear of the change.
             time.sleep(3)
         finally:
+            heal_at = time.time()  # X can hear of the new map from here on
             osd_hosts[x - 1].nft_heal()
         healed_at = time.time()
         # X registers again and the mon may give it its PGs back: a PG seen
@@ -356,7 +349,7 @@ def test_no_stale_read_from_replaced_primary(procs, vstor_bin, tmp_path, netns, 
     # X learnt of the new map only after the heal, and answered R -- with an
     # error -- after the acknowledgement and before it learnt.
     for p in pools:
-        assert utc(healed_at) < learnt[p] != "~", (p, timeline)
+        assert utc(heal_at) < learnt[p] != "~", (p, timeline)
         answered = [r for r in reads if r["target"] == targets[p] and r["sent"] > acked[p]
                     and r["got"] and utc(r["got"]) < learnt[p]]
         assert answered, f"R got no answer from X after the acknowledgement:\n{timeline}"
