@@ -147,8 +147,10 @@ class Chaos:
         self.old_logs.append(f"{proc.log_path}.{n}")
 
     def daemons(self):
-        """(name, proc) of every daemon the checks cover."""
-        return [("mon", self.c.mons[0])] + \
+        """(name, proc) of every daemon the checks cover: the mons ("mon" when
+        there is one, else "mon.N"), then the OSDs."""
+        mons = self.c.mons
+        return [("mon" if len(mons) == 1 else f"mon.{i + 1}", p) for i, p in enumerate(mons)] + \
             [(f"osd.{i}", o["proc"]) for i, o in self.c.osds.items()]
 
     def crashes(self):
@@ -169,8 +171,7 @@ class Chaos:
         in the logs of the daemons killed before: what a failure prints."""
         lines = [f"chaos seed {seed} (VSTOR_CHAOS_SEED={seed} replays this schedule)",
                  "fault log:"] + ["  " + line for line in self.log]
-        daemons = [self.c.mons[0]] + [o["proc"] for o in self.c.osds.values()]
-        for p in daemons:
+        for _, p in self.daemons():
             lines += [f"---- {p.name} ({p.log_path}), last {tail} chars:", p.log()[-tail:]]
         for path in self.old_logs:
             with open(path, errors="replace") as f:

@@ -228,10 +228,6 @@ class MonChaos(Chaos):
         else:
             self.hosts[n].nft_heal()
 
-    def daemons(self):
-        return [(f"mon.{i + 1}", p) for i, p in enumerate(self.c.mons)] + \
-            [(f"osd.{i}", o["proc"]) for i, o in self.c.osds.items()]
-
     def leaders_by_term(self):
         """{term: {member}} from every mon log ("member N is leader (term T)")."""
         terms = {}
@@ -244,14 +240,6 @@ class MonChaos(Chaos):
             for m in re.finditer(r"member (\d+) is leader \(term (\d+)\)", log):
                 terms.setdefault(int(m.group(2)), set()).add(int(m.group(1)))
         return terms
-
-    def report(self, seed, tail=3000):
-        """Chaos.report (the seed, the fault log, mon 1's and every OSD's log
-        tail, the crash reports of killed daemons), plus the other mons' tails."""
-        lines = [super().report(seed, tail)]
-        for p in self.c.mons[1:]:
-            lines += [f"---- {p.name} ({p.log_path}), last {tail} chars:", p.log()[-tail:]]
-        return "\n".join(lines)
 
 
 def one_leader(chaos):

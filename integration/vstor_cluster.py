@@ -209,20 +209,7 @@ class Cluster:
         pid = self.pool_id(pool) if isinstance(pool, str) else pool
         pgs = self.get("config/pgs") or {}
         mapped = pgs.get("pools", {}).get(str(pid), {}).get("pgs", [])
-        n = pg_count or len(mapped)
-        st = self.pg_states(pid)
-        if not (n > 0 and len(st) == n and all(want(s["state"]) for s in st.values())):
-            return False
-        if not current:
-            return True
-        for i, m in enumerate(mapped):
-            s = st.get(i)
-            if s is None or s.get("primary") != m["primary"]:
-                return False
-            if s["state"] == ["active"] and \
-                    sorted(s.get("peers", [])) != sorted(o for o in m["osd_set"] if o):
-                return False
-        return True
+        return pgs_match(mapped, self.pg_states(pid), want, pg_count, current)
 
     def clean_and_final(self, pool):
         """When every PG of the pool is clean on the current map and that map is
@@ -240,15 +227,10 @@ class Cluster:
         mapped = pp.get("pgs", [])
         st = {int(k.rsplit("/", 1)[1]): v
               for k, v in self.kvs(f"pg/state/{pid}/", prefix=True).items()}
-        if not mapped or len(st) != len(mapped):
-            return None
-        for i, m in enumerate(mapped):
-            s, _ = st.get(i, ({}, 0))
-            if s.get("state") != ["active"] or s.get("primary") != m["primary"] or \
-                    sorted(s.get("peers", [])) != sorted(o for o in m["osd_set"] if o) or \
-                    m.get("history"):
-                return None
-        if pp.get("last_clean") != [m["osd_set"] for m in mapped]:
+        if not pgs_match(mapped, {i: v for i, (v, _) in st.items()},
+                         lambda w: w == ["active"], None, True) or \
+                any(m.get("history") for m in mapped) or \
+                pp.get("last_clean") != [m["osd_set"] for m in mapped]:
             return None
         return pgs_rev, tuple(st[i][1] for i in range(len(mapped)))
 
@@ -286,6 +268,24 @@ class Cluster:
         """Starts osd_verify in the background (a procs process)."""
         return self.procs.start(*(list(self._prefix(host)) + self.verify_args(image, **kw)),
                                 name=name, vstor=False)
+
+
+def pgs_match(mapped, st, want, pg_count=None, current=False):
+    """Cluster.pgs_in on a map's PG list (mapped) and the pool's {pg: pg/state
+    value} (st)."""
+    n = pg_count or len(mapped)
+    if not (n > 0 and len(st) == n and all(want(s["state"]) for s in st.values())):
+        return False
+    if not current:
+        return True
+    for i, m in enumerate(mapped):
+        s = st.get(i)
+        if s is None or s.get("primary") != m["primary"]:
+            return False
+        if s["state"] == ["active"] and \
+                sorted(s.get("peers", [])) != sorted(o for o in m["osd_set"] if o):
+            return False
+    return True
 
 
 def ok(r):

@@ -347,11 +347,12 @@ def crc32c(data):
     return crc ^ 0xFFFFFFFF
 
 
-def frame(opcode, ident, body, meta_len=0, data_len=0):
-    """A request header: magic, version 1, opcode, id, the payload lengths and
-    the op fields (body); the payload, if any, is the caller's to send."""
+def frame(opcode, ident, body, meta_len=0, data_len=0, flags=0):
+    """A header: magic, version 1, opcode, id, flags (0: a request; 1: a
+    reply), the payload lengths and the op fields (body, or a reply's retval);
+    the payload, if any, is the caller's to send."""
     h = bytearray(128)
-    struct.pack_into("<IHHQIII", h, 0, 0x314E5356, 1, opcode, ident, 0, meta_len, data_len)
+    struct.pack_into("<IHHQIII", h, 0, 0x314E5356, 1, opcode, ident, flags, meta_len, data_len)
     h[32:32 + len(body)] = body
     struct.pack_into("<I", h, 124, crc32c(bytes(h[:124])))
     return bytes(h)

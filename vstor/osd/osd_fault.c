@@ -156,15 +156,21 @@ static const struct vs_disk_ops fault_ops = {
     .unregister_mem = fault_unregister_mem,
 };
 
+int osd__debug_hook_allowed(const struct vs_osd *osd, const char *hook)
+{
+    if (osd->cfg->enable_debug)
+        return 0;
+    VS_ERROR(OSD_LOG, "%s is a test-only hook: it needs enable_debug true as well", hook);
+    return -EINVAL;
+}
+
 int osd__fault_wrap(struct vs_osd *osd)
 {
     if (!osd->cfg->debug_fault_dir)
         return 0;
-    if (!osd->cfg->enable_debug) {
-        VS_ERROR(OSD_LOG, "debug_fault_dir is a test-only fault hook: it needs enable_debug "
-                 "true as well");
-        return -EINVAL;
-    }
+    int rc = osd__debug_hook_allowed(osd, "debug_fault_dir");
+    if (rc < 0)
+        return rc;
     struct fault_disk *d = calloc(1, sizeof(*d));
     if (!d)
         return -ENOMEM;

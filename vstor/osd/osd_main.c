@@ -213,11 +213,9 @@ static int net_make(struct vs_osd *osd)
         /* Tests only (integration/test_osd_stale_read.py): with the cap off, a
          * primary cut off from its set stays active past the moment its PGs
          * move, and the read lease alone must stop its reads. */
-        if (!osd->cfg->enable_debug) {
-            VS_ERROR(OSD_LOG, "debug_keepalive_uncapped is a test-only hook: it needs "
-                     "enable_debug true as well");
-            return -EINVAL;
-        }
+        int rc = osd__debug_hook_allowed(osd, "debug_keepalive_uncapped");
+        if (rc < 0)
+            return rc;
         VS_WARN(OSD_LOG, "test-only: keepalive not capped by osd_lease_ttl: ping after %u ms "
                 "of silence, dead after %u ms more", nc.ping_interval_ms, nc.ping_timeout_ms);
         cap = UINT32_MAX;
