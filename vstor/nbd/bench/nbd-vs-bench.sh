@@ -8,7 +8,9 @@
 #     against the demo's unix socket: the same six tests on the same image;
 #  3. the export's CPU time per 4 KiB request (/proc/PID/schedstat);
 #  4. if nbdkit is installed, the NBD client's own floor on this machine: the
-#     same fio nbd client against `nbdkit null` (a server with no storage).
+#     same fio nbd client against `nbdkit null` (a server with no storage),
+#     with its default thread pool and with one thread (`-t 1`, the faster at
+#     Q1); at Q1 this is a lower bound of what any NBD server adds.
 # Prints medians, the added T1Q1 latency (target ≤ 25 µs) and the Q128 IOPS
 # ratio (target ≥ 0.8) as a markdown table.
 # A/B: with B_BIN and/or B_ARGS set, a second export of the same image runs
@@ -41,11 +43,12 @@ if [ -n "${B_BIN:-}" ] || [ -n "$B_ARGS" ]; then ab=1; fi
 b_bin=$(readlink -f "${B_BIN:-$1}")
 work=$(mktemp -d /var/tmp/nbd-vs-bench.XXXXXX)
 demo_dir=${DEMO_DIR:-$work/demo}
-demo_pid= null_pid= b_pid=
+demo_pid= null_pid= null1_pid= b_pid=
 fresh_images=
 for i in 1 2 3; do [ -e "$demo_dir/osd$i.img" ] || fresh_images="$fresh_images $demo_dir/osd$i.img"; done
 cleanup() {
     [ -n "$null_pid" ] && kill "$null_pid" 2>/dev/null
+    [ -n "$null1_pid" ] && kill "$null1_pid" 2>/dev/null
     if [ -n "$b_pid" ]; then
         kill -INT "$b_pid" 2>/dev/null
         wait "$b_pid" 2>/dev/null || true
@@ -143,14 +146,23 @@ fi
 if [ "$FLOOR" = 1 ] && command -v nbdkit > /dev/null; then
     echo "== 3. client floor: fio nbd against nbdkit null"
     nbdkit -U "$work/null.sock" -P "$work/null.pid" null size=1G
-    for _ in $(seq 50); do [ -s "$work/null.pid" ] && break; sleep 0.1; done
-    null_pid=$(cat "$work/null.pid")
+    nbdkit -t 1 -U "$work/null1.sock" -P "$work/null1.pid" null size=1G
+    for _ in $(seq 50); do [ -s "$work/null.pid" ] && [ -s "$work/null1.pid" ] && break; sleep 0.1; done
+    null_pid=$(cat "$work/null.pid") null1_pid=$(cat "$work/null1.pid")
+    # randwrite+flush: fio-suite's T1Q1 write job (a FLUSH after every
+    # WRITE), the floor of what NBD adds to `vstor bench`'s write+sync
     for r in $(seq "$rounds"); do
-        for job in "randread 1" "randwrite 1" "randread 128" "randwrite 128"; do
+        for job in "randread 1" "randwrite 1" "randwrite+flush 1" "randread 128" \
+                   "randwrite 128"; do
             set -- $job
-            read -r iops _ < <(fio4k "$1" "$2" 10 --ioengine=nbd \
-                --uri="nbd+unix:///?socket=$work/null.sock")
-            echo "$1-q$2 $iops" >> "$work/floor.txt"
+            local_rw=${1%+flush} extra=
+            [ "$local_rw" != "$1" ] && extra=--fsync=1
+            for srv in null null1; do
+                # shellcheck disable=SC2086
+                read -r iops _ < <(fio4k "$local_rw" "$2" 10 --ioengine=nbd $extra \
+                    --uri="nbd+unix:///?socket=$work/$srv.sock")
+                echo "$1-q$2 $srv $iops" >> "$work/floor.txt"
+            done
         done
     done
 fi
@@ -231,11 +243,14 @@ if ab:
     cpu_table("cpub.txt", "b (export B)")
 floor = defaultdict(list)
 for line in open(os.path.join(work, "floor.txt")):
-    name, v = line.split()
-    floor[name].append(float(v))
+    name, srv, v = line.split()
+    floor[name, srv].append(float(v))
 if floor:
-    print(f"\n3. client floor: fio nbd against nbdkit null, medians of {rounds}")
-    print("| job | IOPS | µs per op |\n|---|---:|---:|")
-    for name, v in floor.items():
-        print(f"| {name} | {med(v):.0f} | {1e6 / med(v):.1f} |")
+    print(f"\n3. client floor: fio nbd against nbdkit null, medians of {rounds}"
+          " (default threads | -t 1)")
+    print("| job | IOPS | µs per op | IOPS (-t 1) | µs per op (-t 1) |\n"
+          "|---|---:|---:|---:|---:|")
+    for name in dict.fromkeys(n for n, _ in floor):
+        a, b = med(floor[name, "null"]), med(floor[name, "null1"])
+        print(f"| {name} | {a:.0f} | {1e6 / a:.1f} | {b:.0f} | {1e6 / b:.1f} |")
 PY
