@@ -43,7 +43,7 @@ if [ -n "${B_BIN:-}" ] || [ -n "$B_ARGS" ]; then ab=1; fi
 b_bin=$(readlink -f "${B_BIN:-$1}")
 work=$(mktemp -d /var/tmp/nbd-vs-bench.XXXXXX)
 demo_dir=${DEMO_DIR:-$work/demo}
-demo_pid= null_pid= null1_pid= b_pid=
+demo_pid='' null_pid='' null1_pid='' b_pid=''
 fresh_images=
 for i in 1 2 3; do [ -e "$demo_dir/osd$i.img" ] || fresh_images="$fresh_images $demo_dir/osd$i.img"; done
 cleanup() {
@@ -130,6 +130,7 @@ echo "== 2. export CPU and syscalls per request"
 if [ -n "$export_pid" ] && [ -r "/proc/$export_pid/schedstat" ]; then
     for r in $(seq "$rounds"); do
         for job in "randread 1" "randwrite 1" "randread 128" "randwrite 128"; do
+            # shellcheck disable=SC2086 # split "rw qd" into $1 $2
             set -- $job
             if [ "$ab" = 1 ] && [ $((r % 2)) = 0 ]; then
                 cpu_sample "$work/cpub.txt" "$b_pid" "$b_uri" "$1" "$2"
