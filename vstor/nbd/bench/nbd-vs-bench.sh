@@ -29,6 +29,7 @@
 # are deleted at the end unless KEEP=1; the logs stay in the work directory
 # (its path is printed), and the tables go to stdout.
 set -euo pipefail
+# shellcheck source=vstor/nbd/bench/demo_start.sh
 . "$(dirname "$0")/demo_start.sh"
 vstor=$(readlink -f "$1") rounds=${2:-3}
 SUITE=${SUITE:-$(cd "$(dirname "$0")/../../.." && pwd)/../shared/bench/fio-suite.sh}
@@ -155,6 +156,7 @@ if [ "$FLOOR" = 1 ] && command -v nbdkit > /dev/null; then
     for r in $(seq "$rounds"); do
         for job in "randread 1" "randwrite 1" "randwrite+flush 1" "randread 128" \
                    "randwrite 128"; do
+            # shellcheck disable=SC2086 # split "rw qd" into $1 $2
             set -- $job
             local_rw=${1%+flush} extra=
             [ "$local_rw" != "$1" ] && extra=--fsync=1
