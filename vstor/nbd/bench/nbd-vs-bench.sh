@@ -105,16 +105,6 @@ for r in $(seq "$rounds"); do
     else run_nbd "nbd$r"; run_bench "bench$r"; fi
 done
 
-# one 4 KiB fio job; prints "iops total_ios"
-fio4k() { # rw qd seconds target...
-    local rw=$1 qd=$2 sec=$3; shift 3
-    fio --name=x --bs=4k --rw="$rw" --iodepth="$qd" --time_based --runtime="$sec" \
-        --output-format=json "$@" 2>/dev/null | python3 -c '
-import json, sys
-s = sys.stdin.read(); j = json.loads(s[s.index("{"):])["jobs"][0]
-d = j["read"] if j["read"]["total_ios"] else j["write"]
-print(d["iops"], d["total_ios"])'
-}
 cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
 syscalls() { awk '/^sysc[rw]:/ {n += $2} END {print n}' "/proc/$1/io"; }
 cpu_sample() { # file pid uri rw qd

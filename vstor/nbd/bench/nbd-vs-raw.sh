@@ -14,8 +14,9 @@
 # FILE is created (2 GiB of random data) if missing, and then deleted at the
 # end unless KEEP=1. Use a release build.
 set -euo pipefail
+# shellcheck source=vstor/nbd/bench/demo_start.sh
+. "$(dirname "$0")/demo_start.sh" # fio4k
 vstor=$1 file=$2 rounds=${3:-3}
-here=$(cd "$(dirname "$0")" && pwd)
 SUITE=${SUITE:-/work/shared/bench/fio-suite.sh}
 RUNTIME=${RUNTIME:-20}
 KEEP=${KEEP:-0}
@@ -31,9 +32,9 @@ sock=$work/nbd.sock
 "$vstor" nbd-export --file "$file" --socket "$sock" --name disk --nbd-buffer-size 256M \
     > "$work/export.log" 2>&1 &
 pid=$!
-nullpid=
+nullpid=''
 cleanup() {
-    kill "$pid" $nullpid 2>/dev/null || true
+    kill "$pid" ${nullpid:+"$nullpid"} 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     rm -rf "$work"
     if [ "$created" = 1 ] && [ "$KEEP" != 1 ]; then
@@ -52,26 +53,17 @@ for r in $(seq "$rounds"); do
     OUTDIR=$work/out RUNTIME=$RUNTIME "$SUITE" "nbd$r" --ioengine=nbd --uri="$nbd_uri"
 done
 
-# one 4 KiB fio job; prints "iops total_ios"
-fio4k() { # rw qd seconds target...
-    local rw=$1 qd=$2 sec=$3; shift 3
-    fio --name=x --bs=4k --rw="$rw" --iodepth="$qd" --time_based --runtime="$sec" \
-        --output-format=json "$@" 2>/dev/null | python3 -c '
-import json, sys
-s = sys.stdin.read(); j = json.loads(s[s.index("{"):])["jobs"][0]
-d = j["read"] if j["read"]["total_ios"] else j["write"]
-print(d["iops"], d["total_ios"])'
-}
-cpu_ns() { awk '{print $1}' "/proc/$pid/schedstat"; }
+server_cpu_ns() { awk '{print $1}' "/proc/$pid/schedstat"; } # the main thread, as before
 
 echo "== 2. server CPU per request"
 : > "$work/cpu.txt"
 for r in $(seq "$rounds"); do
     for job in "randread 1" "randwrite 1" "randread 128" "randwrite 128"; do
+        # shellcheck disable=SC2086 # split "rw qd" into $1 $2
         set -- $job
-        before=$(cpu_ns)
+        before=$(server_cpu_ns)
         read -r iops ios < <(fio4k "$1" "$2" 10 --ioengine=nbd --uri="$nbd_uri")
-        after=$(cpu_ns)
+        after=$(server_cpu_ns)
         echo "$1-q$2 $iops $ios $((after - before))" >> "$work/cpu.txt"
     done
 done
