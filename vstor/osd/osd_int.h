@@ -437,11 +437,11 @@ void osd__all_pgs_stopped(struct vs_osd *osd);
 /* The store's on_broken hook (osd_fault.c): a device error broke the store
  * (whatever io it was), so the OSD stops (rule F1). arg is the OSD. */
 void osd__store_broken(void *arg, const char *why);
-/* Wraps osd->disk with the test-only fault hook when debug_fault_dir is set;
- * -EINVAL when enable_debug is not. */
 /* 0 when enable_debug is on; else logs that HOOK (a test-only option) needs
  * it and returns -EINVAL: such hooks cannot be switched on by accident. */
 int osd__debug_hook_allowed(const struct vs_osd *osd, const char *hook);
+/* Wraps osd->disk with the test-only fault hook when debug_fault_dir is set;
+ * -EINVAL when enable_debug is not. */
 int osd__fault_wrap(struct vs_osd *osd);
 void osd__fault_start(struct vs_osd *osd); /* once osd->id is known */
 void osd__fault_stop(struct vs_osd *osd);

@@ -6,7 +6,7 @@
 #  2. ROUNDS times, alternating which goes first: `vstor bench --image demo`
 #     (libvstor directly) and shared/bench/fio-suite.sh with fio's nbd engine
 #     against the demo's unix socket: the same six tests on the same image;
-#  3. the export's CPU time per 4 KiB request (/proc/PID/schedstat);
+#  3. the export's CPU time per 4 KiB request (schedstat of all its threads);
 #  4. if nbdkit is installed, the NBD client's own floor on this machine: the
 #     same fio nbd client against `nbdkit null` (a server with no storage),
 #     with its default thread pool and with one thread (`-t 1`, the faster at
@@ -105,7 +105,6 @@ for r in $(seq "$rounds"); do
     else run_nbd "nbd$r"; run_bench "bench$r"; fi
 done
 
-cpu_ns() { awk '{print $1}' "/proc/$1/schedstat"; }
 syscalls() { awk '/^sysc[rw]:/ {n += $2} END {print n}' "/proc/$1/io"; }
 cpu_sample() { # file pid uri rw qd
     local before sc_before after sc_after iops ios
@@ -148,11 +147,11 @@ if [ "$FLOOR" = 1 ] && command -v nbdkit > /dev/null; then
                    "randwrite 128"; do
             # shellcheck disable=SC2086 # split "rw qd" into $1 $2
             set -- $job
-            local_rw=${1%+flush} extra=
-            [ "$local_rw" != "$1" ] && extra=--fsync=1
+            rw=${1%+flush} extra=
+            [ "$rw" != "$1" ] && extra=--fsync=1
             for srv in null null1; do
-                # shellcheck disable=SC2086
-                read -r iops _ < <(fio4k "$local_rw" "$2" 10 --ioengine=nbd $extra \
+                # shellcheck disable=SC2086 # extra: no word, or one
+                read -r iops _ < <(fio4k "$rw" "$2" 10 --ioengine=nbd $extra \
                     --uri="nbd+unix:///?socket=$work/$srv.sock")
                 echo "$1-q$2 $srv $iops" >> "$work/floor.txt"
             done

@@ -5,7 +5,7 @@
 #     (fio libaio, O_DIRECT: the physical floor) and through
 #     `vstor nbd-export --file FILE` (fio's nbd engine over a unix socket),
 #     alternating ROUNDS times; medians and NBD/raw ratios;
-#  2. the server's CPU time per 4 KiB request (from /proc/PID/schedstat);
+#  2. the server's CPU time per 4 KiB request (schedstat of all its threads);
 #  3. if nbdkit is installed, the NBD transport floor of this machine: the
 #     same fio nbd client against `nbdkit null` (no storage at all).
 #   usage: nbd-vs-raw.sh VSTOR_BIN FILE [ROUNDS]
@@ -15,7 +15,7 @@
 # end unless KEEP=1. Use a release build.
 set -euo pipefail
 # shellcheck source=vstor/nbd/bench/demo_start.sh
-. "$(dirname "$0")/demo_start.sh" # fio4k
+. "$(dirname "$0")/demo_start.sh" # fio4k, cpu_ns
 vstor=$1 file=$2 rounds=${3:-3}
 SUITE=${SUITE:-/work/shared/bench/fio-suite.sh}
 RUNTIME=${RUNTIME:-20}
@@ -53,7 +53,6 @@ for r in $(seq "$rounds"); do
     OUTDIR=$work/out RUNTIME=$RUNTIME "$SUITE" "nbd$r" --ioengine=nbd --uri="$nbd_uri"
 done
 
-server_cpu_ns() { awk '{print $1}' "/proc/$pid/schedstat"; } # the main thread, as before
 
 echo "== 2. server CPU per request"
 : > "$work/cpu.txt"
@@ -61,9 +60,9 @@ for r in $(seq "$rounds"); do
     for job in "randread 1" "randwrite 1" "randread 128" "randwrite 128"; do
         # shellcheck disable=SC2086 # split "rw qd" into $1 $2
         set -- $job
-        before=$(server_cpu_ns)
+        before=$(cpu_ns "$pid")
         read -r iops ios < <(fio4k "$1" "$2" 10 --ioengine=nbd --uri="$nbd_uri")
-        after=$(server_cpu_ns)
+        after=$(cpu_ns "$pid")
         echo "$1-q$2 $iops $ios $((after - before))" >> "$work/cpu.txt"
     done
 done
